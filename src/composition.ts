@@ -1,0 +1,208 @@
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import mongoose, { type Connection } from 'mongoose';
+import type { Logger } from 'pino';
+import type { Config } from './config/config';
+import { createApp } from './http/app';
+import { createShutdown, type ShutdownStep } from './lifecycle/shutdown';
+import { createMetrics } from './metrics';
+import { createModels, ensureIndexes, type Models } from './models';
+import { BatchStore } from './queue/batch-store';
+import { eventsChannel } from './queue/events';
+import { IdempotencyStore } from './queue/idempotency-store';
+import { createIngestQueue, type IngestQueue } from './queue/ingest-queue';
+import { createRedis } from './queue/redis';
+import { AggregateRepository } from './repositories/aggregate-repository';
+import { HistoryRepository } from './repositories/history-repository';
+import { ProcessedRecordRepository } from './repositories/processed-record-repository';
+import { IngestService } from './services/ingest-service';
+import { JobProcessor, PermanentJobError } from './services/job-processor';
+import { GUARD_RETENTION, LanePool } from './services/lane-pool';
+import { attachSocketServer, type SocketServer } from './sockets/socket-server';
+
+// Server selection gives up after 5 s, so a request or job fails (and is retried) instead of hanging while MongoDB is down.
+const SERVER_SELECTION_TIMEOUT_MS = 5000;
+const CONNECT_RETRY_MS = 2000;
+
+/**
+ * Connects to MongoDB. The worker waits as long as it takes (`patient`); the
+ * API gives up after its first attempts, so a misconfigured URI is reported.
+ */
+export async function connectMongo(uri: string, logger: Logger, patient: boolean): Promise<Connection> {
+  for (let attempt = 1; ; attempt += 1) {
+    const connection = mongoose.createConnection(uri, {
+      bufferCommands: false,
+      autoIndex: false,
+      autoCreate: false,
+      serverSelectionTimeoutMS: SERVER_SELECTION_TIMEOUT_MS,
+    });
+    try {
+      await connection.asPromise();
+      return connection;
+    } catch (error) {
+      await connection.close().catch(() => undefined);
+      if (!patient && attempt >= 3) throw error;
+      logger.warn({ attempt, err: (error as Error).message }, 'MongoDB is not reachable yet; retrying');
+      await new Promise((resolve) => setTimeout(resolve, CONNECT_RETRY_MS));
+    }
+  }
+}
+
+function repositories(models: Models) {
+  return {
+    aggregates: new AggregateRepository(models.aggregate, GUARD_RETENTION),
+    history: new HistoryRepository(models.dataPoint),
+    processed: new ProcessedRecordRepository(models.processedRecord),
+  };
+}
+
+export interface ApiComponents {
+  httpServer: HttpServer;
+  sockets: SocketServer;
+  queue: IngestQueue;
+  listen(port: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Wires the API: HTTP and Socket.io on one server, not listening yet. */
+export async function createApiComponents(config: Config, logger: Logger): Promise<ApiComponents> {
+  const connection = await connectMongo(config.MONGODB_URI, logger, false);
+  const models = createModels(connection);
+  await ensureIndexes(models);
+  const { aggregates, history } = repositories(models);
+  const redis = createRedis(config.REDIS_URL, 'api', logger);
+  const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
+  const queue = createIngestQueue(
+    { redisUrl: config.REDIS_URL, name: config.QUEUE_NAME, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS },
+    'api',
+    logger,
+  );
+  const batches = new BatchStore(redis, config.QUEUE_NAME);
+  const metrics = createMetrics({
+    queueCounts: async () => {
+      const counts = await queue.getJobCounts();
+      return { waiting: counts.waiting, active: counts.active, delayed: counts.delayed, failed: counts.failed };
+    },
+    processedPoints: () => batches.processedPoints(),
+  });
+  const ingest = new IngestService(queue, batches, { chunkSize: config.JOB_CHUNK_SIZE, maxQueueBacklog: config.MAX_QUEUE_BACKLOG }, logger);
+  const app = createApp({
+    logger,
+    metrics,
+    ingest,
+    idempotency: new IdempotencyStore(redis, config.QUEUE_NAME),
+    aggregates,
+    history,
+    batches,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    maxPointsPerRequest: config.MAX_POINTS_PER_REQUEST,
+    corsOrigins: config.CORS_ORIGINS,
+    readiness: [
+      { name: 'mongodb', check: async () => void (await connection.db?.admin().ping()) },
+      { name: 'redis', check: async () => void (await redis.ping()) },
+    ],
+  });
+  const httpServer = createServer(app);
+  const sockets = attachSocketServer(httpServer, {
+    aggregates,
+    subscriber,
+    channel: eventsChannel(config.QUEUE_NAME),
+    logger,
+    metrics,
+    maxKeysPerSocket: config.MAX_KEYS_PER_SOCKET,
+    corsOrigins: config.CORS_ORIGINS,
+  });
+  await sockets.ready;
+
+  const steps: ShutdownStep[] = [
+    {
+      name: 'http and socket.io',
+      run: async () => {
+        // Stop accepting, drop idle keep-alive connections, let in-flight requests finish.
+        const closed = sockets.close();
+        httpServer.closeIdleConnections();
+        await closed;
+      },
+    },
+    { name: 'queue', run: () => queue.close() },
+    { name: 'redis', run: async () => void (await Promise.allSettled([redis.quit(), subscriber.quit()])) },
+    { name: 'mongodb', run: () => connection.close() },
+  ];
+  return {
+    httpServer,
+    sockets,
+    queue,
+    listen: (port) =>
+      new Promise((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(port, () => resolve((httpServer.address() as AddressInfo).port));
+      }),
+    close: createShutdown(steps, logger, config.SHUTDOWN_TIMEOUT_MS),
+  };
+}
+
+export interface WorkerComponents {
+  queue: IngestQueue;
+  processor: JobProcessor;
+  /** Starts taking jobs. */
+  start(): void;
+  close(): Promise<void>;
+}
+
+export interface WorkerOptions {
+  clock?: () => number;
+}
+
+/** Wires the worker: the queue consumer, the repositories and the publisher. */
+export async function createWorkerComponents(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerComponents> {
+  const connection = await connectMongo(config.MONGODB_URI, logger, true);
+  const models = createModels(connection);
+  await ensureIndexes(models);
+  const redis = createRedis(config.REDIS_URL, 'worker', logger);
+  const queue = createIngestQueue(
+    { redisUrl: config.REDIS_URL, name: config.QUEUE_NAME, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS },
+    'worker',
+    logger,
+  );
+  const processor = new JobProcessor({
+    ...repositories(models),
+    batches: new BatchStore(redis, config.QUEUE_NAME),
+    lanes: new LanePool(),
+    publisher: redis,
+    channel: eventsChannel(config.QUEUE_NAME),
+    logger,
+    clock: options.clock,
+  });
+
+  queue.on('failed', (job, error) => {
+    const final = error instanceof PermanentJobError || job.attemptsMade >= (job.opts.attempts ?? 1);
+    logger.warn({ jobId: job.id, attempt: job.attemptsMade, final, err: error.message }, final ? 'job failed for good' : 'job failed; it will be retried');
+    if (final) {
+      processor.failBatch(String(job.id), job.data, error.message).catch((failure: unknown) => logger.error({ err: failure }, 'could not mark a batch failed'));
+    }
+  });
+
+  const steps: ShutdownStep[] = [
+    // Bull's close stops taking jobs and waits for the active ones to finish.
+    { name: 'queue', run: () => queue.close() },
+    { name: 'redis', run: async () => void (await redis.quit()) },
+    { name: 'mongodb', run: () => connection.close() },
+  ];
+  return {
+    queue,
+    processor,
+    start() {
+      void queue.process(config.WORKER_CONCURRENCY, async (job) => {
+        try {
+          const outcome = await processor.process({ id: String(job.id), data: job.data, attempt: job.attemptsMade + 1 });
+          logger.debug({ jobId: job.id, outcome }, 'job done');
+          return outcome;
+        } catch (error) {
+          if (error instanceof PermanentJobError) job.discard();
+          throw error;
+        }
+      });
+    },
+    close: createShutdown(steps, logger, config.SHUTDOWN_TIMEOUT_MS),
+  };
+}

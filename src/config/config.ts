@@ -1,0 +1,67 @@
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const csv = z
+  .string()
+  .default('')
+  .transform((s) =>
+    s
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part.length > 0),
+  );
+
+const configSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: port.default(3000),
+  MONGODB_URI: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
+    .default('mongodb://127.0.0.1:27017/realtime'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+    .default('redis://127.0.0.1:6379'),
+  QUEUE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 letters, digits, "_" or "-"')
+    .default('ingest'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Points per Bull job: one job costs a constant number of round trips, so bigger is cheaper. */
+  JOB_CHUNK_SIZE: positiveInt.max(10_000).default(1000),
+  MAX_POINTS_PER_REQUEST: positiveInt.default(100_000),
+  MAX_BODY_BYTES: positiveInt.default(16 * 1024 * 1024),
+  /** Waiting points over which ingest answers 503 (back-pressure). */
+  MAX_QUEUE_BACKLOG: positiveInt.default(2_000_000),
+  WORKER_CONCURRENCY: positiveInt.max(64).default(2),
+  JOB_ATTEMPTS: positiveInt.max(100).default(10),
+  /** First retry delay; Bull doubles it on each attempt (1 s, 2 s, 4 s ... ~8.5 min in all for 10 attempts). */
+  JOB_BACKOFF_MS: positiveInt.default(1000),
+  MAX_KEYS_PER_SOCKET: positiveInt.max(10_000).default(100),
+  CORS_ORIGINS: csv,
+  SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/**
+ * Reads and validates the environment once. Throws an Error whose message
+ * names every bad variable, so a process fails fast at start-up.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty value (`PORT=` copied from .env.example) means "use the default".
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new Error(`Invalid configuration: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/** The database name from MONGODB_URI (the path part), e.g. `realtime`. */
+export function databaseName(mongoUri: string): string {
+  const match = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]+)/.exec(mongoUri);
+  return match?.[1] ?? 'realtime';
+}

@@ -1,0 +1,150 @@
+import { z } from 'zod';
+
+export const MAX_FUTURE_MS = 24 * 60 * 60 * 1000;
+export const MAX_META_BYTES = 4 * 1024;
+export const MAX_META_DEPTH = 4;
+const FORBIDDEN_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+// Control characters (C0, DEL, C1): they break logs, URLs and some stores.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+// Epoch milliseconds up to the largest Date JavaScript can hold.
+const MAX_EPOCH_MS = 8.64e15;
+const ISO_8601 =
+  /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+
+export const keySchema = z
+  .string({ error: 'key must be a string' })
+  .min(1, 'key must not be empty')
+  .max(200, 'key must be at most 200 characters')
+  .refine((key) => !CONTROL_CHARS.test(key), 'key must not contain control characters');
+
+const valueSchema = z
+  .number({ error: 'value must be a number (not a string)' })
+  .refine(Number.isFinite, 'value must be a finite number');
+
+const typeSchema = z
+  .string({ error: 'type must be a string' })
+  .min(1, 'type must not be empty')
+  .max(64, 'type must be at most 64 characters');
+
+/** Epoch ms or an ISO-8601 string, as epoch ms. */
+const timestampSchema = z.union([z.number(), z.string()], { error: 'timestamp must be an ISO-8601 string or epoch milliseconds' }).transform((raw, ctx) => {
+  let ms: number;
+  if (typeof raw === 'number') {
+    ms = raw;
+  } else if (ISO_8601.test(raw)) {
+    ms = Date.parse(raw);
+  } else {
+    ms = Number.NaN;
+  }
+  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_EPOCH_MS) {
+    ctx.addIssue({ code: 'custom', message: 'timestamp must be an ISO-8601 date or non-negative integer epoch milliseconds' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/**
+ * Why meta is checked by hand: MongoDB and FerretDB reject or misread field
+ * names with `.` or a leading `$`, FerretDB rejects nested arrays and NUL in
+ * strings, and prototype names are a classic injection path.
+ */
+export function findMetaProblem(meta: unknown): string | undefined {
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
+    return 'meta must be a JSON object';
+  }
+  const serialized = JSON.stringify(meta);
+  if (Buffer.byteLength(serialized, 'utf8') > MAX_META_BYTES) {
+    return `meta must be at most ${MAX_META_BYTES} bytes when serialized`;
+  }
+  return findNestedProblem(meta, 1, false);
+}
+
+function findNestedProblem(node: unknown, depth: number, insideArray: boolean): string | undefined {
+  if (typeof node === 'string') {
+    return node.includes('\u0000') ? 'meta strings must not contain NUL characters' : undefined;
+  }
+  if (typeof node === 'number') {
+    return Number.isFinite(node) ? undefined : 'meta numbers must be finite';
+  }
+  if (typeof node !== 'object' || node === null) return undefined;
+  if (depth > MAX_META_DEPTH) return `meta must be nested at most ${MAX_META_DEPTH} levels deep`;
+  if (Array.isArray(node)) {
+    if (insideArray) return 'meta must not hold arrays inside arrays';
+    for (const item of node) {
+      const problem = findNestedProblem(item, depth + 1, true);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  for (const [name, child] of Object.entries(node)) {
+    if (name.startsWith('$') || name.includes('.') || FORBIDDEN_NAMES.has(name) || name.includes('\u0000')) {
+      return `meta field name "${name.slice(0, 50)}" is not allowed (no leading "$", no ".", no __proto__/constructor/prototype)`;
+    }
+    const problem = findNestedProblem(child, depth + 1, false);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+const metaSchema = z.unknown().superRefine((meta, ctx) => {
+  const problem = findMetaProblem(meta);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** A point as a client sends it. Unknown fields are rejected, not dropped. */
+export const incomingPointSchema = z.strictObject(
+  {
+    key: keySchema,
+    value: valueSchema,
+    timestamp: timestampSchema.optional(),
+    type: typeSchema.optional(),
+    meta: metaSchema.optional(),
+  },
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : 'a point must be a JSON object') },
+);
+
+/** A validated point with its timestamp resolved: what a job carries. */
+export const pointSchema = z.strictObject({
+  i: z.number().int().nonnegative(),
+  key: keySchema,
+  value: valueSchema,
+  ts: z.number().int().nonnegative().max(MAX_EPOCH_MS),
+  type: typeSchema.optional(),
+  meta: z.record(z.string(), z.unknown()).superRefine((meta, ctx) => {
+    const problem = findMetaProblem(meta);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }).optional(),
+});
+
+export type Point = z.infer<typeof pointSchema>;
+
+export interface Rejection {
+  index: number;
+  message: string;
+}
+
+export function describeIssues(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid point';
+  const path = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  const message = issue.message.startsWith(String(issue.path[0])) ? issue.message : `${path}${issue.message}`;
+  return message;
+}
+
+/**
+ * Validates one raw point. `receivedAt` fills a missing timestamp and bounds
+ * how far in the future a timestamp may be.
+ */
+export function validatePoint(raw: unknown, index: number, receivedAt: number): { point: Point } | { rejection: Rejection } {
+  const parsed = incomingPointSchema.safeParse(raw);
+  if (!parsed.success) return { rejection: { index, message: describeIssues(parsed.error) } };
+  const { key, value, timestamp, type, meta } = parsed.data;
+  const ts = timestamp ?? receivedAt;
+  if (ts > receivedAt + MAX_FUTURE_MS) {
+    return { rejection: { index, message: 'timestamp must not be more than 24 hours in the future' } };
+  }
+  const point: Point = { i: index, key, value, ts };
+  if (type !== undefined) point.type = type;
+  if (meta !== undefined) point.meta = meta as Record<string, unknown>;
+  return { point };
+}

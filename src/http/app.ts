@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import cors from 'cors';
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+import type { ApiMetrics } from '../metrics';
+import { errorMiddleware, notFoundMiddleware } from './error-middleware';
+import { createIngestRouter, type IngestRouteDeps } from './ingest-routes';
+import { createOpsRouter, type ReadinessCheck } from './ops-routes';
+import { createQueryRouter, type QueryRouteDeps } from './query-routes';
+
+export interface AppDeps extends IngestRouteDeps, QueryRouteDeps {
+  logger: Logger;
+  metrics: ApiMetrics;
+  readiness: ReadinessCheck[];
+  corsOrigins: string[];
+}
+
+// src/http or dist/http -> project root, where the live page lives.
+const LIVE_PAGE = path.resolve(__dirname, '..', '..', 'test-socket.html');
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
+
+/** The Express app, not listening yet: tests run it in-process. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (req, res) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      // Health probes and scrapes would drown the log.
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
+    }),
+  );
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        // The live page is one self-contained file with an inline script; it renders data with textContent only.
+        directives: { 'script-src': ["'self'", "'unsafe-inline'"], 'connect-src': ["'self'", 'ws:', 'wss:'] },
+      },
+    }),
+  );
+  app.use(cors({ origin: deps.corsOrigins.length > 0 ? deps.corsOrigins : false }));
+
+  app.use(createOpsRouter(deps.readiness, deps.metrics.registry));
+  app.get('/test-socket.html', (_req, res) => {
+    res.sendFile(LIVE_PAGE);
+  });
+  app.use('/api/data', createIngestRouter(deps), createQueryRouter(deps));
+  app.use(notFoundMiddleware);
+  app.use(errorMiddleware);
+  return app;
+}

@@ -1,0 +1,75 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { ZodError } from 'zod';
+import { AppError } from '../domain/errors';
+
+interface BodyParserError {
+  type: string;
+  status?: number;
+}
+
+function isBodyParserError(error: unknown): error is BodyParserError {
+  return typeof error === 'object' && error !== null && typeof (error as { type?: unknown }).type === 'string';
+}
+
+// Driver and client failures that mean "a dependency is down", not "a bug": answered 503, retryable.
+const UNAVAILABLE_ERRORS = new Set([
+  'MongoServerSelectionError',
+  'MongoNetworkError',
+  'MongoNetworkTimeoutError',
+  'MongoNotConnectedError',
+  'MongoTopologyClosedError',
+  'MaxRetriesPerRequestError',
+]);
+
+function isUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return UNAVAILABLE_ERRORS.has(error.name) || /Connection is closed|Stream isn't writeable|ECONNREFUSED/.test(error.message);
+}
+
+/** Maps any error to the contract's error body. Unknown errors are logged once and answered generically. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof ZodError) {
+    const details = error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
+    return new AppError(400, 'VALIDATION_FAILED', `Invalid request: ${details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join('; ')}`, details);
+  }
+  if (isBodyParserError(error)) {
+    switch (error.type) {
+      case 'entity.too.large':
+        return new AppError(413, 'BODY_TOO_LARGE', 'The request body is over the size limit; send fewer points per request.');
+      case 'entity.parse.failed':
+        return new AppError(400, 'MALFORMED_JSON', 'The request body is not valid JSON.');
+      case 'encoding.unsupported':
+      case 'charset.unsupported':
+        return new AppError(415, 'UNSUPPORTED_ENCODING', 'Send the body as UTF-8, optionally gzip- or deflate-compressed.');
+      case 'request.aborted':
+        return new AppError(400, 'REQUEST_ABORTED', 'The request was aborted before its body was complete.');
+      default:
+        if (error.status !== undefined && error.status >= 400 && error.status < 500) {
+          return new AppError(error.status, 'BAD_REQUEST', 'The request could not be read.');
+        }
+    }
+  }
+  if (isUnavailable(error)) {
+    return new AppError(503, 'SERVICE_UNAVAILABLE', 'A storage service is unavailable; retry after the delay in Retry-After.', undefined, { 'Retry-After': '5' });
+  }
+  return new AppError(500, 'INTERNAL', 'Something went wrong on our side; the error was logged.');
+}
+
+export const errorMiddleware: ErrorRequestHandler = (error, req, res, _next) => {
+  const appError = toAppError(error);
+  if (appError.status >= 500) req.log.error({ err: error }, 'request failed');
+  else req.log.info({ code: appError.code, status: appError.status }, 'request rejected');
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  for (const [name, value] of Object.entries(appError.headers ?? {})) res.setHeader(name, value);
+  const body: { code: string; message: string; details?: unknown[] } = { code: appError.code, message: appError.message };
+  if (appError.details) body.details = appError.details;
+  res.status(appError.status).json({ error: body });
+};
+
+export const notFoundMiddleware: RequestHandler = (req, _res, next) => {
+  next(new AppError(404, 'NOT_FOUND', `No route for ${req.method} ${req.path}; see the API reference in the README.`));
+};

@@ -1,0 +1,33 @@
+import type { Collection, Document } from 'mongodb';
+import type { Connection, Model } from 'mongoose';
+import { createAggregateModel, type AggregateModel } from './aggregate-model';
+import { createDataPointModel, type DataPointModel } from './data-point-model';
+import { createProcessedRecordModel, type ProcessedRecordModel } from './processed-record-model';
+
+export interface Models {
+  aggregate: AggregateModel;
+  dataPoint: DataPointModel;
+  processedRecord: ProcessedRecordModel;
+}
+
+export function createModels(connection: Connection): Models {
+  return {
+    aggregate: createAggregateModel(connection),
+    dataPoint: createDataPointModel(connection),
+    processedRecord: createProcessedRecordModel(connection),
+  };
+}
+
+/** Creates the indexes (idempotent). Called by both composition roots at start-up. */
+export async function ensureIndexes(models: Models): Promise<void> {
+  await Promise.all([models.dataPoint.createIndexes(), models.processedRecord.createIndexes()]);
+}
+
+/**
+ * The driver's typed collection behind a model. The hot paths (bulk writes,
+ * exact-`_id` reads) use the driver directly: no document hydration, and the
+ * update operators are sent exactly as written.
+ */
+export function nativeCollection<T extends Document>(model: Model<T>): Collection<T> {
+  return model.collection as unknown as Collection<T>;
+}

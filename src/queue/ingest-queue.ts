@@ -1,0 +1,53 @@
+import Queue from 'bull';
+import type { Logger } from 'pino';
+import { createRedis } from './redis';
+import type { JobPayload } from '../domain/job-payload';
+
+export type IngestQueue = Queue.Queue<JobPayload>;
+
+export interface QueueSettings {
+  redisUrl: string;
+  name: string;
+  attempts: number;
+  backoffMs: number;
+}
+
+/**
+ * Bull's lock is renewed every lockDuration/2 while a job runs; a worker
+ * that died loses it after `lockDuration`, and the stalled check (every
+ * `stalledInterval`) hands the job to another worker: a killed worker's job
+ * runs again within about a minute. `maxStalledCount` is high on purpose:
+ * with Bull's default of 1, a job whose worker is killed twice would end up
+ * failed, i.e. accepted points would never be counted.
+ */
+const LOCK_DURATION_MS = 30_000;
+const STALLED_INTERVAL_MS = 30_000;
+const MAX_STALLED_COUNT = 1000;
+
+/**
+ * Creates the queue with clients of its own (Bull quits them on `close()`).
+ * The API's command client fails fast, the worker's waits (see redis.ts).
+ */
+export function createIngestQueue(settings: QueueSettings, role: 'api' | 'worker', logger: Logger): IngestQueue {
+  const queue = new Queue<JobPayload>(settings.name, {
+    createClient: (type) => {
+      if (type === 'client') return createRedis(settings.redisUrl, role, logger);
+      if (type === 'subscriber') return createRedis(settings.redisUrl, 'subscriber', logger);
+      return createRedis(settings.redisUrl, 'blocking', logger);
+    },
+    settings: {
+      lockDuration: LOCK_DURATION_MS,
+      stalledInterval: STALLED_INTERVAL_MS,
+      maxStalledCount: MAX_STALLED_COUNT,
+    },
+    defaultJobOptions: {
+      attempts: settings.attempts,
+      backoff: { type: 'exponential', delay: settings.backoffMs },
+      // Bounded: the last hour (at most 1000) of completed jobs, a week (at most 10000) of failed ones.
+      removeOnComplete: { age: 3600, count: 1000 },
+      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+    },
+  });
+  queue.on('error', (error: Error) => logger.warn({ err: error.message }, 'queue error'));
+  return queue;
+}

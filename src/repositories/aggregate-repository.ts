@@ -1,0 +1,151 @@
+import type { AnyBulkWriteOperation, Collection } from 'mongodb';
+import type { AggregateDocument, AggregateModel } from '../models/aggregate-model';
+import type { KeyDelta, StatsView } from '../domain/stats';
+import { nativeCollection } from '../models';
+import { bulkWriteErrors, DUPLICATE_KEY } from './mongo-errors';
+
+/** Identifies one job's writes: lane `lane` of time slot `slot` applying its job number `seq`. */
+export interface JobGuard {
+  slot: number;
+  lane: string;
+  seq: number;
+}
+
+/** Guard slots older than these are dropped on each update (see lane-pool.ts for the window). */
+export interface GuardRetention {
+  /** Slots kept: the current one and `keepSlots - 1` before it. */
+  keepSlots: number;
+  /** How many slots before the kept ones each update also removes. */
+  pruneSlots: number;
+}
+
+export interface AggregatePage {
+  items: StatsView[];
+  nextCursor: string | null;
+}
+
+const VIEW_PROJECTION = { g: 0 } as const;
+
+export function toStatsView(doc: AggregateDocument): StatsView {
+  return {
+    key: doc._id,
+    count: doc.count,
+    sum: doc.sum,
+    avg: doc.count > 0 ? doc.sum / doc.count : 0,
+    min: doc.min,
+    max: doc.max,
+    firstTimestamp: doc.first.toISOString(),
+    lastTimestamp: doc.lastTs.toISOString(),
+    lastValue: doc.last.v,
+    updatedAt: doc.updatedAt.toISOString(),
+  };
+}
+
+function escapeUpperBound(prefix: string): string {
+  // Every string that starts with `prefix` sorts below prefix + U+FFFF... for BMP text.
+  return `${prefix}\uffff`;
+}
+
+export class AggregateRepository {
+  private readonly collection: Collection<AggregateDocument>;
+
+  constructor(
+    model: AggregateModel,
+    private readonly retention: GuardRetention,
+  ) {
+    this.collection = nativeCollection(model);
+  }
+
+  /**
+   * Creates the documents of keys that do not exist yet. A separate step,
+   * because an upsert whose guard does not match (a replayed job) would try
+   * to insert a second document with the same `_id`, and FerretDB stops an
+   * unordered bulk at the first such error.
+   */
+  async ensureExists(keys: readonly string[], now: Date): Promise<void> {
+    let remaining = keys.map((key) => ({
+      updateOne: { filter: { _id: key }, update: { $setOnInsert: { createdAt: now } }, upsert: true },
+    }));
+    while (remaining.length > 0) {
+      try {
+        await this.collection.bulkWrite(remaining as AnyBulkWriteOperation<AggregateDocument>[], { ordered: true });
+        return;
+      } catch (error) {
+        // Another worker created the same key between our read and write: it exists now, go on after it.
+        const failed = bulkWriteErrors(error)?.[0];
+        if (!failed || failed.code !== DUPLICATE_KEY) throw error;
+        remaining = remaining.slice(failed.index + 1);
+      }
+    }
+  }
+
+  /**
+   * Applies each delta once per guard: the filter matches only while this
+   * lane's recorded sequence on the key is below `guard.seq`, and the same
+   * single-document update raises it. Returns how many keys changed now;
+   * the others already had this job.
+   */
+  async applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<number> {
+    if (deltas.length === 0) return 0;
+    const guardPath = `g.${guard.slot}.${guard.lane}`;
+    const prune: Record<string, ''> = {};
+    for (let age = this.retention.keepSlots; age < this.retention.keepSlots + this.retention.pruneSlots; age += 1) {
+      prune[`g.${guard.slot - age}`] = '';
+    }
+    const operations = deltas.map((delta) => ({
+      updateOne: {
+        filter: { _id: delta.key, [guardPath]: { $not: { $gte: guard.seq } } },
+        update: {
+          $inc: { count: delta.count, sum: delta.sum },
+          $min: { min: delta.min, first: new Date(delta.firstTs) },
+          $max: {
+            max: delta.max,
+            lastTs: new Date(delta.lastTs),
+            // Field order matters: BSON compares t first, then v.
+            last: { t: new Date(delta.lastTs), v: delta.lastValue },
+            [guardPath]: guard.seq,
+          },
+          $set: { updatedAt: now },
+          $unset: prune,
+        },
+      },
+    }));
+    const result = await this.collection.bulkWrite(operations as AnyBulkWriteOperation<AggregateDocument>[], { ordered: false });
+    return result.matchedCount;
+  }
+
+  async findByKey(key: string): Promise<StatsView | null> {
+    const doc = await this.collection.findOne({ _id: key }, { projection: VIEW_PROJECTION });
+    return doc && doc.count !== undefined && doc.first ? toStatsView(doc) : null;
+  }
+
+  /** One lookup per key: exact `_id` matches are the fast path on FerretDB, `$in` is not. */
+  async findByKeys(keys: readonly string[]): Promise<Map<string, StatsView | null>> {
+    const views = await Promise.all(keys.map((key) => this.findByKey(key)));
+    return new Map(keys.map((key, index) => [key, views[index] ?? null]));
+  }
+
+  async list(options: { prefix?: string; limit: number; after?: string }): Promise<AggregatePage> {
+    const idFilter: Record<string, string> = {};
+    if (options.prefix) {
+      idFilter.$gte = options.prefix;
+      idFilter.$lt = escapeUpperBound(options.prefix);
+    }
+    if (options.after !== undefined && (idFilter.$gte === undefined || options.after >= idFilter.$gte)) {
+      delete idFilter.$gte;
+      idFilter.$gt = options.after;
+    }
+    const filter = Object.keys(idFilter).length > 0 ? { _id: idFilter, first: { $exists: true } } : { first: { $exists: true } };
+    const docs = await this.collection
+      .find(filter, { projection: VIEW_PROJECTION })
+      .sort({ _id: 1 })
+      .limit(options.limit + 1)
+      .toArray();
+    const page = docs.slice(0, options.limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map(toStatsView),
+      nextCursor: docs.length > options.limit && last ? last._id : null,
+    };
+  }
+}

@@ -1,0 +1,117 @@
+import type { AnyBulkWriteOperation, Collection, Filter } from 'mongodb';
+import type { DataPointDocument, DataPointModel } from '../models/data-point-model';
+import type { Point } from '../domain/point-schema';
+import { nativeCollection } from '../models';
+import { bulkWriteErrors, DUPLICATE_KEY } from './mongo-errors';
+
+export interface HistoryRecord {
+  key: string;
+  value: number;
+  timestamp: string;
+  type: string | null;
+  meta: Record<string, unknown> | null;
+  batchId: string;
+  receivedAt: string;
+  processedAt: string;
+}
+
+export interface HistoryQuery {
+  key?: string;
+  batchId?: string;
+  from?: number;
+  to?: number;
+  limit: number;
+  /** The last record of the previous page: newest-first order is (timestamp desc, _id desc). */
+  after?: { t: number; id: string };
+}
+
+export interface HistoryPage {
+  items: HistoryRecord[];
+  next: { t: number; id: string } | null;
+}
+
+export function historyId(batchId: string, index: number): string {
+  return `${batchId}:${index}`;
+}
+
+function toRecord(doc: DataPointDocument): HistoryRecord {
+  return {
+    key: doc.key,
+    value: doc.value,
+    timestamp: doc.timestamp.toISOString(),
+    type: doc.type ?? null,
+    meta: doc.meta ?? null,
+    batchId: doc.batchId,
+    receivedAt: doc.receivedAt.toISOString(),
+    processedAt: doc.processedAt.toISOString(),
+  };
+}
+
+export class HistoryRepository {
+  private readonly collection: Collection<DataPointDocument>;
+
+  constructor(model: DataPointModel) {
+    this.collection = nativeCollection(model);
+  }
+
+  /**
+   * Inserts one record per point. Records already there (a job run again)
+   * are duplicate-key errors, which an unordered insert reports per document
+   * and which mean "done"; any other error is thrown.
+   */
+  async insertPoints(batchId: string, points: readonly Point[], receivedAt: Date, processedAt: Date): Promise<number> {
+    if (points.length === 0) return 0;
+    const documents = points.map((point) => {
+      const doc: DataPointDocument = {
+        _id: historyId(batchId, point.i),
+        key: point.key,
+        value: point.value,
+        timestamp: new Date(point.ts),
+        batchId,
+        receivedAt,
+        processedAt,
+      };
+      if (point.type !== undefined) doc.type = point.type;
+      if (point.meta !== undefined) doc.meta = point.meta;
+      return { insertOne: { document: doc } };
+    });
+    try {
+      const result = await this.collection.bulkWrite(documents as AnyBulkWriteOperation<DataPointDocument>[], { ordered: false });
+      return result.insertedCount;
+    } catch (error) {
+      const failures = bulkWriteErrors(error);
+      if (!failures || failures.some((failure) => failure.code !== DUPLICATE_KEY)) throw error;
+      return points.length - failures.length;
+    }
+  }
+
+  async page(query: HistoryQuery): Promise<HistoryPage> {
+    const filter: Filter<DataPointDocument> = {};
+    if (query.key !== undefined) filter.key = query.key;
+    if (query.batchId !== undefined) filter.batchId = query.batchId;
+    if (query.from !== undefined || query.to !== undefined) {
+      filter.timestamp = {};
+      if (query.from !== undefined) filter.timestamp.$gte = new Date(query.from);
+      if (query.to !== undefined) filter.timestamp.$lte = new Date(query.to);
+    }
+    if (query.after) {
+      const t = new Date(query.after.t);
+      filter.$or = [{ timestamp: { $lt: t } }, { timestamp: t, _id: { $lt: query.after.id } }];
+    }
+    const docs = await this.collection
+      .find(filter)
+      .sort({ timestamp: -1, _id: -1 })
+      .limit(query.limit + 1)
+      .toArray();
+    const page = docs.slice(0, query.limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map(toRecord),
+      next: docs.length > query.limit && last ? { t: last.timestamp.getTime(), id: last._id } : null,
+    };
+  }
+
+  async countByBatch(batchId: string): Promise<number> {
+    return this.collection.countDocuments({ batchId });
+  }
+}

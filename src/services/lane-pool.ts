@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import type { GuardRetention, JobGuard } from '../repositories/aggregate-repository';
+
+/**
+ * Exactly-once counting without transactions.
+ *
+ * Each worker runs jobs on lanes. A lane has an id and a sequence number that
+ * grows by one per job, and it runs one job at a time; it takes its next job
+ * only after every write of the current one was acknowledged. Any failure
+ * retires the lane for good. So for every key, "the highest sequence of lane
+ * L applied here" tells exactly whether job (L, s) was applied: it was iff
+ * that number is >= s. Before writing, a job claims its (lane, seq) in Redis;
+ * a re-run of the job (stalled lock, retry) adopts that claim instead of
+ * taking a new one, so every run of a job writes under the same identity.
+ *
+ * Lanes are renewed every slot (6 h) and entries live in `g.<slot>.<lane>`,
+ * so each update can drop whole old slots with `$unset`: the guard of a key
+ * holds only the lanes of the last 5 slots. A lane's entry is kept for at
+ * least 24 h after its last job (5 slots of 6 h, minus the slot it ran in):
+ * a job run again within 24 h of its first run is never counted twice.
+ */
+export const GUARD_SLOT_MS = 6 * 3600 * 1000;
+export const GUARD_RETENTION: GuardRetention = { keepSlots: 5, pruneSlots: 8 };
+/** Claims outlive the guard window, so a re-run inside it always finds its claim. */
+export const CLAIM_TTL_SECONDS = 30 * 3600;
+
+export interface Lane {
+  slot: number;
+  id: string;
+  seq: number;
+}
+
+export function slotOf(nowMs: number): number {
+  return Math.floor(nowMs / GUARD_SLOT_MS);
+}
+
+export function formatGuard(guard: JobGuard): string {
+  return `${guard.slot}.${guard.lane}.${guard.seq}`;
+}
+
+export function parseGuard(text: string): JobGuard | null {
+  const match = /^(\d+)\.([a-z0-9]+)\.(\d+)$/.exec(text);
+  if (!match) return null;
+  return { slot: Number(match[1]), lane: match[2] as string, seq: Number(match[3]) };
+}
+
+export class LanePool {
+  private readonly idle: Lane[] = [];
+  private readonly leased = new Map<string, Lane>();
+
+  /** A lane of the current slot for one job, with its sequence already advanced for that job. */
+  acquire(nowMs: number): JobGuard {
+    const slot = slotOf(nowMs);
+    let lane = this.idle.pop();
+    while (lane && lane.slot !== slot) lane = this.idle.pop();
+    const current = lane ?? { slot, id: randomBytes(6).toString('hex'), seq: 0 };
+    current.seq += 1;
+    this.leased.set(current.id, current);
+    return { slot: current.slot, lane: current.id, seq: current.seq };
+  }
+
+  /** Gives a lane back after its job; a lane whose job failed is never used again. */
+  release(guard: JobGuard, succeeded: boolean): void {
+    const lane = this.leased.get(guard.lane);
+    if (!lane) return;
+    this.leased.delete(guard.lane);
+    if (succeeded) this.idle.push(lane);
+  }
+}

@@ -1,0 +1,160 @@
+import type { Server as HttpServer } from 'node:http';
+import type Redis from 'ioredis';
+import type { Logger } from 'pino';
+import { Server, type Socket } from 'socket.io';
+import type { AggregateRepository } from '../repositories/aggregate-repository';
+import { jobEventSchema, type JobEvent } from '../queue/events';
+import type { ApiMetrics } from '../metrics';
+import {
+  JOBS_ROOM,
+  keyRoom,
+  subscriptionSchema,
+  type ClientToServerEvents,
+  type ErrorBody,
+  type ServerToClientEvents,
+} from './socket-events';
+
+export interface SocketDeps {
+  aggregates: AggregateRepository;
+  /** A Redis connection of its own: a subscribed connection can run no other command. */
+  subscriber: Redis;
+  channel: string;
+  logger: Logger;
+  metrics: ApiMetrics;
+  maxKeysPerSocket: number;
+  corsOrigins: string[];
+}
+
+export interface SocketServer {
+  io: Server<ClientToServerEvents, ServerToClientEvents>;
+  /** Resolves once the relay listens on Redis pub/sub. */
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+
+function invalid(message: string): { ok: false; error: ErrorBody } {
+  return { ok: false, error: { code: 'INVALID_SUBSCRIPTION', message } };
+}
+
+function keyCount(socket: AppSocket): number {
+  let count = 0;
+  for (const room of socket.rooms) if (room.startsWith('key:')) count += 1;
+  return count;
+}
+
+/**
+ * Socket.io on `/ws`. Clients join rooms only through `subscribe`; the relay
+ * turns each worker message into `stats:update` for the keys that have
+ * subscribers on this instance (read once per key however many sockets
+ * watch it) and `batch:done` for the `jobs` room.
+ */
+export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): SocketServer {
+  const io = new Server<ClientToServerEvents, ServerToClientEvents>(httpServer, {
+    path: '/ws',
+    cors: deps.corsOrigins.length > 0 ? { origin: deps.corsOrigins } : undefined,
+    // 1 MB is socket.io's default too; a subscribe payload needs a few kB.
+    maxHttpBufferSize: 1e6,
+  });
+
+  io.on('connection', (socket: AppSocket) => {
+    socket.on('subscribe', async (payload, ack) => {
+      if (typeof ack !== 'function') return;
+      try {
+        const parsed = subscriptionSchema.safeParse(payload);
+        if (!parsed.success) {
+          ack(invalid(`Expected {"keys": ["..."], "jobs": true?}: ${parsed.error.issues[0]?.message ?? 'invalid payload'}.`));
+          return;
+        }
+        const { keys, jobs } = parsed.data;
+        const newKeys = keys.filter((key) => !socket.rooms.has(keyRoom(key)));
+        if (keyCount(socket) + new Set(newKeys).size > deps.maxKeysPerSocket) {
+          ack(invalid(`A connection may watch at most ${deps.maxKeysPerSocket} keys; unsubscribe from some first.`));
+          return;
+        }
+        await socket.join(keys.map(keyRoom));
+        if (jobs) await socket.join(JOBS_ROOM);
+        const snapshot = await deps.aggregates.findByKeys([...new Set(keys)]);
+        ack({ ok: true, snapshot: Object.fromEntries(snapshot) });
+      } catch (error) {
+        deps.logger.warn({ err: error }, 'subscribe failed');
+        ack({ ok: false, error: { code: 'SERVICE_UNAVAILABLE', message: 'Could not read the current statistics; try again.' } });
+      }
+    });
+
+    socket.on('unsubscribe', async (payload, ack) => {
+      const parsed = subscriptionSchema.safeParse(payload);
+      if (!parsed.success) {
+        if (typeof ack === 'function') ack(invalid(`Expected {"keys": ["..."], "jobs": true?}: ${parsed.error.issues[0]?.message ?? 'invalid payload'}.`));
+        return;
+      }
+      await Promise.all(parsed.data.keys.map((key) => socket.leave(keyRoom(key))));
+      if (parsed.data.jobs) await socket.leave(JOBS_ROOM);
+      if (typeof ack === 'function') ack({ ok: true });
+    });
+  });
+
+  const relay = createRelay(io, deps);
+  const onMessage = (channel: string, message: string): void => {
+    if (channel === deps.channel) relay(message);
+  };
+  deps.subscriber.on('message', onMessage);
+  const ready = deps.subscriber.subscribe(deps.channel).then(() => undefined);
+
+  return {
+    io,
+    ready,
+    async close() {
+      deps.subscriber.off('message', onMessage);
+      await new Promise<void>((resolve) => {
+        io.close(() => resolve());
+      });
+    },
+  };
+}
+
+/**
+ * Coalesces updates: keys waiting to be sent are kept in one map and sent by
+ * one loop, so a hot key costs one read per loop turn however many jobs
+ * touched it, and a key's updates are never sent out of order.
+ */
+function createRelay(io: Server<ClientToServerEvents, ServerToClientEvents>, deps: SocketDeps): (message: string) => void {
+  const pending = new Map<string, string>();
+  let draining = false;
+
+  async function drain(): Promise<void> {
+    draining = true;
+    try {
+      while (pending.size > 0) {
+        const batch = [...pending];
+        pending.clear();
+        const stats = await deps.aggregates.findByKeys(batch.map(([key]) => key));
+        for (const [key, batchId] of batch) {
+          const view = stats.get(key);
+          if (view) io.to(keyRoom(key)).emit('stats:update', { key, stats: view, batchId });
+        }
+      }
+    } catch (error) {
+      deps.logger.warn({ err: error }, 'could not relay stats updates');
+    } finally {
+      draining = false;
+    }
+  }
+
+  return (message: string) => {
+    let event: JobEvent;
+    try {
+      event = jobEventSchema.parse(JSON.parse(message));
+    } catch {
+      deps.logger.warn('ignored a malformed job event');
+      return;
+    }
+    deps.metrics.jobLatency.observe(Math.max(0, event.processedAt - event.receivedAt) / 1000);
+    for (const key of event.keys) {
+      if (io.sockets.adapter.rooms.has(keyRoom(key))) pending.set(key, event.batchId);
+    }
+    if (event.batchDone) io.to(JOBS_ROOM).emit('batch:done', event.batchDone);
+    if (!draining && pending.size > 0) void drain();
+  };
+}

@@ -1,0 +1,24 @@
+import 'dotenv/config';
+import { loadConfig } from './config/config';
+import { createWorkerComponents } from './composition';
+import { createLogger } from './logger';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.LOG_LEVEL, 'worker');
+  const worker = await createWorkerComponents(config, logger);
+  worker.start();
+  logger.info({ queue: config.QUEUE_NAME, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
+
+  const stop = (signal: string): void => {
+    logger.info({ signal }, 'finishing active jobs, then stopping');
+    void worker.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
