@@ -425,8 +425,7 @@ async function ensureService(def: ServiceDef, log: Log): Promise<ServiceName | u
 
   const first = await def.probe(kind === 'mongo' ? 1500 : 1000);
   if (first.state === 'up') return reuse('already answers');
-  if (first.state === 'error')
-    throw new Error(`${kind}: something answers at ${label} but the check failed: ${first.detail}`);
+  if (first.state === 'error') throw new Error(`${kind}: something answers at ${label} but the check failed: ${first.detail}`);
   if (first.state === 'starting') {
     log(`${kind}: ${label} answers but is not ready (${first.detail}); waiting`);
     const w = await waitUntilUp(def.probe, () => false, READY_TIMEOUT_MS);
@@ -434,9 +433,7 @@ async function ensureService(def: ServiceDef, log: Log): Promise<ServiceName | u
     throw new Error(`${kind}: ${label} did not become ready within ${READY_TIMEOUT_MS / 1000} s (${w.last})`);
   }
   if (!isLoopback(endpoint.host)) {
-    throw new Error(
-      `${kind}: nothing answers at ${label} (${first.detail}); not starting anything for non-loopback host ${endpoint.host}`,
-    );
+    throw new Error(`${kind}: nothing answers at ${label} (${first.detail}); not starting anything for non-loopback host ${endpoint.host}`);
   }
   if (def.notStartable) throw new Error(`${kind}: nothing answers at ${label}, and ${def.notStartable}`);
 
@@ -570,15 +567,10 @@ async function resolveFerretdb(log: Log): Promise<string | undefined> {
 
 function run(cmd: string, args: string[], cwd: string): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(
-      cmd,
-      args,
-      { cwd, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, GOWORK: 'off' } },
-      (err, stdout, stderr) => {
-        if (err) reject(Object.assign(err, { stdout, stderr }));
-        else resolve({ stdout, stderr });
-      },
-    );
+    execFile(cmd, args, { cwd, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, GOWORK: 'off' } }, (err, stdout, stderr) => {
+      if (err) reject(Object.assign(err, { stdout, stderr }));
+      else resolve({ stdout, stderr });
+    });
   });
 }
 
@@ -701,9 +693,7 @@ async function status(redisUrl: string, mongoUri: string): Promise<boolean> {
   for (const file of listPidFiles()) {
     const rec = readPidFile(file);
     if (rec && !ports.has(rec.port)) {
-      console.log(
-        `also: ${rec.name} on port ${rec.port}, pid ${rec.pid}, ${isOurProcess(rec) ? 'running' : 'not running'}`,
-      );
+      console.log(`also: ${rec.name} on port ${rec.port}, pid ${rec.pid}, ${isOurProcess(rec) ? 'running' : 'not running'}`);
     }
   }
   return allUp;

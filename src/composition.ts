@@ -98,8 +98,18 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
     maxPointsPerRequest: config.MAX_POINTS_PER_REQUEST,
     corsOrigins: config.CORS_ORIGINS,
     readiness: [
-      { name: 'mongodb', check: async () => void (await connection.db?.admin().ping()) },
-      { name: 'redis', check: async () => void (await redis.ping()) },
+      {
+        name: 'mongodb',
+        check: async () => {
+          await connection.db?.admin().ping();
+        },
+      },
+      {
+        name: 'redis',
+        check: async () => {
+          await redis.ping();
+        },
+      },
     ],
   });
   const httpServer = createServer(app);
@@ -125,7 +135,12 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
       },
     },
     { name: 'queue', run: () => queue.close() },
-    { name: 'redis', run: async () => void (await Promise.allSettled([redis.quit(), subscriber.quit()])) },
+    {
+      name: 'redis',
+      run: async () => {
+        await Promise.allSettled([redis.quit(), subscriber.quit()]);
+      },
+    },
     { name: 'mongodb', run: () => connection.close() },
   ];
   return {
@@ -176,16 +191,26 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
 
   queue.on('failed', (job, error) => {
     const final = error instanceof PermanentJobError || job.attemptsMade >= (job.opts.attempts ?? 1);
-    logger.warn({ jobId: job.id, attempt: job.attemptsMade, final, err: error.message }, final ? 'job failed for good' : 'job failed; it will be retried');
+    logger.warn(
+      { jobId: job.id, attempt: job.attemptsMade, final, err: error.message },
+      final ? 'job failed for good' : 'job failed; it will be retried',
+    );
     if (final) {
-      processor.failBatch(String(job.id), job.data, error.message).catch((failure: unknown) => logger.error({ err: failure }, 'could not mark a batch failed'));
+      processor
+        .failBatch(String(job.id), job.data, error.message)
+        .catch((failure: unknown) => logger.error({ err: failure }, 'could not mark a batch failed'));
     }
   });
 
   const steps: ShutdownStep[] = [
     // Bull's close stops taking jobs and waits for the active ones to finish.
     { name: 'queue', run: () => queue.close() },
-    { name: 'redis', run: async () => void (await redis.quit()) },
+    {
+      name: 'redis',
+      run: async () => {
+        await redis.quit();
+      },
+    },
     { name: 'mongodb', run: () => connection.close() },
   ];
   return {
@@ -198,7 +223,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
           logger.debug({ jobId: job.id, outcome }, 'job done');
           return outcome;
         } catch (error) {
-          if (error instanceof PermanentJobError) job.discard();
+          if (error instanceof PermanentJobError) void job.discard();
           throw error;
         }
       });

@@ -19,8 +19,16 @@ export interface MetricSources {
  */
 export function createMetrics(sources: MetricSources): ApiMetrics {
   const registry = new Registry();
-  const ingested = new Counter({ name: 'ingest_points_accepted_total', help: 'Points accepted (202) by this API instance', registers: [registry] });
-  const rejected = new Counter({ name: 'ingest_points_rejected_total', help: 'Points rejected by validation in this API instance', registers: [registry] });
+  const ingested = new Counter({
+    name: 'ingest_points_accepted_total',
+    help: 'Points accepted (202) by this API instance',
+    registers: [registry],
+  });
+  const rejected = new Counter({
+    name: 'ingest_points_rejected_total',
+    help: 'Points rejected by validation in this API instance',
+    registers: [registry],
+  });
   const jobLatency = new Histogram({
     name: 'job_latency_seconds',
     help: 'From a batch being received to one of its jobs being persisted, as seen by this API instance',

@@ -45,6 +45,8 @@ export function partitionPoints(batch: RawBatch, receivedAt: number): { points: 
 
 export function noValidPoint(rejected: Rejection[]): AppError {
   const message =
-    rejected.length === 0 ? 'The batch holds no points; send at least one.' : `No valid point in the batch; the first problem: point ${rejected[0]?.index}: ${rejected[0]?.message}.`;
+    rejected.length === 0
+      ? 'The batch holds no points; send at least one.'
+      : `No valid point in the batch; the first problem: point ${rejected[0]?.index}: ${rejected[0]?.message}.`;
   return new AppError(400, 'NO_VALID_POINTS', message, rejected);
 }

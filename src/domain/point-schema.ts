@@ -5,11 +5,11 @@ export const MAX_META_BYTES = 4 * 1024;
 export const MAX_META_DEPTH = 4;
 const FORBIDDEN_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
 // Control characters (C0, DEL, C1): they break logs, URLs and some stores.
+// eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 // Epoch milliseconds up to the largest Date JavaScript can hold.
 const MAX_EPOCH_MS = 8.64e15;
-const ISO_8601 =
-  /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
 
 export const keySchema = z
   .string({ error: 'key must be a string' })
@@ -17,9 +17,7 @@ export const keySchema = z
   .max(200, 'key must be at most 200 characters')
   .refine((key) => !CONTROL_CHARS.test(key), 'key must not contain control characters');
 
-const valueSchema = z
-  .number({ error: 'value must be a number (not a string)' })
-  .refine(Number.isFinite, 'value must be a finite number');
+const valueSchema = z.number({ error: 'value must be a number (not a string)' }).refine(Number.isFinite, 'value must be a finite number');
 
 const typeSchema = z
   .string({ error: 'type must be a string' })
@@ -27,21 +25,23 @@ const typeSchema = z
   .max(64, 'type must be at most 64 characters');
 
 /** Epoch ms or an ISO-8601 string, as epoch ms. */
-const timestampSchema = z.union([z.number(), z.string()], { error: 'timestamp must be an ISO-8601 string or epoch milliseconds' }).transform((raw, ctx) => {
-  let ms: number;
-  if (typeof raw === 'number') {
-    ms = raw;
-  } else if (ISO_8601.test(raw)) {
-    ms = Date.parse(raw);
-  } else {
-    ms = Number.NaN;
-  }
-  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_EPOCH_MS) {
-    ctx.addIssue({ code: 'custom', message: 'timestamp must be an ISO-8601 date or non-negative integer epoch milliseconds' });
-    return z.NEVER;
-  }
-  return ms;
-});
+const timestampSchema = z
+  .union([z.number(), z.string()], { error: 'timestamp must be an ISO-8601 string or epoch milliseconds' })
+  .transform((raw, ctx) => {
+    let ms: number;
+    if (typeof raw === 'number') {
+      ms = raw;
+    } else if (ISO_8601.test(raw)) {
+      ms = Date.parse(raw);
+    } else {
+      ms = Number.NaN;
+    }
+    if (!Number.isInteger(ms) || ms < 0 || ms > MAX_EPOCH_MS) {
+      ctx.addIssue({ code: 'custom', message: 'timestamp must be an ISO-8601 date or non-negative integer epoch milliseconds' });
+      return z.NEVER;
+    }
+    return ms;
+  });
 
 /**
  * Why meta is checked by hand: MongoDB and FerretDB reject or misread field
@@ -100,7 +100,9 @@ export const incomingPointSchema = z.strictObject(
     type: typeSchema.optional(),
     meta: metaSchema.optional(),
   },
-  { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : 'a point must be a JSON object') },
+  {
+    error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : 'a point must be a JSON object'),
+  },
 );
 
 /** A validated point with its timestamp resolved: what a job carries. */
@@ -110,10 +112,13 @@ export const pointSchema = z.strictObject({
   value: valueSchema,
   ts: z.number().int().nonnegative().max(MAX_EPOCH_MS),
   type: typeSchema.optional(),
-  meta: z.record(z.string(), z.unknown()).superRefine((meta, ctx) => {
-    const problem = findMetaProblem(meta);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  }).optional(),
+  meta: z
+    .record(z.string(), z.unknown())
+    .superRefine((meta, ctx) => {
+      const problem = findMetaProblem(meta);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
 });
 
 export type Point = z.infer<typeof pointSchema>;

@@ -32,7 +32,10 @@ export const historyQuerySchema = z
     limit,
     cursor: cursor.optional(),
   })
-  .refine((query) => query.from === undefined || query.to === undefined || query.from <= query.to, { message: 'from must not be after to', path: ['from'] });
+  .refine((query) => query.from === undefined || query.to === undefined || query.from <= query.to, {
+    error: 'from must not be after to',
+    path: ['from'],
+  });
 
 export const statsListQuerySchema = z.strictObject({
   key: keySchema.optional(),

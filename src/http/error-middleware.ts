@@ -31,7 +31,12 @@ export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof ZodError) {
     const details = error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
-    return new AppError(400, 'VALIDATION_FAILED', `Invalid request: ${details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join('; ')}`, details);
+    return new AppError(
+      400,
+      'VALIDATION_FAILED',
+      `Invalid request: ${details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join('; ')}`,
+      details,
+    );
   }
   if (isBodyParserError(error)) {
     switch (error.type) {
@@ -51,11 +56,15 @@ export function toAppError(error: unknown): AppError {
     }
   }
   if (isUnavailable(error)) {
-    return new AppError(503, 'SERVICE_UNAVAILABLE', 'A storage service is unavailable; retry after the delay in Retry-After.', undefined, { 'Retry-After': '5' });
+    return new AppError(503, 'SERVICE_UNAVAILABLE', 'A storage service is unavailable; retry after the delay in Retry-After.', undefined, {
+      'Retry-After': '5',
+    });
   }
   return new AppError(500, 'INTERNAL', 'Something went wrong on our side; the error was logged.');
 }
 
+// Express recognises an error handler by its four parameters, so `next` stays although it is unused.
+// eslint-disable-next-line @typescript-eslint/no-unused-vars
 export const errorMiddleware: ErrorRequestHandler = (error, req, res, _next) => {
   const appError = toAppError(error);
   if (appError.status >= 500) req.log.error({ err: error }, 'request failed');

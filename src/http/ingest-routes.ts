@@ -30,7 +30,10 @@ const idempotencyKeySchema = z
 
 function runMiddleware(middleware: RequestHandler, req: Request, res: Response): Promise<void> {
   return new Promise((resolve, reject) => {
-    middleware(req, res, (error?: unknown) => (error ? reject(error) : resolve()));
+    middleware(req, res, (error?: unknown) => {
+      if (error) reject(error instanceof Error ? error : new Error('the request body could not be read'));
+      else resolve();
+    });
   });
 }
 
@@ -93,7 +96,13 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     if (idempotencyKey) {
       const state = await deps.idempotency.begin(idempotencyKey);
       if (state.state === 'in-flight') {
-        throw new AppError(409, 'IDEMPOTENCY_IN_FLIGHT', 'A request with this Idempotency-Key is still being processed; retry later.', undefined, { 'Retry-After': '1' });
+        throw new AppError(
+          409,
+          'IDEMPOTENCY_IN_FLIGHT',
+          'A request with this Idempotency-Key is still being processed; retry later.',
+          undefined,
+          { 'Retry-After': '1' },
+        );
       }
       if (state.state === 'done') {
         res.setHeader('Idempotent-Replayed', 'true');

@@ -25,7 +25,8 @@ export interface QueryRouteDeps {
 function flatQuery(req: Request): Record<string, string> {
   const query: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.query)) {
-    if (typeof value !== 'string') throw new AppError(400, 'INVALID_QUERY', `Query parameter "${name.slice(0, 50)}" must be given once, as a plain value.`);
+    if (typeof value !== 'string')
+      throw new AppError(400, 'INVALID_QUERY', `Query parameter "${name.slice(0, 50)}" must be given once, as a plain value.`);
     query[name] = value;
   }
   return query;
@@ -74,7 +75,14 @@ export function createQueryRouter(deps: QueryRouteDeps): Router {
     const query = parseOrThrow(historyQuerySchema, flatQuery(req), 'query');
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, historyCursorSchema);
     if (query.cursor !== undefined && !after) throw invalidCursor();
-    const page = await deps.history.page({ key: query.key, batchId: query.batchId, from: query.from, to: query.to, limit: query.limit, after });
+    const page = await deps.history.page({
+      key: query.key,
+      batchId: query.batchId,
+      from: query.from,
+      to: query.to,
+      limit: query.limit,
+      after,
+    });
     res.json({ items: page.items, nextCursor: page.next === null ? null : encodeCursor(page.next) });
   });
 

@@ -8,15 +8,16 @@ import { Schema, type Connection, type Model } from 'mongoose';
  */
 export interface AggregateDocument {
   _id: string;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  first: Date;
-  lastTs: Date;
-  last: { t: Date; v: number };
+  // Absent between a key's creation and its first applied job (see AggregateRepository.ensureExists).
+  count?: number;
+  sum?: number;
+  min?: number;
+  max?: number;
+  first?: Date;
+  lastTs?: Date;
+  last?: { t: Date; v: number };
   createdAt: Date;
-  updatedAt: Date;
+  updatedAt?: Date;
   g?: Record<string, Record<string, number>>;
 }
 

@@ -91,18 +91,30 @@ export class BatchStore {
   /** A batch whose points are all known (JSON bodies): queued at once. */
   async create(batchId: string, fields: BatchFields): Promise<void> {
     const key = this.batchKey(batchId);
-    await this.redis.multi().hset(key, { status: 'queued', processedPoints: 0, doneChunks: 0, ...fields }).expire(key, BATCH_TTL_SECONDS).exec();
+    await this.redis
+      .multi()
+      .hset(key, { status: 'queued', processedPoints: 0, doneChunks: 0, ...fields })
+      .expire(key, BATCH_TTL_SECONDS)
+      .exec();
   }
 
   /** A streamed batch: its jobs wait (delayed) until `commit`, so an aborted stream enqueues nothing. */
   async open(batchId: string, receivedAt: number): Promise<void> {
     const key = this.batchKey(batchId);
-    await this.redis.multi().hset(key, { status: 'receiving', processedPoints: 0, doneChunks: 0, points: 0, chunks: 0, keys: 0, receivedAt }).expire(key, RECEIVING_TTL_SECONDS).exec();
+    await this.redis
+      .multi()
+      .hset(key, { status: 'receiving', processedPoints: 0, doneChunks: 0, points: 0, chunks: 0, keys: 0, receivedAt })
+      .expire(key, RECEIVING_TTL_SECONDS)
+      .exec();
   }
 
   async commit(batchId: string, fields: BatchFields): Promise<void> {
     const key = this.batchKey(batchId);
-    await this.redis.multi().hset(key, { status: 'queued', ...fields }).expire(key, BATCH_TTL_SECONDS).exec();
+    await this.redis
+      .multi()
+      .hset(key, { status: 'queued', ...fields })
+      .expire(key, BATCH_TTL_SECONDS)
+      .exec();
   }
 
   async discard(batchId: string): Promise<void> {
@@ -136,14 +148,28 @@ export class BatchStore {
    * claim in force and the batch status before this call ('' if unknown).
    */
   async beginJob(jobId: string, batchId: string, guard: string, claimTtlSeconds: number): Promise<{ claim: string; batchStatus: string }> {
-    const reply = (await this.redis.eval(BEGIN_JOB, 2, this.claimKey(jobId), this.batchKey(batchId), guard, claimTtlSeconds)) as [string, string];
+    const reply = (await this.redis.eval(BEGIN_JOB, 2, this.claimKey(jobId), this.batchKey(batchId), guard, claimTtlSeconds)) as [
+      string,
+      string,
+    ];
     return { claim: reply[0] || guard, batchStatus: reply[1] };
   }
 
   /** Marks a job's chunk done (once); returns the batch's completion when this was its last chunk. */
   async finishJob(jobId: string, batchId: string, chunk: number, points: number, now: number): Promise<BatchDone | null> {
     const key = this.batchKey(batchId);
-    const reply = (await this.redis.eval(FINISH_JOB, 4, key, `${key}:done`, this.claimKey(jobId), this.countersKey(), chunk, points, now, BATCH_TTL_SECONDS)) as string[];
+    const reply = (await this.redis.eval(
+      FINISH_JOB,
+      4,
+      key,
+      `${key}:done`,
+      this.claimKey(jobId),
+      this.countersKey(),
+      chunk,
+      points,
+      now,
+      BATCH_TTL_SECONDS,
+    )) as string[];
     return toBatchDone(batchId, reply, now);
   }
 

@@ -1,4 +1,4 @@
-import type { AnyBulkWriteOperation, Collection } from 'mongodb';
+import type { Collection } from 'mongodb';
 import type { AggregateDocument, AggregateModel } from '../models/aggregate-model';
 import type { KeyDelta, StatsView } from '../domain/stats';
 import { nativeCollection } from '../models';
@@ -26,18 +26,21 @@ export interface AggregatePage {
 
 const VIEW_PROJECTION = { g: 0 } as const;
 
-export function toStatsView(doc: AggregateDocument): StatsView {
+/** The view of an aggregate, or null for a document created for a key whose first job has not been applied yet. */
+export function toStatsView(doc: AggregateDocument): StatsView | null {
+  if (doc.count === undefined || doc.sum === undefined || doc.first === undefined || doc.lastTs === undefined || doc.last === undefined)
+    return null;
   return {
     key: doc._id,
     count: doc.count,
     sum: doc.sum,
     avg: doc.count > 0 ? doc.sum / doc.count : 0,
-    min: doc.min,
-    max: doc.max,
+    min: doc.min ?? doc.last.v,
+    max: doc.max ?? doc.last.v,
     firstTimestamp: doc.first.toISOString(),
     lastTimestamp: doc.lastTs.toISOString(),
     lastValue: doc.last.v,
-    updatedAt: doc.updatedAt.toISOString(),
+    updatedAt: (doc.updatedAt ?? doc.createdAt).toISOString(),
   };
 }
 
@@ -68,7 +71,7 @@ export class AggregateRepository {
     }));
     while (remaining.length > 0) {
       try {
-        await this.collection.bulkWrite(remaining as AnyBulkWriteOperation<AggregateDocument>[], { ordered: true });
+        await this.collection.bulkWrite(remaining, { ordered: true });
         return;
       } catch (error) {
         // Another worker created the same key between our read and write: it exists now, go on after it.
@@ -110,13 +113,13 @@ export class AggregateRepository {
         },
       },
     }));
-    const result = await this.collection.bulkWrite(operations as AnyBulkWriteOperation<AggregateDocument>[], { ordered: false });
+    const result = await this.collection.bulkWrite(operations, { ordered: false });
     return result.matchedCount;
   }
 
   async findByKey(key: string): Promise<StatsView | null> {
     const doc = await this.collection.findOne({ _id: key }, { projection: VIEW_PROJECTION });
-    return doc && doc.count !== undefined && doc.first ? toStatsView(doc) : null;
+    return doc && toStatsView(doc);
   }
 
   /** One lookup per key: exact `_id` matches are the fast path on FerretDB, `$in` is not. */
@@ -144,7 +147,7 @@ export class AggregateRepository {
     const page = docs.slice(0, options.limit);
     const last = page[page.length - 1];
     return {
-      items: page.map(toStatsView),
+      items: page.map(toStatsView).filter((view): view is StatsView => view !== null),
       nextCursor: docs.length > options.limit && last ? last._id : null,
     };
   }

@@ -1,4 +1,4 @@
-import type { AnyBulkWriteOperation, Collection, Filter } from 'mongodb';
+import type { Collection, Filter } from 'mongodb';
 import type { DataPointDocument, DataPointModel } from '../models/data-point-model';
 import type { Point } from '../domain/point-schema';
 import { nativeCollection } from '../models';
@@ -76,7 +76,7 @@ export class HistoryRepository {
       return { insertOne: { document: doc } };
     });
     try {
-      const result = await this.collection.bulkWrite(documents as AnyBulkWriteOperation<DataPointDocument>[], { ordered: false });
+      const result = await this.collection.bulkWrite(documents, { ordered: false });
       return result.insertedCount;
     } catch (error) {
       const failures = bulkWriteErrors(error);

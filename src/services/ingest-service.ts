@@ -120,7 +120,12 @@ export class StreamedBatch {
   /** Makes the batch visible and its jobs runnable; the 202 is sent after this. */
   async commit(): Promise<void> {
     await this.flush();
-    await this.batches.commit(this.batchId, { points: this.accepted, chunks: this.jobs.length, keys: this.keys.size, receivedAt: this.receivedAt });
+    await this.batches.commit(this.batchId, {
+      points: this.accepted,
+      chunks: this.jobs.length,
+      keys: this.keys.size,
+      receivedAt: this.receivedAt,
+    });
     await Promise.all(this.jobs.map((job) => job.promote()));
   }
 

@@ -102,7 +102,14 @@ export class JobProcessor {
       });
       await this.finish(job.id, payload, keys);
       succeeded = true;
-      return { status: 'processed', points: payload.points.length, keys: keys.length, appliedKeys, guard: claim, adopted: claim !== formatGuard(proposed) };
+      return {
+        status: 'processed',
+        points: payload.points.length,
+        keys: keys.length,
+        appliedKeys,
+        guard: claim,
+        adopted: claim !== formatGuard(proposed),
+      };
     } finally {
       this.deps.lanes.release(proposed, succeeded);
     }

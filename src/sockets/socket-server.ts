@@ -86,10 +86,11 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
     socket.on('unsubscribe', async (payload, ack) => {
       const parsed = subscriptionSchema.safeParse(payload);
       if (!parsed.success) {
-        if (typeof ack === 'function') ack(invalid(`Expected {"keys": ["..."], "jobs": true?}: ${parsed.error.issues[0]?.message ?? 'invalid payload'}.`));
+        if (typeof ack === 'function')
+          ack(invalid(`Expected {"keys": ["..."], "jobs": true?}: ${parsed.error.issues[0]?.message ?? 'invalid payload'}.`));
         return;
       }
-      await Promise.all(parsed.data.keys.map((key) => socket.leave(keyRoom(key))));
+      for (const key of parsed.data.keys) await socket.leave(keyRoom(key));
       if (parsed.data.jobs) await socket.leave(JOBS_ROOM);
       if (typeof ack === 'function') ack({ ok: true });
     });
@@ -108,7 +109,9 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
     async close() {
       deps.subscriber.off('message', onMessage);
       await new Promise<void>((resolve) => {
-        io.close(() => resolve());
+        void io.close(() => {
+          resolve();
+        });
       });
     },
   };

@@ -1,0 +1,17 @@
+/** Two projects: `unit` (no I/O) and `integration` (real Redis and the MongoDB-compatible server). */
+const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }] };
+
+module.exports = {
+  projects: [
+    { displayName: 'unit', testEnvironment: 'node', transform, testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
+    {
+      displayName: 'integration',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/global-setup.ts',
+      // Each file starts an API and workers against real services; jobs take a moment.
+      testTimeout: 60_000,
+    },
+  ],
+};
