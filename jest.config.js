@@ -2,6 +2,8 @@
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }] };
 
 module.exports = {
+  // Integration files start an API and workers against real services; jobs take a moment.
+  testTimeout: 60_000,
   projects: [
     { displayName: 'unit', testEnvironment: 'node', transform, testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {
@@ -10,8 +12,6 @@ module.exports = {
       transform,
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/test/global-setup.ts',
-      // Each file starts an API and workers against real services; jobs take a moment.
-      testTimeout: 60_000,
     },
   ],
 };

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { config as loadDotenv } from 'dotenv';
 import { Redis, ReplyError } from 'ioredis';
-import { MongoClient, MongoServerSelectionError } from 'mongodb';
+import { MongoClient, MongoServerError } from 'mongodb';
 
 export interface StackOptions {
   redisUrl: string;
@@ -50,7 +50,6 @@ interface Launch {
   name: ServiceName;
   bin: string;
   args: string[];
-  env?: NodeJS.ProcessEnv;
 }
 
 interface ServiceDef {
@@ -62,7 +61,7 @@ interface ServiceDef {
   notStartable?: string;
   probe: (timeoutMs: number) => Promise<Probe>;
   /** Resolves the binary and arguments; only called when a server has to be started (may build FerretDB). */
-  prepare: (log: Log) => Promise<Launch>;
+  prepare: (log: Log) => Launch | Promise<Launch>;
 }
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -131,7 +130,7 @@ function parseMongoUri(uri: string): { endpoint: Endpoint; notStartable?: string
   return { endpoint };
 }
 
-export async function probeRedis(url: string, timeoutMs = 1000): Promise<Probe> {
+async function probeRedis(url: string, timeoutMs = 1000): Promise<Probe> {
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
@@ -147,8 +146,8 @@ export async function probeRedis(url: string, timeoutMs = 1000): Promise<Probe> 
   });
   try {
     await client.connect();
-    const pong = await client.ping();
-    return pong === 'PONG' ? { state: 'up' } : { state: 'error', detail: `unexpected PING reply: ${pong}` };
+    await client.ping();
+    return { state: 'up' };
   } catch (err) {
     const detail = errorMessage(err);
     if (err instanceof ReplyError) {
@@ -160,20 +159,21 @@ export async function probeRedis(url: string, timeoutMs = 1000): Promise<Probe> 
   }
 }
 
-export async function probeMongo(uri: string, timeoutMs = 1500): Promise<Probe> {
+async function probeMongo(uri: string, timeoutMs = 1500): Promise<Probe> {
   let client: MongoClient;
   try {
     client = new MongoClient(uri, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs });
   } catch (err) {
-    return { state: 'error', detail: `invalid MONGODB_URI: ${errorMessage(err)}` };
+    throw new Error(`invalid MONGODB_URI ${redact(uri)}: ${errorMessage(err)}`);
   }
   try {
     await client.connect();
     await client.db('admin').command({ ping: 1 });
     return { state: 'up' };
   } catch (err) {
+    // Only a reply from a server (e.g. auth failure) means something answers; the rest is network or DNS.
     const detail = errorMessage(err);
-    return err instanceof MongoServerSelectionError ? { state: 'down', detail } : { state: 'error', detail };
+    return err instanceof MongoServerError ? { state: 'error', detail } : { state: 'down', detail };
   } finally {
     await client.close().catch(() => undefined);
   }
@@ -273,7 +273,7 @@ function listPidFiles(): string[] {
 function logTail(file: string, fromOffset = 0, lines = 20): string {
   try {
     const buf = fs.readFileSync(file);
-    const text = buf.subarray(Math.min(fromOffset, buf.length)).toString('utf8').trimEnd();
+    const text = buf.subarray(Math.min(fromOffset, buf.length)).toString('utf8').trim();
     const tail = text.split('\n').slice(-lines).join('\n');
     return tail ? `last lines of ${path.relative(ROOT, file)}:\n${tail}` : `${path.relative(ROOT, file)} is empty`;
   } catch {
@@ -367,7 +367,7 @@ async function startAndWait(def: ServiceDef, launch: Launch, log: Log): Promise<
   let child: ChildProcess;
   try {
     // Detached with file stdio, so the caller (Jest globalSetup, npm start) can exit while it keeps running.
-    child = spawn(bin, args, { cwd: ROOT, detached: true, stdio: ['ignore', fd, fd], env: launch.env ?? process.env });
+    child = spawn(bin, args, { cwd: ROOT, detached: true, stdio: ['ignore', fd, fd], env: process.env });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
@@ -387,7 +387,9 @@ async function startAndWait(def: ServiceDef, launch: Launch, log: Log): Promise<
   const rec: PidRecord = { name, pid, port, bin, startedAt: new Date().toISOString() };
   fs.writeFileSync(pidFile, `${JSON.stringify(rec)}\n`);
 
-  let { result, last } = await waitUntilUp(def.probe, () => exit !== undefined, READY_TIMEOUT_MS);
+  const waited = await waitUntilUp(def.probe, () => exit !== undefined, READY_TIMEOUT_MS);
+  let result = waited.result;
+  const last = waited.last;
   if (result === 'up') {
     // What answered may be a server another process started a moment earlier while ours fails to bind.
     await sleep(300);
@@ -425,7 +427,9 @@ async function ensureService(def: ServiceDef, log: Log): Promise<ServiceName | u
 
   const first = await def.probe(kind === 'mongo' ? 1500 : 1000);
   if (first.state === 'up') return reuse('already answers');
-  if (first.state === 'error') throw new Error(`${kind}: something answers at ${label} but the check failed: ${first.detail}`);
+  if (first.state === 'error') {
+    throw new Error(`${kind}: something answers at ${label} but the check failed: ${first.detail}`);
+  }
   if (first.state === 'starting') {
     log(`${kind}: ${label} answers but is not ready (${first.detail}); waiting`);
     const w = await waitUntilUp(def.probe, () => false, READY_TIMEOUT_MS);
@@ -464,7 +468,7 @@ function redisDef(url: string): ServiceDef {
     label: redact(url),
     endpoint,
     probe: (timeoutMs) => probeRedis(url, timeoutMs),
-    prepare: async () => {
+    prepare: () => {
       const bin = which('redis-server');
       if (!bin) {
         throw new Error(
@@ -510,6 +514,7 @@ function mongoDef(uri: string): ServiceDef {
         if (host.includes(':')) args.push('--ipv6');
         return { name: 'mongod', bin: mongod, args };
       }
+      const args = ferretdbArgs(endpoint); // validates FERRETDB_HANDLER before a possibly long build
       const ferretdb = await resolveFerretdb(log);
       if (!ferretdb) {
         throw new Error(
@@ -517,7 +522,7 @@ function mongoDef(uri: string): ServiceDef {
             'Run `docker compose up -d mongo`, or set MONGODB_URI to a running MongoDB.',
         );
       }
-      return { name: 'ferretdb', bin: ferretdb, args: ferretdbArgs(endpoint) };
+      return { name: 'ferretdb', bin: ferretdb, args };
     },
   };
 }
@@ -565,21 +570,27 @@ async function resolveFerretdb(log: Log): Promise<string | undefined> {
   return cached;
 }
 
+class CommandError extends Error {
+  constructor(
+    message: string,
+    readonly stdout: string,
+    readonly stderr: string,
+  ) {
+    super(message);
+  }
+}
+
 function run(cmd: string, args: string[], cwd: string): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { cwd, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, GOWORK: 'off' } }, (err, stdout, stderr) => {
-      if (err) reject(Object.assign(err, { stdout, stderr }));
+      if (err) reject(new CommandError(err.message, stdout, stderr));
       else resolve({ stdout, stderr });
     });
   });
 }
 
 function outputOf(err: unknown): string {
-  const e = err as { stdout?: unknown; stderr?: unknown };
-  return [e.stdout, e.stderr]
-    .filter((s): s is string => typeof s === 'string')
-    .join('\n')
-    .trim();
+  return err instanceof CommandError ? `${err.stdout}\n${err.stderr}`.trim() || err.message : errorMessage(err);
 }
 
 // Module-cache files are read-only; the copy needs to be writable to add version.txt and to be removed later.

@@ -10,6 +10,7 @@ import { createModels, ensureIndexes, type Models } from './models';
 import { BatchStore } from './queue/batch-store';
 import { eventsChannel } from './queue/events';
 import { IdempotencyStore } from './queue/idempotency-store';
+import { KeyLocks } from './queue/key-locks';
 import { createIngestQueue, type IngestQueue } from './queue/ingest-queue';
 import { createRedis } from './queue/redis';
 import { AggregateRepository } from './repositories/aggregate-repository';
@@ -183,6 +184,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
     ...repositories(models),
     batches: new BatchStore(redis, config.QUEUE_NAME),
     lanes: new LanePool(),
+    locks: new KeyLocks(redis, config.QUEUE_NAME),
     publisher: redis,
     channel: eventsChannel(config.QUEUE_NAME),
     logger,

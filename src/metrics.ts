@@ -46,7 +46,7 @@ export function createMetrics(sources: MetricSources): ApiMetrics {
     },
   });
   new Gauge({
-    name: 'points_processed_total',
+    name: 'ingest_points_processed',
     help: 'Points persisted by all workers, each job counted once',
     registers: [registry],
     async collect() {

@@ -13,7 +13,6 @@ const csv = z
   );
 
 const configSchema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: port.default(3000),
   MONGODB_URI: z
     .string()

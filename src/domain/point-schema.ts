@@ -9,20 +9,39 @@ const FORBIDDEN_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 // Epoch milliseconds up to the largest Date JavaScript can hold.
 const MAX_EPOCH_MS = 8.64e15;
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+export const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+
+const required = (field: string, expected: string) => (issue: { input: unknown }) =>
+  issue.input === undefined ? `${field} is required` : `${field} must be ${expected}, not ${describeType(issue.input)}`;
+
+function describeType(input: unknown): string {
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'an array';
+  if (typeof input === 'number' && !Number.isFinite(input)) return String(input);
+  return `a ${typeof input}`;
+}
 
 export const keySchema = z
-  .string({ error: 'key must be a string' })
+  .string({ error: required('key', 'a string') })
   .min(1, 'key must not be empty')
   .max(200, 'key must be at most 200 characters')
   .refine((key) => !CONTROL_CHARS.test(key), 'key must not contain control characters');
 
-const valueSchema = z.number({ error: 'value must be a number (not a string)' }).refine(Number.isFinite, 'value must be a finite number');
+const valueSchema = z.number({
+  error: (issue) => (typeof issue.input === 'number' ? 'value must be a finite number' : required('value', 'a number')(issue)),
+});
 
 const typeSchema = z
-  .string({ error: 'type must be a string' })
+  .string({ error: required('type', 'a string') })
   .min(1, 'type must not be empty')
   .max(64, 'type must be at most 64 characters');
+
+/** ISO-8601 date-times without an offset are UTC here (JavaScript would read them in the server's local zone). */
+export function parseIsoAsUtc(text: string): number {
+  const hasTime = text.includes('T');
+  const hasZone = /(?:Z|[+-]\d{2}:?\d{2})$/.test(text);
+  return Date.parse(hasTime && !hasZone ? `${text}Z` : text);
+}
 
 /** Epoch ms or an ISO-8601 string, as epoch ms. */
 const timestampSchema = z
@@ -32,7 +51,7 @@ const timestampSchema = z
     if (typeof raw === 'number') {
       ms = raw;
     } else if (ISO_8601.test(raw)) {
-      ms = Date.parse(raw);
+      ms = parseIsoAsUtc(raw);
     } else {
       ms = Number.NaN;
     }

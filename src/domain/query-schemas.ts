@@ -1,11 +1,9 @@
 import { z } from 'zod';
-import { keySchema } from './point-schema';
-
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+import { ISO_8601, keySchema, parseIsoAsUtc } from './point-schema';
 
 /** A time bound in a query string: epoch milliseconds or an ISO-8601 date. */
 const timeBound = z.string().transform((text, ctx) => {
-  const ms = /^\d{1,16}$/.test(text) ? Number(text) : ISO_8601.test(text) ? Date.parse(text) : Number.NaN;
+  const ms = /^\d{1,16}$/.test(text) ? Number(text) : ISO_8601.test(text) ? parseIsoAsUtc(text) : Number.NaN;
   if (!Number.isFinite(ms)) {
     ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 date or epoch milliseconds' });
     return z.NEVER;
@@ -33,7 +31,7 @@ export const historyQuerySchema = z
     cursor: cursor.optional(),
   })
   .refine((query) => query.from === undefined || query.to === undefined || query.from <= query.to, {
-    error: 'from must not be after to',
+    error: 'must not be after to',
     path: ['from'],
   });
 

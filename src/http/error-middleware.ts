@@ -43,17 +43,18 @@ export function toAppError(error: unknown): AppError {
       case 'entity.too.large':
         return new AppError(413, 'BODY_TOO_LARGE', 'The request body is over the size limit; send fewer points per request.');
       case 'entity.parse.failed':
-        return new AppError(400, 'MALFORMED_JSON', 'The request body is not valid JSON.');
+        return new AppError(400, 'MALFORMED_JSON', 'The request body is not valid JSON (it must be an object or an array).');
       case 'encoding.unsupported':
       case 'charset.unsupported':
         return new AppError(415, 'UNSUPPORTED_ENCODING', 'Send the body as UTF-8, optionally gzip- or deflate-compressed.');
       case 'request.aborted':
         return new AppError(400, 'REQUEST_ABORTED', 'The request was aborted before its body was complete.');
-      default:
-        if (error.status !== undefined && error.status >= 400 && error.status < 500) {
-          return new AppError(error.status, 'BAD_REQUEST', 'The request could not be read.');
-        }
     }
+  }
+  const status = typeof error === 'object' && error !== null ? (error as { status?: unknown }).status : undefined;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    // body-parser's decompression errors carry a status but no type.
+    return new AppError(400, 'UNREADABLE_BODY', 'The request body could not be read; check its Content-Encoding and Content-Length.');
   }
   if (isUnavailable(error)) {
     return new AppError(503, 'SERVICE_UNAVAILABLE', 'A storage service is unavailable; retry after the delay in Retry-After.', undefined, {
@@ -67,7 +68,8 @@ export function toAppError(error: unknown): AppError {
 // eslint-disable-next-line @typescript-eslint/no-unused-vars
 export const errorMiddleware: ErrorRequestHandler = (error, req, res, _next) => {
   const appError = toAppError(error);
-  if (appError.status >= 500) req.log.error({ err: error }, 'request failed');
+  if (appError.status === 503) req.log.warn({ code: appError.code, err: (error as Error).message }, 'dependency unavailable');
+  else if (appError.status >= 500) req.log.error({ err: error }, 'request failed');
   else req.log.info({ code: appError.code, status: appError.status }, 'request rejected');
   if (res.headersSent) {
     res.destroy();

@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+import { createGunzip, createInflate } from 'node:zlib';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { AppError } from '../domain/errors';
@@ -37,6 +39,15 @@ function runMiddleware(middleware: RequestHandler, req: Request, res: Response):
   });
 }
 
+/** The NDJSON body as sent before compression; `maxBodyBytes` then limits the decompressed size. */
+function decodedBody(req: Request): Readable {
+  const encoding = (req.get('Content-Encoding') ?? 'identity').toLowerCase();
+  if (encoding === 'identity') return req;
+  if (encoding === 'gzip') return req.pipe(createGunzip());
+  if (encoding === 'deflate') return req.pipe(createInflate());
+  throw new AppError(415, 'UNSUPPORTED_ENCODING', 'Send NDJSON uncompressed or with Content-Encoding gzip or deflate.');
+}
+
 function tooManyPoints(limit: number): AppError {
   return new AppError(413, 'TOO_MANY_POINTS', `A request may hold at most ${limit} points; split the batch.`);
 }
@@ -60,8 +71,8 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     const batch = await deps.ingest.openStream(receivedAt);
     const rejected: Rejection[] = [];
     try {
-      for await (const line of readNdjson(req, deps.maxBodyBytes)) {
-        if (line.lineNumber > deps.maxPointsPerRequest) throw tooManyPoints(deps.maxPointsPerRequest);
+      for await (const line of readNdjson(decodedBody(req), deps.maxBodyBytes)) {
+        if (batch.acceptedCount + rejected.length >= deps.maxPointsPerRequest) throw tooManyPoints(deps.maxPointsPerRequest);
         const index = line.lineNumber - 1;
         if ('error' in line) {
           rejected.push({ index, message: line.error });
@@ -92,7 +103,8 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
       throw new AppError(400, 'INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1-200 printable ASCII characters without spaces.');
     }
     const idempotencyKey = parsedKey?.data;
-    await deps.ingest.assertCanAccept();
+    // A replay is answered even under back-pressure: it enqueues nothing.
+    deps.ingest.assertQueueReachable();
     if (idempotencyKey) {
       const state = await deps.idempotency.begin(idempotencyKey);
       if (state.state === 'in-flight') {
@@ -112,6 +124,7 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     }
     const receivedAt = Date.now();
     try {
+      await deps.ingest.assertBacklogBelowLimit();
       const result = kind === 'application/json' ? await acceptJson(req, res, receivedAt) : await acceptNdjson(req, receivedAt);
       if (idempotencyKey) await deps.idempotency.complete(idempotencyKey, { status: 202, body: result });
       deps.metrics.ingested.inc(result.accepted);

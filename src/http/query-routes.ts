@@ -87,9 +87,9 @@ export function createQueryRouter(deps: QueryRouteDeps): Router {
   });
 
   router.get('/batches/:batchId', async (req, res) => {
-    const batchId = parseOrThrow(batchIdSchema, req.params.batchId, 'batch id');
-    const batch = await deps.batches.get(batchId);
-    if (!batch) throw notFound(`Batch "${batchId}"`);
+    const parsed = batchIdSchema.safeParse(req.params.batchId);
+    const batch = parsed.success ? await deps.batches.get(parsed.data) : null;
+    if (!batch) throw notFound('This batch');
     res.json(batch);
   });
 

@@ -44,9 +44,8 @@ export function toStatsView(doc: AggregateDocument): StatsView | null {
   };
 }
 
-function escapeUpperBound(prefix: string): string {
-  // Every string that starts with `prefix` sorts below prefix + U+FFFF... for BMP text.
-  return `${prefix}\uffff`;
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 export class AggregateRepository {
@@ -129,15 +128,10 @@ export class AggregateRepository {
   }
 
   async list(options: { prefix?: string; limit: number; after?: string }): Promise<AggregatePage> {
-    const idFilter: Record<string, string> = {};
-    if (options.prefix) {
-      idFilter.$gte = options.prefix;
-      idFilter.$lt = escapeUpperBound(options.prefix);
-    }
-    if (options.after !== undefined && (idFilter.$gte === undefined || options.after >= idFilter.$gte)) {
-      delete idFilter.$gte;
-      idFilter.$gt = options.after;
-    }
+    // An anchored, case-sensitive regex is MongoDB's indexed prefix match.
+    const idFilter: { $regex?: RegExp; $gt?: string } = {};
+    if (options.prefix) idFilter.$regex = new RegExp(`^${escapeRegExp(options.prefix)}`);
+    if (options.after !== undefined) idFilter.$gt = options.after;
     const filter = Object.keys(idFilter).length > 0 ? { _id: idFilter, first: { $exists: true } } : { first: { $exists: true } };
     const docs = await this.collection
       .find(filter, { projection: VIEW_PROJECTION })

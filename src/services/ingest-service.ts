@@ -39,9 +39,13 @@ export class IngestService {
     private readonly logger: Logger,
   ) {}
 
-  /** Throws 503 when Redis is down or the waiting backlog is over its limit, before any body is read. */
-  async assertCanAccept(): Promise<void> {
+  /** Throws 503 at once while Redis is down, before any body is read. */
+  assertQueueReachable(): void {
     if (!isRedisReady(this.queue.client)) throw unavailable('The queue is unavailable; retry after the delay in Retry-After.');
+  }
+
+  /** Throws 503 while the waiting backlog is over its limit (back-pressure). */
+  async assertBacklogBelowLimit(): Promise<void> {
     const now = Date.now();
     if (now - this.backlog.readAt > BACKLOG_CACHE_MS) {
       const waitingJobs = await this.queue.getWaitingCount();

@@ -9,6 +9,7 @@ import type { HistoryRepository } from '../repositories/history-repository';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
 import type { BatchDone, BatchStore } from '../queue/batch-store';
 import type { JobEvent } from '../queue/events';
+import type { KeyLocks } from '../queue/key-locks';
 import { CLAIM_TTL_SECONDS, formatGuard, parseGuard, type LanePool } from './lane-pool';
 
 /** A job that can never succeed (bad payload): fail it at once, do not retry. */
@@ -33,6 +34,7 @@ export interface JobProcessorDeps {
   processed: ProcessedRecordRepository;
   batches: BatchStore;
   lanes: LanePool;
+  locks: KeyLocks;
   publisher: Redis;
   channel: string;
   logger: Logger;
@@ -81,12 +83,14 @@ export class JobProcessor {
       const deltas = groupByKey(payload.points);
       const keys = deltas.map((delta) => delta.key);
       const now = new Date(this.clock());
-      const unknownKeys = keys.filter((key) => !this.knownKeys.has(key));
-      if (unknownKeys.length > 0) {
-        await this.deps.aggregates.ensureExists(unknownKeys, now);
-        for (const key of unknownKeys) this.knownKeys.set(key, true);
-      }
-      const appliedKeys = await this.deps.aggregates.applyDeltas(deltas, guard, now);
+      const appliedKeys = await this.deps.locks.withLocks(keys, async () => {
+        const unknownKeys = keys.filter((key) => !this.knownKeys.has(key));
+        if (unknownKeys.length > 0) {
+          await this.deps.aggregates.ensureExists(unknownKeys, now);
+          for (const key of unknownKeys) this.knownKeys.set(key, true);
+        }
+        return this.deps.aggregates.applyDeltas(deltas, guard, now);
+      });
       await this.deps.history.insertPoints(payload.batchId, payload.points, new Date(payload.receivedAt), now);
       const claim = formatGuard(guard);
       await this.deps.processed.record({

