@@ -1,4 +1,4 @@
-/** Two projects: `unit` (no I/O) and `integration` (real Redis and the MongoDB-compatible server). */
+/** Three projects: `unit` (no I/O), `integration` (real Redis and the MongoDB-compatible server) and `browser` (the live page in Chromium). */
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }] };
 
 module.exports = {
@@ -11,6 +11,13 @@ module.exports = {
       testEnvironment: 'node',
       transform,
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/global-setup.ts',
+    },
+    {
+      displayName: 'browser',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/browser/**/*.test.ts'],
       globalSetup: '<rootDir>/test/global-setup.ts',
     },
   ],

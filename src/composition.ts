@@ -73,7 +73,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
   const { aggregates, history } = repositories(models);
   const redis = createRedis(config.REDIS_URL, 'api', logger);
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
-  const queue = createIngestQueue(
+  const { queue, close: closeQueue } = createIngestQueue(
     { redisUrl: config.REDIS_URL, name: config.QUEUE_NAME, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS },
     'api',
     logger,
@@ -135,7 +135,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
         await closed;
       },
     },
-    { name: 'queue', run: () => queue.close() },
+    { name: 'queue', run: closeQueue },
     {
       name: 'redis',
       run: async () => {
@@ -175,7 +175,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
   const models = createModels(connection);
   await ensureIndexes(models);
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
-  const queue = createIngestQueue(
+  const { queue, close: closeQueue } = createIngestQueue(
     { redisUrl: config.REDIS_URL, name: config.QUEUE_NAME, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS },
     'worker',
     logger,
@@ -206,7 +206,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
 
   const steps: ShutdownStep[] = [
     // Bull's close stops taking jobs and waits for the active ones to finish.
-    { name: 'queue', run: () => queue.close() },
+    { name: 'queue', run: closeQueue },
     {
       name: 'redis',
       run: async () => {

@@ -47,7 +47,12 @@ export function createApp(deps: AppDeps): Express {
     helmet({
       contentSecurityPolicy: {
         // The live page is one self-contained file with an inline script; it renders data with textContent only.
-        directives: { 'script-src': ["'self'", "'unsafe-inline'"], 'connect-src': ["'self'", 'ws:', 'wss:'] },
+        directives: {
+          'script-src': ["'self'", "'unsafe-inline'"],
+          'connect-src': ["'self'", 'ws:', 'wss:'],
+          // Served over plain HTTP by default; upgrading would break the page when opened by IP or host name.
+          'upgrade-insecure-requests': null,
+        },
       },
     }),
   );

@@ -1,4 +1,5 @@
 import Queue from 'bull';
+import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import { createRedis } from './redis';
 import type { JobPayload } from '../domain/job-payload';
@@ -24,16 +25,28 @@ const LOCK_DURATION_MS = 30_000;
 const STALLED_INTERVAL_MS = 30_000;
 const MAX_STALLED_COUNT = 1000;
 
+export interface IngestQueueHandle {
+  queue: IngestQueue;
+  /** Stops the queue (a worker's active jobs finish first), then its Redis clients. */
+  close: () => Promise<void>;
+}
+
 /**
- * Creates the queue with clients of its own (Bull quits them on `close()`).
- * The API's command client fails fast, the worker's waits (see redis.ts).
+ * Creates the queue with Redis clients of its own. The API's command client
+ * fails fast, the worker's waits (see redis.ts). Bull does not close clients
+ * made by `createClient`, so the handle does, once Bull has stopped.
  */
-export function createIngestQueue(settings: QueueSettings, role: 'api' | 'worker', logger: Logger): IngestQueue {
+export function createIngestQueue(settings: QueueSettings, role: 'api' | 'worker', logger: Logger): IngestQueueHandle {
+  const clients: Redis[] = [];
+  const track = (client: Redis): Redis => {
+    clients.push(client);
+    return client;
+  };
   const queue = new Queue<JobPayload>(settings.name, {
     createClient: (type) => {
-      if (type === 'client') return createRedis(settings.redisUrl, role, logger);
-      if (type === 'subscriber') return createRedis(settings.redisUrl, 'subscriber', logger);
-      return createRedis(settings.redisUrl, 'blocking', logger);
+      if (type === 'client') return track(createRedis(settings.redisUrl, role, logger));
+      if (type === 'subscriber') return track(createRedis(settings.redisUrl, 'subscriber', logger));
+      return track(createRedis(settings.redisUrl, 'blocking', logger));
     },
     settings: {
       lockDuration: LOCK_DURATION_MS,
@@ -49,5 +62,11 @@ export function createIngestQueue(settings: QueueSettings, role: 'api' | 'worker
     },
   });
   queue.on('error', (error: Error) => logger.warn({ err: error.message }, 'queue error'));
-  return queue;
+  return {
+    queue,
+    close: async () => {
+      await queue.close();
+      for (const client of clients) client.disconnect();
+    },
+  };
 }

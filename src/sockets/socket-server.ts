@@ -3,6 +3,7 @@ import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import { Server, type Socket } from 'socket.io';
 import type { AggregateRepository } from '../repositories/aggregate-repository';
+import type { StatsView } from '../domain/stats';
 import { jobEventSchema, type JobEvent } from '../queue/events';
 import type { ApiMetrics } from '../metrics';
 import {
@@ -33,6 +34,9 @@ export interface SocketServer {
 }
 
 type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+
+// A relay read that failed (MongoDB down) is retried after this.
+const RELAY_RETRY_MS = 1000;
 
 function invalid(message: string): { ok: false; error: ErrorBody } {
   return { ok: false, error: { code: 'INVALID_SUBSCRIPTION', message } };
@@ -84,21 +88,26 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
     });
 
     socket.on('unsubscribe', async (payload, ack) => {
+      const reply = typeof ack === 'function' ? ack : () => undefined;
       const parsed = subscriptionSchema.safeParse(payload);
       if (!parsed.success) {
-        if (typeof ack === 'function')
-          ack(invalid(`Expected {"keys": ["..."], "jobs": true?}: ${parsed.error.issues[0]?.message ?? 'invalid payload'}.`));
+        reply(invalid(`Expected {"keys": ["..."], "jobs": true?}: ${parsed.error.issues[0]?.message ?? 'invalid payload'}.`));
         return;
       }
-      for (const key of parsed.data.keys) await socket.leave(keyRoom(key));
-      if (parsed.data.jobs) await socket.leave(JOBS_ROOM);
-      if (typeof ack === 'function') ack({ ok: true });
+      try {
+        for (const key of parsed.data.keys) await socket.leave(keyRoom(key));
+        if (parsed.data.jobs) await socket.leave(JOBS_ROOM);
+        reply({ ok: true });
+      } catch (error) {
+        deps.logger.warn({ err: error }, 'unsubscribe failed');
+        reply({ ok: false, error: { code: 'INTERNAL', message: 'Could not unsubscribe; try again.' } });
+      }
     });
   });
 
   const relay = createRelay(io, deps);
   const onMessage = (channel: string, message: string): void => {
-    if (channel === deps.channel) relay(message);
+    if (channel === deps.channel) relay.accept(message);
   };
   deps.subscriber.on('message', onMessage);
   const ready = deps.subscriber.subscribe(deps.channel).then(() => undefined);
@@ -108,6 +117,7 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
     ready,
     async close() {
       deps.subscriber.off('message', onMessage);
+      relay.stop();
       await new Promise<void>((resolve) => {
         void io.close(() => {
           resolve();
@@ -122,9 +132,13 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
  * one loop, so a hot key costs one read per loop turn however many jobs
  * touched it, and a key's updates are never sent out of order.
  */
-function createRelay(io: Server<ClientToServerEvents, ServerToClientEvents>, deps: SocketDeps): (message: string) => void {
+function createRelay(
+  io: Server<ClientToServerEvents, ServerToClientEvents>,
+  deps: SocketDeps,
+): { accept(message: string): void; stop(): void } {
   const pending = new Map<string, string>();
   let draining = false;
+  let retry: NodeJS.Timeout | undefined;
 
   async function drain(): Promise<void> {
     draining = true;
@@ -132,20 +146,31 @@ function createRelay(io: Server<ClientToServerEvents, ServerToClientEvents>, dep
       while (pending.size > 0) {
         const batch = [...pending];
         pending.clear();
-        const stats = await deps.aggregates.findByKeys(batch.map(([key]) => key));
+        let stats: Map<string, StatsView | null>;
+        try {
+          stats = await deps.aggregates.findByKeys(batch.map(([key]) => key));
+        } catch (error) {
+          for (const [key, batchId] of batch) if (!pending.has(key)) pending.set(key, batchId);
+          throw error;
+        }
         for (const [key, batchId] of batch) {
           const view = stats.get(key);
           if (view) io.to(keyRoom(key)).emit('stats:update', { key, stats: view, batchId });
         }
       }
     } catch (error) {
-      deps.logger.warn({ err: error }, 'could not relay stats updates');
+      deps.logger.warn({ err: error }, 'could not relay stats updates; retrying');
+      // Keys taken by the failed read are still owed an update: send them with the next turn.
+      retry = setTimeout(() => {
+        retry = undefined;
+        if (!draining && pending.size > 0) void drain();
+      }, RELAY_RETRY_MS);
     } finally {
       draining = false;
     }
   }
 
-  return (message: string) => {
+  function accept(message: string): void {
     let event: JobEvent;
     try {
       event = jobEventSchema.parse(JSON.parse(message));
@@ -159,5 +184,13 @@ function createRelay(io: Server<ClientToServerEvents, ServerToClientEvents>, dep
     }
     if (event.batchDone) io.to(JOBS_ROOM).emit('batch:done', event.batchDone);
     if (!draining && pending.size > 0) void drain();
+  }
+
+  return {
+    accept,
+    stop() {
+      clearTimeout(retry);
+      pending.clear();
+    },
   };
 }

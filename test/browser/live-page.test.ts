@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { MongoClient } from 'mongodb';
 import type { Browser, Locator, Page } from 'playwright-core';
-import type { IngestQueue } from '../../src/queue/ingest-queue';
 import { createApiComponents, createWorkerComponents, type ApiComponents, type WorkerComponents } from '../../src/composition';
 import { loadConfig, type Config } from '../../src/config/config';
 import { createLogger } from '../../src/logger';
@@ -28,6 +27,7 @@ let api: ApiComponents | undefined;
 let worker: WorkerComponents | undefined;
 let browser: Browser | undefined;
 let page: Page;
+let pageOpened = false;
 let baseUrl: string;
 const pageProblems: string[] = [];
 
@@ -72,25 +72,6 @@ async function ingest(points: unknown[]): Promise<{ batchId: string; accepted: n
   return (await response.json()) as { batchId: string; accepted: number };
 }
 
-/**
- * Bull closes only the Redis clients it created itself; those handed to it by
- * `createClient` (as createIngestQueue does) stay connected after
- * `queue.close()`, and Jest would not exit. Disconnects the ones the queue
- * opened (reading `client`/`eclient`/`bclient` would open them).
- */
-function disconnectQueueClients(queue: IngestQueue | undefined): void {
-  if (!queue) return;
-  const lazy = queue as unknown as Record<string, unknown>;
-  const clients = [
-    ['clientInitialized', 'client'],
-    ['subscriberInitialized', 'eclient'],
-    ['bclientInitialized', 'bclient'],
-  ] as const;
-  for (const [opened, name] of clients) {
-    if (lazy[opened] === true) (lazy[name] as Redis).disconnect();
-  }
-}
-
 async function subscribeFromPage(input: string): Promise<void> {
   await page.fill('#keys', input);
   await page.click('#subscribe');
@@ -118,6 +99,7 @@ beforeAll(async () => {
   // en-US and UTC, so that formatted numbers and times are the same on every machine.
   const context = await browser.newContext({ locale: 'en-US', timezoneId: 'UTC', viewport: { width: 1280, height: 860 } });
   page = await context.newPage();
+  pageOpened = true;
   page.on('pageerror', (error) => pageProblems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
     if (message.type() === 'error') pageProblems.push(`console error: ${message.text()}`);
@@ -132,12 +114,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Taken here so that a failed run leaves a picture of the page too.
-  if (browser) await page.screenshot({ path: SCREENSHOT_PATH, fullPage: true, animations: 'disabled' }).catch(() => undefined);
+  if (pageOpened) await page.screenshot({ path: SCREENSHOT_PATH, fullPage: true, animations: 'disabled' }).catch(() => undefined);
   await browser?.close();
   await worker?.close();
   await api?.close();
-  disconnectQueueClients(worker?.queue);
-  disconnectQueueClients(api?.queue);
   if (!api && !worker) return;
 
   const mongo = await MongoClient.connect(config.MONGODB_URI);
