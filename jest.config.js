@@ -1,5 +1,5 @@
 /** Three projects: `unit` (no I/O), `integration` (real Redis and the MongoDB-compatible server) and `browser` (the live page in Chromium). */
-const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }] };
+const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 
 module.exports = {
   // Integration files start an API and workers against real services; jobs take a moment.

@@ -11,6 +11,16 @@ import {
   type WorkerOptions,
 } from '../../src/composition';
 import { createLogger } from '../../src/logger';
+import { createModels } from '../../src/models';
+import { BatchStore } from '../../src/queue/batch-store';
+import { eventsChannel } from '../../src/queue/events';
+import { KeyLocks } from '../../src/queue/key-locks';
+import { AggregateRepository } from '../../src/repositories/aggregate-repository';
+import { HistoryRepository } from '../../src/repositories/history-repository';
+import { ProcessedRecordRepository } from '../../src/repositories/processed-record-repository';
+import { JobProcessor, type JobProcessorDeps } from '../../src/services/job-processor';
+import { GUARD_RETENTION, LanePool } from '../../src/services/lane-pool';
+import { connectMongo } from '../../src/composition';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../src/sockets/socket-events';
 
 export type TestSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -24,6 +34,8 @@ export interface Harness {
   workers: WorkerComponents[];
   startWorker(options?: WorkerOptions): Promise<WorkerComponents>;
   connect(): Promise<TestSocket>;
+  /** A job processor outside any Bull worker, wired as the worker wires it; `override` swaps parts (to inject a crash). */
+  buildProcessor(override?: (deps: JobProcessorDeps) => Partial<JobProcessorDeps>): Promise<JobProcessor>;
   close(): Promise<void>;
 }
 
@@ -56,6 +68,7 @@ export async function startHarness(overrides: Record<string, string> = {}, optio
   const redis = new Redis(config.REDIS_URL);
   const workers: WorkerComponents[] = [];
   const sockets: TestSocket[] = [];
+  const extraClosers: (() => Promise<unknown>)[] = [];
 
   const harness: Harness = {
     config,
@@ -79,8 +92,30 @@ export async function startHarness(overrides: Record<string, string> = {}, optio
       });
       return socket;
     },
+    async buildProcessor(override) {
+      const connection = await connectMongo(config.MONGODB_URI, logger, false);
+      const publisher = new Redis(config.REDIS_URL);
+      extraClosers.push(
+        () => connection.close(),
+        () => publisher.quit(),
+      );
+      const models = createModels(connection);
+      const deps: JobProcessorDeps = {
+        aggregates: new AggregateRepository(models.aggregate, GUARD_RETENTION),
+        history: new HistoryRepository(models.dataPoint),
+        processed: new ProcessedRecordRepository(models.processedRecord),
+        batches: new BatchStore(publisher, config.QUEUE_NAME),
+        lanes: new LanePool(),
+        locks: new KeyLocks(publisher, config.QUEUE_NAME),
+        publisher,
+        channel: eventsChannel(config.QUEUE_NAME),
+        logger,
+      };
+      return new JobProcessor({ ...deps, ...override?.(deps) });
+    },
     async close() {
       for (const socket of sockets) socket.disconnect();
+      for (const closeExtra of extraClosers) await closeExtra();
       await Promise.all(workers.map((worker) => worker.close()));
       await api.close();
       await db.dropDatabase();
