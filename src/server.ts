@@ -1,6 +1,7 @@
 import 'dotenv/config';
 import { loadConfig } from './config/config';
 import { createApiComponents } from './composition';
+import { stopOnSignals } from './lifecycle/signals';
 import { createLogger } from './logger';
 
 async function main(): Promise<void> {
@@ -10,12 +11,7 @@ async function main(): Promise<void> {
   const port = await api.listen(config.PORT);
   logger.info({ port }, `API listening on http://127.0.0.1:${port} (live page: /test-socket.html)`);
 
-  const stop = (signal: string): void => {
-    logger.info({ signal }, 'shutting down');
-    void api.close().then(() => process.exit(0));
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  stopOnSignals(logger, 'shutting down', api.close);
 }
 
 main().catch((error: unknown) => {

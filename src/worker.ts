@@ -1,6 +1,7 @@
 import 'dotenv/config';
 import { loadConfig } from './config/config';
 import { createWorkerComponents } from './composition';
+import { stopOnSignals } from './lifecycle/signals';
 import { createLogger } from './logger';
 
 async function main(): Promise<void> {
@@ -10,12 +11,7 @@ async function main(): Promise<void> {
   worker.start();
   logger.info({ queue: config.QUEUE_NAME, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
 
-  const stop = (signal: string): void => {
-    logger.info({ signal }, 'finishing active jobs, then stopping');
-    void worker.close().then(() => process.exit(0));
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  stopOnSignals(logger, 'finishing active jobs, then stopping', worker.close);
 }
 
 main().catch((error: unknown) => {
