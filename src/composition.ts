@@ -62,7 +62,7 @@ export interface ApiComponents {
   sockets: SocketServer;
   queue: IngestQueue;
   listen(port: number): Promise<number>;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 /** Wires the API: HTTP and Socket.io on one server, not listening yet. */
@@ -162,7 +162,7 @@ export interface WorkerComponents {
   processor: JobProcessor;
   /** Starts taking jobs. */
   start(): void;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 export interface WorkerOptions {
