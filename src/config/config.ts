@@ -1,7 +1,13 @@
 import { z } from 'zod';
 
-const port = z.coerce.number().int().min(0).max(65535);
-const positiveInt = z.coerce.number().int().positive();
+// Digits only: z.coerce would read "   " or "" as 0 and "1e3" as 1000.
+const integer = z
+  .string()
+  .regex(/^\d{1,15}$/, 'must be a whole number')
+  .transform(Number);
+const whole = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  integer.pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+const port = whole(0, 65535);
 const csv = z
   .string()
   .default('')
@@ -28,18 +34,18 @@ const configSchema = z.object({
     .default('ingest'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Points per Bull job: one job costs a constant number of round trips, so bigger is cheaper. */
-  JOB_CHUNK_SIZE: positiveInt.max(10_000).default(1000),
-  MAX_POINTS_PER_REQUEST: positiveInt.default(100_000),
-  MAX_BODY_BYTES: positiveInt.default(16 * 1024 * 1024),
+  JOB_CHUNK_SIZE: whole(1, 10_000).default(1000),
+  MAX_POINTS_PER_REQUEST: whole(1).default(100_000),
+  MAX_BODY_BYTES: whole(1).default(16 * 1024 * 1024),
   /** Waiting points over which ingest answers 503 (back-pressure). */
-  MAX_QUEUE_BACKLOG: positiveInt.default(2_000_000),
-  WORKER_CONCURRENCY: positiveInt.max(64).default(2),
-  JOB_ATTEMPTS: positiveInt.max(100).default(10),
+  MAX_QUEUE_BACKLOG: whole(1).default(2_000_000),
+  WORKER_CONCURRENCY: whole(1, 64).default(2),
+  JOB_ATTEMPTS: whole(1, 100).default(10),
   /** First retry delay; Bull doubles it on each attempt (1 s, 2 s, 4 s ... ~8.5 min in all for 10 attempts). */
-  JOB_BACKOFF_MS: positiveInt.default(1000),
-  MAX_KEYS_PER_SOCKET: positiveInt.max(10_000).default(100),
+  JOB_BACKOFF_MS: whole(1).default(1000),
+  MAX_KEYS_PER_SOCKET: whole(1, 10_000).default(100),
   CORS_ORIGINS: csv,
-  SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
+  SHUTDOWN_TIMEOUT_MS: whole(1).default(10_000),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -18,7 +18,7 @@ function describeType(input: unknown): string {
   if (input === null) return 'null';
   if (Array.isArray(input)) return 'an array';
   if (typeof input === 'number' && !Number.isFinite(input)) return String(input);
-  return `a ${typeof input}`;
+  return typeof input === 'object' ? 'an object' : `a ${typeof input}`;
 }
 
 export const keySchema = z
@@ -38,6 +38,9 @@ const typeSchema = z
 
 /** ISO-8601 date-times without an offset are UTC here (JavaScript would read them in the server's local zone). */
 export function parseIsoAsUtc(text: string): number {
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+  // Date.parse rolls 2025-02-30 over into March; a date that does not exist is invalid.
+  if (new Date(Date.UTC(year, month - 1, day)).getUTCDate() !== day) return Number.NaN;
   const hasTime = text.includes('T');
   const hasZone = /(?:Z|[+-]\d{2}:?\d{2})$/.test(text);
   return Date.parse(hasTime && !hasZone ? `${text}Z` : text);

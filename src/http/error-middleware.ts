@@ -51,9 +51,13 @@ export function toAppError(error: unknown): AppError {
         return new AppError(400, 'REQUEST_ABORTED', 'The request was aborted before its body was complete.');
     }
   }
-  const status = typeof error === 'object' && error !== null ? (error as { status?: unknown }).status : undefined;
-  if (typeof status === 'number' && status >= 400 && status < 500) {
-    // body-parser's decompression errors carry a status but no type.
+  if (error instanceof URIError) {
+    return new AppError(400, 'INVALID_PATH', 'The URL is not valid percent-encoding; encode keys with encodeURIComponent.');
+  }
+  const { code, status } = typeof error === 'object' && error !== null ? (error as { code?: unknown; status?: unknown }) : {};
+  // Decompression errors: zlib's own (NDJSON) carry a Z_* code, body-parser's a 4xx status but no type.
+  const isZlibError = typeof code === 'string' && code.startsWith('Z_');
+  if (isZlibError || (typeof status === 'number' && status >= 400 && status < 500)) {
     return new AppError(400, 'UNREADABLE_BODY', 'The request body could not be read; check its Content-Encoding and Content-Length.');
   }
   if (isUnavailable(error)) {

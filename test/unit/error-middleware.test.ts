@@ -1,0 +1,194 @@
+import type { NextFunction, Request, Response } from 'express';
+import { z } from 'zod';
+import { AppError } from '../../src/domain/errors';
+import { errorMiddleware, toAppError } from '../../src/http/error-middleware';
+
+const GENERIC_MESSAGE = 'Something went wrong on our side; the error was logged.';
+
+/** What body-parser (via http-errors) throws: an Error with a `type` and a `status`. */
+function bodyParserError(type: string, status: number, message = 'body-parser internal message'): Error {
+  return Object.assign(new Error(message), { type, status, statusCode: status, expose: true });
+}
+
+function zodErrorOf(schema: z.ZodType, input: unknown): z.ZodError {
+  const result = schema.safeParse(input);
+  if (result.success) throw new Error('expected the schema to reject the input');
+  return result.error;
+}
+
+describe('toAppError', () => {
+  it('when the error is already an AppError, then it is answered as it is', () => {
+    const error = new AppError(409, 'IDEMPOTENCY_IN_FLIGHT', 'retry later', undefined, { 'Retry-After': '1' });
+    expect(toAppError(error)).toBe(error);
+  });
+
+  it('when zod rejects an input, then it is a 400 VALIDATION_FAILED with one detail per issue and their paths in the message', () => {
+    const error = zodErrorOf(z.strictObject({ limit: z.number(), key: z.string().min(1, 'key must not be empty') }), {
+      limit: 'x',
+      key: '',
+    });
+    const appError = toAppError(error);
+    expect(appError).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+    expect(appError.details).toEqual([
+      { path: 'limit', message: expect.any(String) },
+      { path: 'key', message: 'key must not be empty' },
+    ]);
+    expect(appError.message).toMatch(/^Invalid request: limit: .+; key: key must not be empty$/);
+  });
+
+  it('when zod rejects a value at the top level, then the message has no empty path', () => {
+    const appError = toAppError(zodErrorOf(z.string({ error: 'must be text' }), 5));
+    expect(appError.message).toBe('Invalid request: must be text');
+    expect(appError.details).toEqual([{ path: '', message: 'must be text' }]);
+  });
+
+  it.each([
+    ['entity.too.large', 413, 413, 'BODY_TOO_LARGE', /size limit; send fewer points/],
+    ['entity.parse.failed', 400, 400, 'MALFORMED_JSON', /not valid JSON \(it must be an object or an array\)/],
+    ['encoding.unsupported', 415, 415, 'UNSUPPORTED_ENCODING', /UTF-8, optionally gzip- or deflate-compressed/],
+    ['charset.unsupported', 415, 415, 'UNSUPPORTED_ENCODING', /UTF-8/],
+    ['request.aborted', 400, 400, 'REQUEST_ABORTED', /aborted before its body was complete/],
+    ['request.size.invalid', 400, 400, 'UNREADABLE_BODY', /check its Content-Encoding and Content-Length/],
+    ['stream.encoding.set', 500, 500, 'INTERNAL', /^Something went wrong/],
+  ])('when body-parser fails with %s (status %d), then the answer is %d %s', (type, status, expectedStatus, code, message) => {
+    const appError = toAppError(bodyParserError(type, status));
+    expect(appError).toMatchObject({ status: expectedStatus, code });
+    expect(appError.message).toMatch(message);
+    expect(appError.message).not.toContain('body-parser internal message');
+  });
+
+  it('when the JSON body cannot be parsed, then the parser message and the body are not echoed', () => {
+    const syntax = (() => {
+      try {
+        JSON.parse('{"secret": "hunter2", oops}');
+      } catch (error) {
+        return error as Error;
+      }
+      throw new Error('expected JSON.parse to throw');
+    })();
+    const error = Object.assign(syntax, { type: 'entity.parse.failed', status: 400, body: '{"secret": "hunter2", oops}' });
+    const appError = toAppError(error);
+    expect(appError).toMatchObject({ status: 400, code: 'MALFORMED_JSON' });
+    expect(appError.message).not.toMatch(/hunter2|Unexpected token|SyntaxError|position/);
+  });
+
+  it('when a decompression error with a 400 status but no type arrives (corrupt gzip), then it is a 400 UNREADABLE_BODY', () => {
+    const zlibError = Object.assign(new Error('incorrect header check'), { code: 'Z_DATA_ERROR', errno: -3, status: 400 });
+    const appError = toAppError(zlibError);
+    expect(appError).toMatchObject({ status: 400, code: 'UNREADABLE_BODY' });
+    expect(appError.message).not.toContain('incorrect header check');
+  });
+
+  it.each([
+    ['a MongoServerSelectionError', Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:27017'), { name: 'MongoServerSelectionError' })],
+    ['a MongoNetworkError', Object.assign(new Error('connection 3 to db closed'), { name: 'MongoNetworkError' })],
+    [
+      'a MaxRetriesPerRequestError',
+      Object.assign(new Error('Reached the max retries per request limit'), { name: 'MaxRetriesPerRequestError' }),
+    ],
+    ['a closed Redis connection', new Error('Connection is closed.')],
+    ['a refused connection', new Error('connect ECONNREFUSED 127.0.0.1:6379')],
+  ])('when %s reaches the edge, then it is a 503 with Retry-After that names no driver', (_case, error) => {
+    const appError = toAppError(error);
+    expect(appError).toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE', headers: { 'Retry-After': '5' } });
+    expect(appError.message).toMatch(/retry after the delay in Retry-After/);
+    expect(appError.message).not.toMatch(/mongo|redis|ECONNREFUSED|27017|6379/i);
+  });
+
+  it.each([
+    ['a TypeError', new TypeError("Cannot read properties of undefined (reading 'points')")],
+    ['an error holding a connection string', new Error('auth failed for mongodb://admin:s3cret@db.internal:27017/realtime')],
+    ['an error with a 500 status', Object.assign(new Error('boom'), { status: 500 })],
+    ['a thrown string', 'something broke'],
+    ['a thrown number', 42],
+    ['null', null],
+    ['undefined', undefined],
+    ['an object with a non-numeric status', { status: '400', message: 'no' }],
+  ])('when %s reaches the edge, then it is a 500 INTERNAL with a generic message that leaks nothing', (_case, error) => {
+    const appError = toAppError(error);
+    expect(appError).toMatchObject({ status: 500, code: 'INTERNAL', message: GENERIC_MESSAGE });
+    expect(appError.details).toBeUndefined();
+  });
+});
+
+describe('errorMiddleware', () => {
+  function fakeExchange(headersSent = false) {
+    const log = { info: jest.fn(), warn: jest.fn(), error: jest.fn() };
+    const req = { log } as unknown as Request;
+    const res = {
+      headersSent,
+      statusCode: 200,
+      headers: {} as Record<string, string>,
+      body: undefined as unknown,
+      destroyed: false,
+      setHeader(name: string, value: string) {
+        this.headers[name] = value;
+        return this;
+      },
+      status(code: number) {
+        this.statusCode = code;
+        return this;
+      },
+      json(body: unknown) {
+        this.body = body;
+        return this;
+      },
+      destroy() {
+        this.destroyed = true;
+      },
+    };
+    return { req, res, log };
+  }
+
+  const next: NextFunction = () => undefined;
+
+  it('when an unknown error reaches it, then the answer is a 500 with the contract body and the error is logged once', () => {
+    const { req, res, log } = fakeExchange();
+    const error = new Error('E11000 duplicate key error collection: realtime.aggregates');
+
+    errorMiddleware(error, req, res as unknown as Response, next);
+
+    expect(res.statusCode).toBe(500);
+    expect(res.body).toEqual({ error: { code: 'INTERNAL', message: GENERIC_MESSAGE } });
+    expect(JSON.stringify(res.body)).not.toMatch(/E11000|aggregates|realtime/);
+    expect(log.error).toHaveBeenCalledTimes(1);
+    expect(log.error).toHaveBeenCalledWith({ err: error }, 'request failed');
+  });
+
+  it('when an AppError with details and headers reaches it, then both are in the answer', () => {
+    const { req, res, log } = fakeExchange();
+    const details = [{ index: 0, message: 'value is required' }];
+
+    errorMiddleware(
+      new AppError(400, 'NO_VALID_POINTS', 'No valid point.', details, { 'X-Hint': 'split' }),
+      req,
+      res as unknown as Response,
+      next,
+    );
+
+    expect(res.statusCode).toBe(400);
+    expect(res.headers).toEqual({ 'X-Hint': 'split' });
+    expect(res.body).toEqual({ error: { code: 'NO_VALID_POINTS', message: 'No valid point.', details } });
+    expect(log.info).toHaveBeenCalledTimes(1);
+    expect(log.error).not.toHaveBeenCalled();
+  });
+
+  it('when a dependency is down, then the answer is a 503 with Retry-After and a warning is logged', () => {
+    const { req, res, log } = fakeExchange();
+
+    errorMiddleware(Object.assign(new Error('down'), { name: 'MongoNetworkError' }), req, res as unknown as Response, next);
+
+    expect(res.statusCode).toBe(503);
+    expect(res.headers).toEqual({ 'Retry-After': '5' });
+    expect(log.warn).toHaveBeenCalledTimes(1);
+  });
+
+  it('when the response has already started, then the connection is cut instead of writing a second body', () => {
+    const { req, res } = fakeExchange(true);
+
+    errorMiddleware(new Error('late failure'), req, res as unknown as Response, next);
+
+    expect(res.destroyed).toBe(true);
+    expect(res.body).toBeUndefined();
+  });
+});
