@@ -73,6 +73,7 @@ const DEFAULT_RETRY_AFTER_MS = 1000;
 const TTY_PROGRESS_MS = 200;
 const LOG_PROGRESS_MS = 5000;
 const MAX_MISMATCHES_SHOWN = 20;
+const MIN_POLL_TIMEOUT_MS = 1000;
 
 function positiveInt(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -340,7 +341,9 @@ async function sendAll(options: Options, baseTs: number, counters: SendCounters)
       counters.requests += 1;
       counters.sentPoints += request.points;
       try {
-        counters.acceptedPoints += await sendRequest(url, request, `${runId}-${index}`, counters, stop.signal);
+        // Not `counters.acceptedPoints += await ...`: that reads the total before the await and loses the other lanes' additions.
+        const accepted = await sendRequest(url, request, `${runId}-${index}`, counters, stop.signal);
+        counters.acceptedPoints += accepted;
       } catch (error) {
         // Only the first failure is the cause; the others are the aborts it triggered.
         failure ??= error instanceof Error ? error : new LoadTestError(describe(error));
@@ -369,8 +372,8 @@ function startProgress(render: () => string): (finalText: string) => void {
 const formatNumber = (n: number): string => Math.round(n).toLocaleString('en-US');
 const secondsSince = (start: number): number => (performance.now() - start) / 1000;
 
-async function fetchJson(url: URL): Promise<unknown> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+async function fetchJson(url: URL, timeoutMs: number): Promise<unknown> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   const text = await response.text();
   if (response.status >= 400 && response.status < 500) throw new LoadTestError(`GET ${url.pathname} answered ${response.status}: ${text}`);
   if (response.status !== 200) throw new Error(`GET ${url.pathname} answered ${response.status}`);
@@ -378,7 +381,7 @@ async function fetchJson(url: URL): Promise<unknown> {
 }
 
 /** Every aggregate under `<prefix>/`, following `nextCursor`. */
-async function readAllStats(options: Options): Promise<Map<string, StatsView>> {
+async function readAllStats(options: Options, timeoutMs: number): Promise<Map<string, StatsView>> {
   const stats = new Map<string, StatsView>();
   let cursor: string | null = null;
   do {
@@ -386,7 +389,7 @@ async function readAllStats(options: Options): Promise<Map<string, StatsView>> {
     url.searchParams.set('prefix', `${options.prefix}/`);
     url.searchParams.set('limit', String(STATS_PAGE_LIMIT));
     if (cursor !== null) url.searchParams.set('cursor', cursor);
-    const parsed = statsPageSchema.safeParse(await fetchJson(url));
+    const parsed = statsPageSchema.safeParse(await fetchJson(url, timeoutMs));
     if (!parsed.success) throw new LoadTestError(`GET /api/data/stats answered an unexpected body: ${parsed.error.message}`);
     for (const item of parsed.data.items) stats.set(item.key, item);
     cursor = parsed.data.nextCursor;
@@ -422,7 +425,8 @@ async function waitUntilCounted(options: Options, accepted: number, startedAt: n
   );
   for (;;) {
     try {
-      stats = await readAllStats(options);
+      // A poll that hangs (the database stuck) must not carry the wait past its deadline.
+      stats = await readAllStats(options, Math.max(deadline - performance.now(), MIN_POLL_TIMEOUT_MS));
       counted = countOf(stats);
       lastError = '';
     } catch (error) {
@@ -490,9 +494,16 @@ interface Summary {
   acceptedPointsPerSecond: number;
   endToEndSeconds: number | null;
   endToEndPointsPerSecond: number | null;
+  timeoutSeconds: number;
   timedOut: boolean;
   exact: boolean;
   mismatches: Mismatch[];
+}
+
+function resultLine(summary: Summary): string {
+  if (summary.exact) return 'EXACT';
+  if (summary.timedOut) return `TIMED OUT after ${summary.timeoutSeconds} s of waiting: totals not checked`;
+  return `NOT EXACT: ${summary.mismatches.length} key(s) differ`;
 }
 
 function printSummary(summary: Summary, out: NodeJS.WriteStream): void {
@@ -506,7 +517,7 @@ function printSummary(summary: Summary, out: NodeJS.WriteStream): void {
     summary.endToEndSeconds === null
       ? `end-to-end   timed out with ${formatNumber(summary.countedPoints)} of ${formatNumber(summary.acceptedPoints)} points counted`
       : `end-to-end   ${rate(summary.acceptedPoints, summary.endToEndSeconds)}`,
-    `result       ${summary.exact ? 'EXACT' : `NOT EXACT: ${summary.mismatches.length} key(s) differ`}`,
+    `result       ${resultLine(summary)}`,
     ...summary.mismatches.slice(0, MAX_MISMATCHES_SHOWN).map((m) => `  ${m.key}: ${m.problems.join('; ')}`),
   ];
   if (summary.mismatches.length > MAX_MISMATCHES_SHOWN) lines.push(`  ... and ${summary.mismatches.length - MAX_MISMATCHES_SHOWN} more`);
@@ -550,6 +561,7 @@ async function run(options: Options): Promise<Summary> {
     acceptedPointsPerSecond: counters.acceptedPoints / sendSeconds,
     endToEndSeconds,
     endToEndPointsPerSecond: endToEndSeconds === null ? null : counters.acceptedPoints / endToEndSeconds,
+    timeoutSeconds: options.timeoutSeconds,
     timedOut: waited.timedOut,
     exact: !waited.timedOut && mismatches.length === 0,
     mismatches,

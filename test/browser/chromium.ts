@@ -8,8 +8,12 @@ const DEFAULT_CHROMIUM_PATH = '/usr/bin/chromium';
  * Fails with the fix in the message when it is missing: a browser test that
  * skips itself would pass on a machine where it never ran.
  */
+export function chromiumPath(): string {
+  return process.env.CHROMIUM_PATH ?? DEFAULT_CHROMIUM_PATH;
+}
+
 export async function launchChromium(): Promise<Browser> {
-  const executablePath = process.env.CHROMIUM_PATH ?? DEFAULT_CHROMIUM_PATH;
+  const executablePath = chromiumPath();
   if (!existsSync(executablePath)) {
     throw new Error(
       `No Chromium at ${executablePath}. Install it with \`apt-get update && apt-get install -y chromium\` ` +
