@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { ISO_8601, keySchema, parseIsoAsUtc } from './point-schema';
+import { ISO_8601, keySchema, MAX_EPOCH_MS, parseIsoAsUtc } from './point-schema';
 
 /** A time bound in a query string: epoch milliseconds or an ISO-8601 date. */
 const timeBound = z.string().transform((text, ctx) => {
   const ms = /^\d{1,16}$/.test(text) ? Number(text) : ISO_8601.test(text) ? parseIsoAsUtc(text) : Number.NaN;
-  if (!Number.isFinite(ms)) {
+  if (!Number.isFinite(ms) || ms > MAX_EPOCH_MS) {
     ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 date or epoch milliseconds' });
     return z.NEVER;
   }
@@ -18,7 +18,7 @@ const limit = z
   .pipe(z.number().int().min(1, 'must be an integer from 1 to 1000').max(1000, 'must be an integer from 1 to 1000'))
   .default(100);
 
-const cursor = z.string().min(1).max(1000);
+const cursor = z.string().min(1, 'must not be empty').max(1000, 'must be at most 1000 characters');
 const batchId = z.string().regex(/^[a-z0-9]{1,64}$/, 'must be a batch id as returned by ingest');
 
 export const historyQuerySchema = z
@@ -58,5 +58,5 @@ export function decodeCursor<T>(text: string, schema: z.ZodType<T>): T | undefin
   }
 }
 
-export const historyCursorSchema = z.strictObject({ t: z.number().int().nonnegative(), id: z.string().min(1).max(300) });
+export const historyCursorSchema = z.strictObject({ t: z.number().int().nonnegative().max(MAX_EPOCH_MS), id: z.string().min(1).max(300) });
 export const statsCursorSchema = z.strictObject({ k: keySchema });

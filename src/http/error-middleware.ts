@@ -21,6 +21,14 @@ const UNAVAILABLE_ERRORS = new Set([
   'MaxRetriesPerRequestError',
 ]);
 
+/** A client that went away mid-body (NDJSON is read by hand, so Node's own errors arrive here). */
+function isAborted(error: unknown): boolean {
+  if (isBodyParserError(error) && error.type === 'request.aborted') return true;
+  if (!(error instanceof Error)) return false;
+  // Node's IncomingMessage fails with "aborted" when the client goes away mid-body.
+  return error.message === 'aborted';
+}
+
 function isUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   return UNAVAILABLE_ERRORS.has(error.name) || /Connection is closed|Stream isn't writeable|ECONNREFUSED/.test(error.message);
@@ -38,6 +46,9 @@ export function toAppError(error: unknown): AppError {
       details,
     );
   }
+  if (isAborted(error)) {
+    return new AppError(400, 'REQUEST_ABORTED', 'The request was aborted before its body was complete.');
+  }
   if (isBodyParserError(error)) {
     switch (error.type) {
       case 'entity.too.large':
@@ -46,9 +57,7 @@ export function toAppError(error: unknown): AppError {
         return new AppError(400, 'MALFORMED_JSON', 'The request body is not valid JSON (it must be an object or an array).');
       case 'encoding.unsupported':
       case 'charset.unsupported':
-        return new AppError(415, 'UNSUPPORTED_ENCODING', 'Send the body as UTF-8, optionally gzip- or deflate-compressed.');
-      case 'request.aborted':
-        return new AppError(400, 'REQUEST_ABORTED', 'The request was aborted before its body was complete.');
+        return new AppError(415, 'UNSUPPORTED_ENCODING', 'Send the body as UTF-8, optionally compressed with gzip, deflate or br.');
     }
   }
   if (error instanceof URIError) {

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
@@ -41,12 +41,20 @@ function runMiddleware(middleware: RequestHandler, req: Request, res: Response):
 
 /** The NDJSON body as sent before compression; `maxBodyBytes` then limits the decompressed size. */
 function decodedBody(req: Request): Readable {
+  const charset = /;\s*charset=("?)([^";]+)\1/i.exec(req.get('Content-Type') ?? '')?.[2]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new AppError(415, 'UNSUPPORTED_ENCODING', 'Send NDJSON as UTF-8 (charset=utf-8 or no charset).');
+  }
   const encoding = (req.get('Content-Encoding') ?? 'identity').toLowerCase();
   if (encoding === 'identity') return req;
-  if (encoding === 'gzip') return req.pipe(createGunzip());
-  if (encoding === 'deflate') return req.pipe(createInflate());
+  // pipeline, not pipe: a client that aborts must end the decompressed stream too, or the read would wait forever.
+  if (encoding === 'gzip') return pipeline(req, createGunzip(), ignoreError);
+  if (encoding === 'deflate') return pipeline(req, createInflate(), ignoreError);
   throw new AppError(415, 'UNSUPPORTED_ENCODING', 'Send NDJSON uncompressed or with Content-Encoding gzip or deflate.');
 }
+
+// pipeline's own callback: the error also reaches the reader of the last stream, which handles it.
+const ignoreError = (): void => undefined;
 
 function tooManyPoints(limit: number): AppError {
   return new AppError(413, 'TOO_MANY_POINTS', `A request may hold at most ${limit} points; split the batch.`);

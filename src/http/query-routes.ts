@@ -39,7 +39,8 @@ function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string): T 
     path: issue.path.join('.'),
     message: issue.code === 'unrecognized_keys' ? `unknown parameter(s): ${issue.keys.join(', ')}` : issue.message,
   }));
-  const message = details.map((d) => (d.path ? `${d.path} ${d.message}` : d.message)).join('; ');
+  // Messages that already name their field ("key must not be empty") are not prefixed twice.
+  const message = details.map((d) => (d.path && !d.message.startsWith(d.path) ? `${d.path} ${d.message}` : d.message)).join('; ');
   throw new AppError(400, 'INVALID_QUERY', `Invalid ${what}: ${message}.`, details);
 }
 

@@ -3,10 +3,18 @@ import { keySchema } from '../domain/point-schema';
 import type { StatsView } from '../domain/stats';
 import type { BatchDone } from '../queue/batch-store';
 
-export const subscriptionSchema = z.strictObject({
-  keys: z.array(keySchema).max(1000).default([]),
-  jobs: z.boolean().optional(),
-});
+export const subscriptionSchema = z.strictObject(
+  {
+    keys: z.array(keySchema, { error: 'keys must be a list of strings' }).max(1000, 'keys must hold at most 1000 keys').default([]),
+    jobs: z.boolean({ error: 'jobs must be true or false' }).optional(),
+  },
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown field(s): ${issue.keys.join(', ')}`
+        : 'the payload must be an object {"keys": [...], "jobs"?: boolean}',
+  },
+);
 
 export type Subscription = z.input<typeof subscriptionSchema>;
 

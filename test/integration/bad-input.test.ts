@@ -1,5 +1,6 @@
-import { gzipSync } from 'node:zlib';
-import { getJson, postJson, startHarness, waitForBatch, type Harness } from '../support/harness';
+import { request as httpRequest } from 'node:http';
+import { createGzip, gzipSync } from 'node:zlib';
+import { getJson, postJson, startHarness, waitFor, waitForBatch, type Harness } from '../support/harness';
 
 interface Answer {
   status: number;
@@ -314,6 +315,11 @@ describe('bad input, on real Redis and the MongoDB-compatible server', () => {
       },
     );
 
+    it('when an NDJSON body declares a charset other than UTF-8, then it is a 415 UNSUPPORTED_ENCODING', async () => {
+      const answer = await ingestNdjson(ndjson(point('bad/charset')), { 'content-type': 'application/x-ndjson; charset=latin1' });
+      expectError(answer, 415, 'UNSUPPORTED_ENCODING', /Send NDJSON as UTF-8/);
+    });
+
     it.each([
       ['not gzip at all', 'gzip'],
       ['not deflate at all', 'deflate'],
@@ -437,7 +443,9 @@ describe('bad input, on real Redis and the MongoDB-compatible server', () => {
       ['from=2026-01-02&to=2026-01-01', /from must not be after to/],
       ['from=yesterday', /from must be an ISO-8601 date or epoch milliseconds/],
       ['batchId=%7B%22%24ne%22%3Anull%7D', /batchId must be a batch id as returned by ingest/],
-      ['key=', /key must not be empty/],
+      ['key=', /^Invalid query: key must not be empty\.$/],
+      ['from=9999999999999999', /from must be an ISO-8601 date or epoch milliseconds/],
+      ['cursor=', /cursor must not be empty/],
     ])('when history is asked with %s, then it is a 400 INVALID_QUERY saying what is wrong', async (query, fix) => {
       expectError(await send(`/api/data/history?${query}`), 400, 'INVALID_QUERY', fix);
     });
@@ -537,5 +545,49 @@ describe('bad input, on real Redis and the MongoDB-compatible server', () => {
       const stats = await getJson(h.baseUrl, '/api/data/stats/mixed%2Fok');
       expect(stats.body).toMatchObject({ count: 2, sum: 4, lastValue: 3 });
     });
+  });
+});
+
+describe('a compressed NDJSON upload that the client aborts', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({ JOB_CHUNK_SIZE: '2' });
+  });
+
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('when the client goes away mid-body, then the request is cleaned up and its Idempotency-Key is free again', async () => {
+    const idempotencyKey = `aborted-${Date.now()}`;
+    const url = new URL(`${h.baseUrl}/api/data/ingest`);
+    const gzip = createGzip();
+    const request = httpRequest({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip', 'idempotency-key': idempotencyKey },
+    });
+    request.on('error', () => undefined);
+    gzip.pipe(request);
+    for (let i = 0; i < 10; i += 1) gzip.write(`${JSON.stringify({ key: 'aborted', value: i })}\n`);
+    gzip.flush();
+    // Let the server read a part of the body and store its first chunks, then vanish.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    request.destroy();
+
+    const retried = await waitFor(
+      async () => {
+        const answer = await postJson(h.baseUrl, [{ key: 'aborted', value: 1 }], { 'Idempotency-Key': idempotencyKey });
+        return answer.status === 409 ? undefined : answer;
+      },
+      10_000,
+      'the aborted request to release its Idempotency-Key',
+    );
+    expect(retried.status).toBe(202);
+    await waitForBatch(h.baseUrl, retried.body.batchId);
+    expect((await getJson(h.baseUrl, '/api/data/stats/aborted')).body).toMatchObject({ count: 1, sum: 1 });
   });
 });

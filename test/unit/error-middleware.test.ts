@@ -45,7 +45,7 @@ describe('toAppError', () => {
   it.each([
     ['entity.too.large', 413, 413, 'BODY_TOO_LARGE', /size limit; send fewer points/],
     ['entity.parse.failed', 400, 400, 'MALFORMED_JSON', /not valid JSON \(it must be an object or an array\)/],
-    ['encoding.unsupported', 415, 415, 'UNSUPPORTED_ENCODING', /UTF-8, optionally gzip- or deflate-compressed/],
+    ['encoding.unsupported', 415, 415, 'UNSUPPORTED_ENCODING', /UTF-8, optionally compressed with gzip, deflate or br/],
     ['charset.unsupported', 415, 415, 'UNSUPPORTED_ENCODING', /UTF-8/],
     ['request.aborted', 400, 400, 'REQUEST_ABORTED', /aborted before its body was complete/],
     ['request.size.invalid', 400, 400, 'UNREADABLE_BODY', /check its Content-Encoding and Content-Length/],
