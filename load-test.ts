@@ -278,6 +278,7 @@ async function sendRequest(
   let networkFailures = 0;
   for (;;) {
     let response: Response;
+    let text: string;
     try {
       response = await fetch(url, {
         method: 'POST',
@@ -285,6 +286,8 @@ async function sendRequest(
         body: request.body,
         signal: AbortSignal.any([stop, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
       });
+      // Inside the try: a connection that breaks while the answer is read is a network error too.
+      text = await response.text();
     } catch (error) {
       if (stop.aborted) throw error;
       networkFailures += 1;
@@ -295,7 +298,6 @@ async function sendRequest(
       await sleep(Math.min(500 * 2 ** (networkFailures - 1), 8000), undefined, { signal: stop });
       continue;
     }
-    const text = await response.text();
     if (response.status === 202) return acceptedPoints(text, request.points);
     if (response.status === 503 || response.status === 429 || response.status === 409) {
       counters.retries += 1;
@@ -426,7 +428,7 @@ async function waitUntilCounted(options: Options, accepted: number, startedAt: n
   for (;;) {
     try {
       // A poll that hangs (the database stuck) must not carry the wait past its deadline.
-      stats = await readAllStats(options, Math.max(deadline - performance.now(), MIN_POLL_TIMEOUT_MS));
+      stats = await readAllStats(options, Math.ceil(Math.max(deadline - performance.now(), MIN_POLL_TIMEOUT_MS)));
       counted = countOf(stats);
       lastError = '';
     } catch (error) {
