@@ -10,7 +10,7 @@ import { createModels, ensureIndexes, type Models } from './models';
 import { BatchStore } from './queue/batch-store';
 import { eventsChannel } from './queue/events';
 import { IdempotencyStore } from './queue/idempotency-store';
-import { KeyLocks } from './queue/key-locks';
+import { DEFAULT_KEY_LOCK_SETTINGS, KeyLocks } from './queue/key-locks';
 import { createIngestQueue, type IngestQueue } from './queue/ingest-queue';
 import { createRedis } from './queue/redis';
 import { AggregateRepository } from './repositories/aggregate-repository';
@@ -24,6 +24,9 @@ import { attachSocketServer, type SocketServer } from './sockets/socket-server';
 // Server selection gives up after 5 s, so a request or job fails (and is retried) instead of hanging while MongoDB is down.
 const SERVER_SELECTION_TIMEOUT_MS = 5000;
 const CONNECT_RETRY_MS = 2000;
+// A command with no answer for 60 s fails (the job is retried, the request gets 503) instead of hanging forever.
+// Far above a healthy command: one aggregate write batch (50 updates) takes under 3 s even on a large FerretDB.
+const SOCKET_TIMEOUT_MS = 60_000;
 
 /**
  * Connects to MongoDB. The worker waits as long as it takes (`patient`); the
@@ -36,6 +39,7 @@ export async function connectMongo(uri: string, logger: Logger, patient: boolean
       autoIndex: false,
       autoCreate: false,
       serverSelectionTimeoutMS: SERVER_SELECTION_TIMEOUT_MS,
+      socketTimeoutMS: SOCKET_TIMEOUT_MS,
     });
     try {
       await connection.asPromise();
@@ -49,9 +53,9 @@ export async function connectMongo(uri: string, logger: Logger, patient: boolean
   }
 }
 
-function repositories(models: Models) {
+function repositories(models: Models, config: Config) {
   return {
-    aggregates: new AggregateRepository(models.aggregate, GUARD_RETENTION),
+    aggregates: new AggregateRepository(models.aggregate, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH),
     history: new HistoryRepository(models.dataPoint),
     processed: new ProcessedRecordRepository(models.processedRecord),
   };
@@ -70,7 +74,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
   const connection = await connectMongo(config.MONGODB_URI, logger, false);
   const models = createModels(connection);
   await ensureIndexes(models);
-  const { aggregates, history } = repositories(models);
+  const { aggregates, history } = repositories(models, config);
   const redis = createRedis(config.REDIS_URL, 'api', logger);
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
   const { queue, close: closeQueue } = createIngestQueue(
@@ -181,10 +185,12 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
     logger,
   );
   const processor = new JobProcessor({
-    ...repositories(models),
+    ...repositories(models, config),
     batches: new BatchStore(redis, config.QUEUE_NAME),
     lanes: new LanePool(),
-    locks: new KeyLocks(redis, config.QUEUE_NAME),
+    locks: new KeyLocks(redis, config.QUEUE_NAME, DEFAULT_KEY_LOCK_SETTINGS, (lost) =>
+      logger.error({ lost }, 'key locks were lost while writing aggregates'),
+    ),
     publisher: redis,
     channel: eventsChannel(config.QUEUE_NAME),
     logger,

@@ -39,6 +39,8 @@ const configSchema = z.object({
   MAX_BODY_BYTES: whole(1).default(16 * 1024 * 1024),
   /** Waiting points over which ingest answers 503 (back-pressure). */
   MAX_QUEUE_BACKLOG: whole(1).default(2_000_000),
+  /** Aggregate updates per MongoDB command; FerretDB 1.24 (SQLite) hangs at 100, MongoDB takes any (see aggregate-repository.ts). */
+  AGGREGATE_WRITE_BATCH: whole(1, 1000).default(50),
   WORKER_CONCURRENCY: whole(1, 64).default(2),
   JOB_ATTEMPTS: whole(1, 100).default(10),
   /** First retry delay; Bull doubles it on each attempt (1 s, 2 s, 4 s ... ~8.5 min in all for 10 attempts). */

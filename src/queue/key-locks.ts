@@ -12,6 +12,18 @@ end
 return 1
 `;
 
+// Renews only locks this holder still owns.
+const EXTEND = `
+local owned = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('PEXPIRE', key, tonumber(ARGV[2]))
+    owned = owned + 1
+  end
+end
+return owned
+`;
+
 const RELEASE = `
 for _, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
@@ -20,7 +32,7 @@ return 1
 `;
 
 export interface KeyLockSettings {
-  /** A lock left by a worker that died frees itself after this. Far above one bulk write (~1 s for 1000 keys on FerretDB). */
+  /** A lock left by a worker that died frees itself after this; a live holder renews it every third of it. */
   ttlMs: number;
   /** How long a job waits for its keys before it fails (and Bull retries it). */
   waitMs: number;
@@ -46,6 +58,8 @@ export class KeyLocks {
     private readonly redis: Redis,
     private readonly namespace: string,
     private readonly settings: KeyLockSettings = DEFAULT_KEY_LOCK_SETTINGS,
+    /** Told when renewal finds locks gone (Redis lost them): the writes under them may race. */
+    private readonly onLost?: (lostKeys: number) => void,
   ) {}
 
   async withLocks<T>(keys: readonly string[], work: () => Promise<T>): Promise<T> {
@@ -59,9 +73,19 @@ export class KeyLocks {
       await new Promise((resolve) => setTimeout(resolve, pause + Math.random() * pause));
       pause = Math.min(pause * 2, 100);
     }
+    // Renewed while the work runs, so a slow write (a large FerretDB) never outlives its locks.
+    const renewal = setInterval(() => {
+      this.redis.eval(EXTEND, lockKeys.length, ...lockKeys, token, this.settings.ttlMs).then(
+        (owned) => {
+          if (owned !== lockKeys.length) this.onLost?.(keys.length - Number(owned));
+        },
+        () => undefined,
+      );
+    }, this.settings.ttlMs / 3);
     try {
       return await work();
     } finally {
+      clearInterval(renewal);
       await this.redis.eval(RELEASE, lockKeys.length, ...lockKeys, token);
     }
   }

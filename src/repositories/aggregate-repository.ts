@@ -1,6 +1,6 @@
 import type { Collection } from 'mongodb';
 import type { AggregateDocument, AggregateModel } from '../models/aggregate-model';
-import type { KeyDelta, StatsView } from '../domain/stats';
+import { chunk, type KeyDelta, type StatsView } from '../domain/stats';
 import { nativeCollection } from '../models';
 import { bulkWriteErrors, DUPLICATE_KEY } from './mongo-errors';
 
@@ -51,9 +51,16 @@ function escapeRegExp(text: string): string {
 export class AggregateRepository {
   private readonly collection: Collection<AggregateDocument>;
 
+  /**
+   * `writeBatchSize` caps the updates per command. FerretDB 1.24 on SQLite
+   * opens one cursor per update statement from a pool of 100 and hangs for
+   * good at 100 statements in one command (measured: 99 work, 100 hang), so
+   * the default is 50; MongoDB takes any size.
+   */
   constructor(
     model: AggregateModel,
     private readonly retention: GuardRetention,
+    private readonly writeBatchSize: number,
   ) {
     this.collection = nativeCollection(model);
   }
@@ -65,6 +72,10 @@ export class AggregateRepository {
    * unordered bulk at the first such error.
    */
   async ensureExists(keys: readonly string[], now: Date): Promise<void> {
+    for (const batch of chunk(keys, this.writeBatchSize)) await this.ensureBatchExists(batch, now);
+  }
+
+  private async ensureBatchExists(keys: readonly string[], now: Date): Promise<void> {
     let remaining = keys.map((key) => ({
       updateOne: { filter: { _id: key }, update: { $setOnInsert: { createdAt: now } }, upsert: true },
     }));
@@ -112,8 +123,11 @@ export class AggregateRepository {
         },
       },
     }));
-    const result = await this.collection.bulkWrite(operations, { ordered: false });
-    return result.matchedCount;
+    let matched = 0;
+    for (const batch of chunk(operations, this.writeBatchSize)) {
+      matched += (await this.collection.bulkWrite(batch, { ordered: false })).matchedCount;
+    }
+    return matched;
   }
 
   async findByKey(key: string): Promise<StatsView | null> {

@@ -98,6 +98,19 @@ describe('the ingest pipeline, end to end on real Redis and the MongoDB-compatib
     expect((await getJson(h.baseUrl, '/api/data/stats/nd')).body).toMatchObject({ count: 450, sum: (449 * 450) / 2 });
   });
 
+  it('when one job touches more keys than fit in one write command, then every key is counted', async () => {
+    // 100 distinct keys per job (JOB_CHUNK_SIZE is 100 here): FerretDB 1.24 hangs on a command of 100 updates.
+    const points = Array.from({ length: 300 }, (_, i) => ({ key: `wide/${i % 150}`, value: i }));
+    const first = await postJson(h.baseUrl, points);
+    await waitForBatch(h.baseUrl, first.body.batchId);
+    const second = await postJson(h.baseUrl, points);
+    expect(await waitForBatch(h.baseUrl, second.body.batchId)).toMatchObject({ status: 'completed', processedPoints: 300 });
+    const page = await getJson(h.baseUrl, '/api/data/stats?prefix=wide/&limit=1000');
+    expect(page.body.items).toHaveLength(150);
+    expect(page.body.items.reduce((total: number, item: { count: number }) => total + item.count, 0)).toBe(600);
+    expect((await getJson(h.baseUrl, '/api/data/stats/wide%2F7')).body).toMatchObject({ count: 4, sum: 2 * (7 + 157) });
+  });
+
   it('when a request is repeated with the same Idempotency-Key, then the first answer is returned and nothing new is enqueued', async () => {
     const headers = { 'Idempotency-Key': `idem-${Date.now()}` };
     const first = await postJson(h.baseUrl, { points: [{ key: 'idem', value: 7 }] }, headers);
