@@ -49,7 +49,7 @@ export class KeyLockTimeoutError extends Error {
  *
  * Why: FerretDB v1 applies an update as read, modify, write without locking
  * the document, so concurrent updates of one document lose writes (measured
- * here: 200 concurrent `$inc` of one document from one pool left 3 to 13).
+ * here: 200 concurrent `$inc` of one document from one pool left 3 to 16).
  * MongoDB does not need this, and costs one Redis round trip more per job for
  * it; counts are exact on both.
  */

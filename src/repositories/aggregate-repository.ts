@@ -28,19 +28,21 @@ const VIEW_PROJECTION = { g: 0 } as const;
 
 /** The view of an aggregate, or null for a document created for a key whose first job has not been applied yet. */
 export function toStatsView(doc: AggregateDocument): StatsView | null {
-  if (doc.count === undefined || doc.sum === undefined || doc.first === undefined || doc.lastTs === undefined || doc.last === undefined)
-    return null;
+  const { count, sum, min, max, first, lastTs, last, updatedAt } = doc;
+  // All are set together by the first applied job's update.
+  if (count === undefined || sum === undefined || min === undefined || max === undefined) return null;
+  if (first === undefined || lastTs === undefined || last === undefined || updatedAt === undefined) return null;
   return {
     key: doc._id,
-    count: doc.count,
-    sum: doc.sum,
-    avg: doc.count > 0 ? doc.sum / doc.count : 0,
-    min: doc.min ?? doc.last.v,
-    max: doc.max ?? doc.last.v,
-    firstTimestamp: doc.first.toISOString(),
-    lastTimestamp: doc.lastTs.toISOString(),
-    lastValue: doc.last.v,
-    updatedAt: (doc.updatedAt ?? doc.createdAt).toISOString(),
+    count,
+    sum,
+    avg: count > 0 ? sum / count : 0,
+    min,
+    max,
+    firstTimestamp: first.toISOString(),
+    lastTimestamp: lastTs.toISOString(),
+    lastValue: last.v,
+    updatedAt: updatedAt.toISOString(),
   };
 }
 

@@ -2,6 +2,7 @@ import type { Server as HttpServer } from 'node:http';
 import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import { Server, type Socket } from 'socket.io';
+import type { ZodError } from 'zod';
 import type { AggregateRepository } from '../repositories/aggregate-repository';
 import type { StatsView } from '../domain/stats';
 import { jobEventSchema, type JobEvent } from '../queue/events';
@@ -42,6 +43,11 @@ function invalid(message: string): { ok: false; error: ErrorBody } {
   return { ok: false, error: { code: 'INVALID_SUBSCRIPTION', message } };
 }
 
+/** The ack for a payload that is not a subscription: the expected shape and the first problem. */
+function invalidPayload(error: ZodError): { ok: false; error: ErrorBody } {
+  return invalid(`Expected {"keys": ["..."], "jobs": true?}: ${error.issues[0]?.message ?? 'invalid payload'}.`);
+}
+
 function keyCount(socket: AppSocket): number {
   let count = 0;
   for (const room of socket.rooms) if (room.startsWith('key:')) count += 1;
@@ -68,7 +74,7 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
       try {
         const parsed = subscriptionSchema.safeParse(payload);
         if (!parsed.success) {
-          ack(invalid(`Expected {"keys": ["..."], "jobs": true?}: ${parsed.error.issues[0]?.message ?? 'invalid payload'}.`));
+          ack(invalidPayload(parsed.error));
           return;
         }
         const { keys, jobs } = parsed.data;
@@ -91,7 +97,7 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
       const reply = typeof ack === 'function' ? ack : () => undefined;
       const parsed = subscriptionSchema.safeParse(payload);
       if (!parsed.success) {
-        reply(invalid(`Expected {"keys": ["..."], "jobs": true?}: ${parsed.error.issues[0]?.message ?? 'invalid payload'}.`));
+        reply(invalidPayload(parsed.error));
         return;
       }
       try {
