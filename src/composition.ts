@@ -11,7 +11,7 @@ import { BatchStore } from './queue/batch-store';
 import { eventsChannel } from './queue/events';
 import { IdempotencyStore } from './queue/idempotency-store';
 import { DEFAULT_KEY_LOCK_SETTINGS, KeyLocks } from './queue/key-locks';
-import { createIngestQueue, type IngestQueue } from './queue/ingest-queue';
+import { createIngestQueue, type IngestQueue, type QueueSettings } from './queue/ingest-queue';
 import { createRedis } from './queue/redis';
 import { AggregateRepository } from './repositories/aggregate-repository';
 import { HistoryRepository } from './repositories/history-repository';
@@ -61,6 +61,17 @@ function repositories(models: Models, config: Config) {
   };
 }
 
+function queueSettings(config: Config): QueueSettings {
+  return {
+    redisUrl: config.REDIS_URL,
+    name: config.QUEUE_NAME,
+    attempts: config.JOB_ATTEMPTS,
+    backoffMs: config.JOB_BACKOFF_MS,
+    lockMs: config.JOB_LOCK_MS,
+    stalledIntervalMs: config.JOB_STALLED_INTERVAL_MS,
+  };
+}
+
 export interface ApiComponents {
   httpServer: HttpServer;
   sockets: SocketServer;
@@ -77,11 +88,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
   const { aggregates, history } = repositories(models, config);
   const redis = createRedis(config.REDIS_URL, 'api', logger);
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
-  const { queue, close: closeQueue } = createIngestQueue(
-    { redisUrl: config.REDIS_URL, name: config.QUEUE_NAME, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS },
-    'api',
-    logger,
-  );
+  const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'api', logger);
   const batches = new BatchStore(redis, config.QUEUE_NAME);
   const metrics = createMetrics({
     queueCounts: async () => {
@@ -179,11 +186,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
   const models = createModels(connection);
   await ensureIndexes(models);
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
-  const { queue, close: closeQueue } = createIngestQueue(
-    { redisUrl: config.REDIS_URL, name: config.QUEUE_NAME, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS },
-    'worker',
-    logger,
-  );
+  const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'worker', logger);
   const processor = new JobProcessor({
     ...repositories(models, config),
     batches: new BatchStore(redis, config.QUEUE_NAME),

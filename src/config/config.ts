@@ -45,8 +45,33 @@ const configSchema = z.object({
   JOB_ATTEMPTS: whole(1, 100).default(10),
   /** First retry delay; Bull doubles it on each attempt (1 s, 2 s, 4 s ... ~8.5 min in all for 10 attempts). */
   JOB_BACKOFF_MS: whole(1).default(1000),
+  /** A worker that stops renewing its job lock (killed, frozen) loses the job after this long. */
+  JOB_LOCK_MS: whole(1000, 3_600_000).default(30_000),
+  /** How often workers look for jobs whose lock expired and hand them to a live worker. */
+  JOB_STALLED_INTERVAL_MS: whole(1000, 3_600_000).default(30_000),
   MAX_KEYS_PER_SOCKET: whole(1, 10_000).default(100),
   CORS_ORIGINS: csv,
+  /** Keys that may ingest (and read); empty keeps ingest open. */
+  INGEST_API_KEYS: csv,
+  /** Keys that may read stats, history, batches and subscribe; empty keeps reads open. */
+  READ_API_KEYS: csv,
+  /** Requests per minute per API key (per client IP when no key is configured); 0 turns the limit off. */
+  RATE_LIMIT_PER_MINUTE: whole(0).default(6000),
+  /** A request (body included) that takes longer than this is cut off with 408. */
+  REQUEST_TIMEOUT_MS: whole(1000).default(120_000),
+  /** Express's `trust proxy`: false, true, a hop count, or a comma-separated list of proxy addresses/subnets. */
+  TRUST_PROXY: z
+    .string()
+    .default('false')
+    .transform((value): boolean | number | string[] => {
+      if (value === 'false') return false;
+      if (value === 'true') return true;
+      if (/^\d{1,3}$/.test(value)) return Number(value);
+      return value
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part.length > 0);
+    }),
   SHUTDOWN_TIMEOUT_MS: whole(1).default(10_000),
 });
 

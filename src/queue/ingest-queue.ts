@@ -11,18 +11,19 @@ export interface QueueSettings {
   name: string;
   attempts: number;
   backoffMs: number;
+  /** JOB_LOCK_MS and JOB_STALLED_INTERVAL_MS. */
+  lockMs: number;
+  stalledIntervalMs: number;
 }
 
 /**
  * Bull's lock is renewed every lockDuration/2 while a job runs; a worker
  * that died loses it after `lockDuration`, and the stalled check (every
  * `stalledInterval`) hands the job to another worker: a killed worker's job
- * runs again within about a minute. `maxStalledCount` is high on purpose:
+ * runs again within lockDuration + stalledInterval (1 min by default). `maxStalledCount` is high on purpose:
  * with Bull's default of 1, a job whose worker is killed twice would end up
  * failed, i.e. accepted points would never be counted.
  */
-const LOCK_DURATION_MS = 30_000;
-const STALLED_INTERVAL_MS = 30_000;
 const MAX_STALLED_COUNT = 1000;
 
 export interface IngestQueueHandle {
@@ -49,8 +50,8 @@ export function createIngestQueue(settings: QueueSettings, role: 'api' | 'worker
       return track(createRedis(settings.redisUrl, 'blocking', logger));
     },
     settings: {
-      lockDuration: LOCK_DURATION_MS,
-      stalledInterval: STALLED_INTERVAL_MS,
+      lockDuration: settings.lockMs,
+      stalledInterval: settings.stalledIntervalMs,
       maxStalledCount: MAX_STALLED_COUNT,
     },
     defaultJobOptions: {
