@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import mongoose, { type Connection } from 'mongoose';
 import type { Logger } from 'pino';
 import type { Config } from './config/config';
+import { AccessControl } from './http/access';
 import { createApp } from './http/app';
+import { RateLimiter } from './http/rate-limit';
 import { createShutdown, type ShutdownStep } from './lifecycle/shutdown';
 import { createMetrics } from './metrics';
 import { createModels, ensureIndexes, type Models } from './models';
@@ -98,8 +100,13 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
     processedPoints: () => batches.processedPoints(),
   });
   const ingest = new IngestService(queue, batches, { chunkSize: config.JOB_CHUNK_SIZE, maxQueueBacklog: config.MAX_QUEUE_BACKLOG }, logger);
+  const access = new AccessControl({ ingestKeys: config.INGEST_API_KEYS, readKeys: config.READ_API_KEYS });
   const app = createApp({
     logger,
+    access,
+    rateLimiter:
+      config.RATE_LIMIT_PER_MINUTE > 0 ? new RateLimiter(redis, config.QUEUE_NAME, config.RATE_LIMIT_PER_MINUTE, logger) : undefined,
+    trustProxy: config.TRUST_PROXY,
     metrics,
     ingest,
     idempotency: new IdempotencyStore(redis, config.QUEUE_NAME),
@@ -124,7 +131,16 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
       },
     ],
   });
-  const httpServer = createServer(app);
+  // A request whose body has not fully arrived within REQUEST_TIMEOUT_MS is answered 408 and its connection closed
+  // (slow or stalled uploads). Node checks every connectionsCheckingInterval, 30 s by default: far too coarse here.
+  const httpServer = createServer(
+    {
+      requestTimeout: config.REQUEST_TIMEOUT_MS,
+      headersTimeout: Math.min(60_000, config.REQUEST_TIMEOUT_MS),
+      connectionsCheckingInterval: Math.min(1000, config.REQUEST_TIMEOUT_MS / 2),
+    },
+    app,
+  );
   const sockets = attachSocketServer(httpServer, {
     aggregates,
     subscriber,
@@ -132,6 +148,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
     logger,
     metrics,
     maxKeysPerSocket: config.MAX_KEYS_PER_SOCKET,
+    access,
     corsOrigins: config.CORS_ORIGINS,
   });
   await sockets.ready;

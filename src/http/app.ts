@@ -6,16 +6,23 @@ import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { ApiMetrics } from '../metrics';
+import { requireAccess, type AccessControl } from './access';
 import { errorMiddleware, notFoundMiddleware } from './error-middleware';
 import { createIngestRouter, type IngestRouteDeps } from './ingest-routes';
 import { createOpsRouter, type ReadinessCheck } from './ops-routes';
 import { createQueryRouter, type QueryRouteDeps } from './query-routes';
+import type { RateLimiter } from './rate-limit';
 
 export interface AppDeps extends IngestRouteDeps, QueryRouteDeps {
   logger: Logger;
   metrics: ApiMetrics;
   readiness: ReadinessCheck[];
   corsOrigins: string[];
+  access: AccessControl;
+  /** Absent when RATE_LIMIT_PER_MINUTE is 0. */
+  rateLimiter?: RateLimiter;
+  /** Express's `trust proxy` setting (TRUST_PROXY): which address is the client's. */
+  trustProxy: boolean | number | string[];
 }
 
 // src/http or dist/http -> project root, where the live page lives.
@@ -26,6 +33,7 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', deps.trustProxy);
   app.use(
     pinoHttp({
       logger: deps.logger,
@@ -62,6 +70,14 @@ export function createApp(deps: AppDeps): Express {
   app.get('/test-socket.html', (_req, res) => {
     res.sendFile(LIVE_PAGE);
   });
+  // Ingesting needs an ingest key, everything else under /api/data a read key (when keys are configured).
+  const ingestAccess = requireAccess(deps.access, 'ingest');
+  const readAccess = requireAccess(deps.access, 'read');
+  app.use('/api/data', (req, res, next) => {
+    if (req.path === '/ingest') ingestAccess(req, res, next);
+    else readAccess(req, res, next);
+  });
+  if (deps.rateLimiter) app.use('/api/data', deps.rateLimiter.middleware());
   app.use('/api/data', createIngestRouter(deps), createQueryRouter(deps));
   app.use(notFoundMiddleware);
   app.use(errorMiddleware);

@@ -1,13 +1,16 @@
-import { pipeline, type Readable } from 'node:stream';
+import { createHash, type Hash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { AppError } from '../domain/errors';
 import { extractRawBatch, noValidPoint, partitionPoints } from '../domain/ingest-body';
 import { validatePoint, type Rejection } from '../domain/point-schema';
-import type { IdempotencyStore } from '../queue/idempotency-store';
+import type { IdempotencyKey, IdempotencyStore } from '../queue/idempotency-store';
 import type { IngestService } from '../services/ingest-service';
 import type { ApiMetrics } from '../metrics';
+import { callerOf } from './access';
 import { readNdjson } from './ndjson';
 
 export interface IngestRouteDeps {
@@ -56,17 +59,44 @@ function decodedBody(req: Request): Readable {
 // pipeline's own callback: the error also reaches the reader of the last stream, which handles it.
 const ignoreError = (): void => undefined;
 
+/** A stream that passes `source` through, feeding every chunk to `hash` on the way. */
+function hashedThrough(source: Readable, hash: Hash): Readable {
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+  });
+  return pipeline(source, tap, ignoreError);
+}
+
+/** The fingerprint of a body: its media type and its bytes after decompression (a hash of what the client meant). */
+function bodyHash(kind: string): Hash {
+  return createHash('sha256').update(`${kind}\n`);
+}
+
 function tooManyPoints(limit: number): AppError {
   return new AppError(413, 'TOO_MANY_POINTS', `A request may hold at most ${limit} points; split the batch.`);
 }
 
 export function createIngestRouter(deps: IngestRouteDeps): Router {
   const router = Router();
-  const jsonParser = express.json({ limit: deps.maxBodyBytes, type: () => true });
+  // The JSON body's bytes go into the request's hash as body-parser reads them (after decompression).
+  const bodyHashes = new WeakMap<IncomingMessage, Hash>();
+  const jsonParser = express.json({
+    limit: deps.maxBodyBytes,
+    type: () => true,
+    verify: (req, _res, buffer) => bodyHashes.get(req)?.update(buffer),
+  });
 
-  async function acceptJson(req: Request, res: Response, receivedAt: number): Promise<IngestResponse> {
+  async function readJson(req: Request, res: Response, hash: Hash): Promise<unknown> {
+    bodyHashes.set(req, hash);
     await runMiddleware(jsonParser, req, res);
-    const batch = extractRawBatch(req.body);
+    return req.body;
+  }
+
+  async function acceptJson(req: Request, res: Response, receivedAt: number, hash: Hash): Promise<IngestResponse> {
+    const batch = extractRawBatch(await readJson(req, res, hash));
     if (batch.items.length > deps.maxPointsPerRequest) throw tooManyPoints(deps.maxPointsPerRequest);
     const { points, rejected } = partitionPoints(batch, receivedAt);
     deps.metrics.rejected.inc(rejected.length);
@@ -75,11 +105,11 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     return { batchId, accepted: points.length, rejected };
   }
 
-  async function acceptNdjson(req: Request, receivedAt: number): Promise<IngestResponse> {
+  async function acceptNdjson(req: Request, receivedAt: number, hash: Hash): Promise<IngestResponse> {
     const batch = await deps.ingest.openStream(receivedAt);
     const rejected: Rejection[] = [];
     try {
-      for await (const line of readNdjson(decodedBody(req), deps.maxBodyBytes)) {
+      for await (const line of readNdjson(hashedThrough(decodedBody(req), hash), deps.maxBodyBytes)) {
         if (batch.acceptedCount + rejected.length >= deps.maxPointsPerRequest) throw tooManyPoints(deps.maxPointsPerRequest);
         const index = line.lineNumber - 1;
         if ('error' in line) {
@@ -100,6 +130,48 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     return { batchId: batch.batchId, accepted: batch.acceptedCount, rejected };
   }
 
+  /** Reads a replayed request's whole body (within the size limit) only to fingerprint it. */
+  async function fingerprintOnly(req: Request, res: Response, kind: string): Promise<string> {
+    const hash = bodyHash(kind);
+    if (kind === 'application/json') {
+      await readJson(req, res, hash);
+      return hash.digest('hex');
+    }
+    let bytes = 0;
+    for await (const chunk of hashedThrough(decodedBody(req), hash)) {
+      bytes += (chunk as Buffer).length;
+      if (bytes > deps.maxBodyBytes) {
+        throw new AppError(413, 'BODY_TOO_LARGE', 'The request body is over the size limit; send fewer points per request.');
+      }
+    }
+    return hash.digest('hex');
+  }
+
+  /** Answers a request whose Idempotency-Key is known, or returns false when this request is the first. */
+  async function answeredFromIdempotency(req: Request, res: Response, key: IdempotencyKey, kind: string): Promise<boolean> {
+    const state = await deps.idempotency.begin(key);
+    if (state.state === 'new') return false;
+    if (state.state === 'in-flight') {
+      throw new AppError(
+        409,
+        'IDEMPOTENCY_IN_FLIGHT',
+        'A request with this Idempotency-Key is still being processed; retry later.',
+        undefined,
+        { 'Retry-After': '1' },
+      );
+    }
+    if ((await fingerprintOnly(req, res, kind)) !== state.fingerprint) {
+      throw new AppError(
+        422,
+        'IDEMPOTENCY_KEY_REUSED',
+        'This Idempotency-Key was already used with a different body; use a new key for a new request.',
+      );
+    }
+    res.setHeader('Idempotent-Replayed', 'true');
+    res.status(state.response.status).json(state.response.body);
+    return true;
+  }
+
   router.post('/ingest', async (req, res) => {
     const kind = req.is(['application/json', 'application/x-ndjson']);
     if (!kind) {
@@ -110,31 +182,16 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     if (parsedKey && !parsedKey.success) {
       throw new AppError(400, 'INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1-200 printable ASCII characters without spaces.');
     }
-    const idempotencyKey = parsedKey?.data;
+    const idempotencyKey = parsedKey ? { scope: callerOf(res).principal, key: parsedKey.data } : undefined;
     // A replay is answered even under back-pressure: it enqueues nothing.
     deps.ingest.assertQueueReachable();
-    if (idempotencyKey) {
-      const state = await deps.idempotency.begin(idempotencyKey);
-      if (state.state === 'in-flight') {
-        throw new AppError(
-          409,
-          'IDEMPOTENCY_IN_FLIGHT',
-          'A request with this Idempotency-Key is still being processed; retry later.',
-          undefined,
-          { 'Retry-After': '1' },
-        );
-      }
-      if (state.state === 'done') {
-        res.setHeader('Idempotent-Replayed', 'true');
-        res.status(state.response.status).json(state.response.body);
-        return;
-      }
-    }
+    if (idempotencyKey && (await answeredFromIdempotency(req, res, idempotencyKey, kind))) return;
     const receivedAt = Date.now();
+    const hash = bodyHash(kind);
     try {
       await deps.ingest.assertBacklogBelowLimit();
-      const result = kind === 'application/json' ? await acceptJson(req, res, receivedAt) : await acceptNdjson(req, receivedAt);
-      if (idempotencyKey) await deps.idempotency.complete(idempotencyKey, { status: 202, body: result });
+      const result = kind === 'application/json' ? await acceptJson(req, res, receivedAt, hash) : await acceptNdjson(req, receivedAt, hash);
+      if (idempotencyKey) await deps.idempotency.complete(idempotencyKey, hash.digest('hex'), { status: 202, body: result });
       deps.metrics.ingested.inc(result.accepted);
       req.log.info({ batchId: result.batchId, accepted: result.accepted, rejected: result.rejected.length }, 'batch accepted');
       res.status(202).json(result);

@@ -1,8 +1,10 @@
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import { Server, type Socket } from 'socket.io';
 import type { ZodError } from 'zod';
+import { AppError } from '../domain/errors';
+import { presentedKey, type AccessControl } from '../http/access';
 import type { AggregateRepository } from '../repositories/aggregate-repository';
 import type { StatsView } from '../domain/stats';
 import { jobEventSchema, type JobEvent } from '../queue/events';
@@ -25,6 +27,7 @@ export interface SocketDeps {
   metrics: ApiMetrics;
   maxKeysPerSocket: number;
   corsOrigins: string[];
+  access: AccessControl;
 }
 
 export interface SocketServer {
@@ -55,6 +58,27 @@ function keyCount(socket: AppSocket): number {
 }
 
 /**
+ * Browsers send an Origin with every WebSocket handshake and CORS does not
+ * apply to WebSockets, so the allow-list is checked here: the service's own
+ * pages, the CORS_ORIGINS, and clients that send no Origin (not a browser).
+ */
+function originAllowed(req: IncomingMessage, corsOrigins: string[]): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined || corsOrigins.includes(origin)) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+/** The key from the handshake's `auth: {token}`, else from its Authorization or X-API-Key header. */
+function handshakeKey(socket: AppSocket): string | undefined {
+  const token: unknown = (socket.handshake.auth as Record<string, unknown>).token;
+  return typeof token === 'string' && token.length > 0 ? token : presentedKey(socket.handshake.headers);
+}
+
+/**
  * Socket.io on `/ws`. Clients join rooms only through `subscribe`; the relay
  * turns each worker message into `stats:update` for the keys that have
  * subscribers on this instance (read once per key however many sockets
@@ -66,6 +90,22 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
     cors: deps.corsOrigins.length > 0 ? { origin: deps.corsOrigins } : undefined,
     // 1 MB is socket.io's default too; a subscribe payload needs a few kB.
     maxHttpBufferSize: 1e6,
+    allowRequest: (req, callback) => {
+      const allowed = originAllowed(req, deps.corsOrigins);
+      callback(allowed ? null : 'origin not allowed', allowed);
+    },
+  });
+
+  // Subscribing is reading: with READ_API_KEYS set, the handshake must carry a read (or ingest) key.
+  io.use((socket, next) => {
+    const result = deps.access.authorize('read', handshakeKey(socket));
+    if (!(result instanceof AppError)) {
+      next();
+      return;
+    }
+    const error = new Error(result.message) as Error & { data: { code: string; message: string } };
+    error.data = { code: result.code, message: result.message };
+    next(error);
   });
 
   io.on('connection', (socket: AppSocket) => {
