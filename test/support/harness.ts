@@ -155,16 +155,21 @@ export async function postJson(
   return { status: response.status, body: await response.json(), headers: response.headers };
 }
 
-export async function getJson(baseUrl: string, path: string): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${baseUrl}${path}`);
+export async function getJson(baseUrl: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${baseUrl}${path}`, { headers });
   return { status: response.status, body: await response.json() };
 }
 
 /** Waits until the batch reached a final state and returns its status body. */
-export async function waitForBatch(baseUrl: string, batchId: string, timeoutMs = 30_000): Promise<any> {
+export async function waitForBatch(
+  baseUrl: string,
+  batchId: string,
+  timeoutMs = 30_000,
+  headers: Record<string, string> = {},
+): Promise<any> {
   return waitFor(
     async () => {
-      const { status, body } = await getJson(baseUrl, `/api/data/batches/${batchId}`);
+      const { status, body } = await getJson(baseUrl, `/api/data/batches/${batchId}`, headers);
       return status === 200 && (body.status === 'completed' || body.status === 'failed') ? body : undefined;
     },
     timeoutMs,
