@@ -28,6 +28,7 @@ Options:
   --format F           json | ndjson (default json)
   --timeout S          seconds to wait for processing after the last request (default 300)
   --prefix P           key prefix; keys are <prefix>/<k> (default load-<timestamp>, fresh each run)
+  --api-key K          API key when the service has INGEST_API_KEYS (default: $API_KEY)
   --json               print the summary as one JSON line on stdout
   -h, --help           show this help
 `;
@@ -44,6 +45,8 @@ interface Options {
   timeoutSeconds: number;
   prefix: string;
   json: boolean;
+  /** Sent as `Authorization: Bearer` when the service has API keys (an ingest key reads too). */
+  apiKey: string | undefined;
 }
 
 /** A problem with the command line: exit code 2, with the help hint. */
@@ -122,6 +125,7 @@ function readArgs(argv: string[]) {
         format: { type: 'string' },
         timeout: { type: 'string' },
         prefix: { type: 'string' },
+        'api-key': { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -146,6 +150,7 @@ function parseOptions(argv: string[]): Options | null {
     timeoutSeconds: positiveInt('timeout', values.timeout, 300),
     prefix: parsePrefix(values.prefix),
     json: values.json,
+    apiKey: values['api-key'] ?? (process.env.API_KEY || undefined),
   };
 }
 
@@ -268,8 +273,11 @@ function describe(error: unknown): string {
  * Idempotency-Key, so a request the server did accept before the connection
  * broke is answered from its first response and counted once.
  */
+const authorization = (apiKey: string | undefined): Record<string, string> => (apiKey ? { Authorization: `Bearer ${apiKey}` } : {});
+
 async function sendRequest(
   url: URL,
+  apiKey: string | undefined,
   request: RequestBody,
   idempotencyKey: string,
   counters: SendCounters,
@@ -282,7 +290,7 @@ async function sendRequest(
     try {
       response = await fetch(url, {
         method: 'POST',
-        headers: { 'Content-Type': request.contentType, 'Idempotency-Key': idempotencyKey },
+        headers: { 'Content-Type': request.contentType, 'Idempotency-Key': idempotencyKey, ...authorization(apiKey) },
         body: request.body,
         signal: AbortSignal.any([stop, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
       });
@@ -344,7 +352,7 @@ async function sendAll(options: Options, baseTs: number, counters: SendCounters)
       counters.sentPoints += request.points;
       try {
         // Not `counters.acceptedPoints += await ...`: that reads the total before the await and loses the other lanes' additions.
-        const accepted = await sendRequest(url, request, `${runId}-${index}`, counters, stop.signal);
+        const accepted = await sendRequest(url, options.apiKey, request, `${runId}-${index}`, counters, stop.signal);
         counters.acceptedPoints += accepted;
       } catch (error) {
         // Only the first failure is the cause; the others are the aborts it triggered.
@@ -374,8 +382,8 @@ function startProgress(render: () => string): (finalText: string) => void {
 const formatNumber = (n: number): string => Math.round(n).toLocaleString('en-US');
 const secondsSince = (start: number): number => (performance.now() - start) / 1000;
 
-async function fetchJson(url: URL, timeoutMs: number): Promise<unknown> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+async function fetchJson(url: URL, apiKey: string | undefined, timeoutMs: number): Promise<unknown> {
+  const response = await fetch(url, { headers: authorization(apiKey), signal: AbortSignal.timeout(timeoutMs) });
   const text = await response.text();
   if (response.status >= 400 && response.status < 500) throw new LoadTestError(`GET ${url.pathname} answered ${response.status}: ${text}`);
   if (response.status !== 200) throw new Error(`GET ${url.pathname} answered ${response.status}`);
@@ -391,7 +399,7 @@ async function readAllStats(options: Options, timeoutMs: number): Promise<Map<st
     url.searchParams.set('prefix', `${options.prefix}/`);
     url.searchParams.set('limit', String(STATS_PAGE_LIMIT));
     if (cursor !== null) url.searchParams.set('cursor', cursor);
-    const parsed = statsPageSchema.safeParse(await fetchJson(url, timeoutMs));
+    const parsed = statsPageSchema.safeParse(await fetchJson(url, options.apiKey, timeoutMs));
     if (!parsed.success) throw new LoadTestError(`GET /api/data/stats answered an unexpected body: ${parsed.error.message}`);
     for (const item of parsed.data.items) stats.set(item.key, item);
     cursor = parsed.data.nextCursor;
