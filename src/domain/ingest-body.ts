@@ -1,5 +1,5 @@
 import { AppError } from './errors';
-import { validatePoint, type Point, type Rejection } from './point-schema';
+import { listNames, validatePoint, type Point, type Rejection } from './point-schema';
 
 export interface RawBatch {
   items: unknown[];
@@ -21,7 +21,7 @@ export function extractRawBatch(body: unknown): RawBatch {
   if (fields.length === 1 && Array.isArray(body.points)) return { items: body.points };
   if (fields.length === 2 && 'key' in body && Array.isArray(body.items)) return { items: body.items, defaultKey: body.key };
   const unknown = fields.filter((field) => !['points', 'key', 'items'].includes(field));
-  const hint = unknown.length > 0 ? ` Unknown field(s): ${unknown.slice(0, 5).join(', ')}.` : '';
+  const hint = unknown.length > 0 ? ` Unknown field(s): ${listNames(unknown)}.` : '';
   throw new AppError(400, 'MALFORMED_BODY', `The body has no list of points.${hint} ${SHAPES}`);
 }
 

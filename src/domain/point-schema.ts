@@ -7,6 +7,9 @@ const FORBIDDEN_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
 // Control characters (C0, DEL, C1): they break logs, URLs and some stores.
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+// Half of a UTF-16 surrogate pair without its other half (JSON allows "\ud800"): not a character, and the
+// MongoDB driver writes it as U+FFFD, so "a\ud800" and "a\udbff" would be stored, and counted, as one key.
+const LONE_SURROGATE = /\p{Cs}/u;
 // Epoch milliseconds up to the largest Date JavaScript can hold.
 export const MAX_EPOCH_MS = 8.64e15;
 export const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
@@ -21,11 +24,18 @@ function describeType(input: unknown): string {
   return typeof input === 'object' ? 'an object' : `a ${typeof input}`;
 }
 
+/** Field names for a message: a point with 100 000 unknown fields must not get a 100 000-name answer. */
+export function listNames(names: readonly string[]): string {
+  const shown = names.slice(0, 5).map((name) => name.slice(0, 50));
+  return names.length > 5 ? `${shown.join(', ')} and ${names.length - 5} more` : shown.join(', ');
+}
+
 export const keySchema = z
   .string({ error: required('key', 'a string') })
   .min(1, 'key must not be empty')
   .max(200, 'key must be at most 200 characters')
-  .refine((key) => !CONTROL_CHARS.test(key), 'key must not contain control characters');
+  .refine((key) => !CONTROL_CHARS.test(key), 'key must not contain control characters')
+  .refine((key) => !LONE_SURROGATE.test(key), 'key must be valid Unicode (no unpaired UTF-16 surrogates)');
 
 const valueSchema = z.number({
   error: (issue) => (typeof issue.input === 'number' ? 'value must be a finite number' : required('value', 'a number')(issue)),
@@ -34,7 +44,10 @@ const valueSchema = z.number({
 const typeSchema = z
   .string({ error: required('type', 'a string') })
   .min(1, 'type must not be empty')
-  .max(64, 'type must be at most 64 characters');
+  .max(64, 'type must be at most 64 characters')
+  // FerretDB refuses NUL in strings: a type with one would pass here and fail its whole job in the worker.
+  .refine((type) => !CONTROL_CHARS.test(type), 'type must not contain control characters')
+  .refine((type) => !LONE_SURROGATE.test(type), 'type must be valid Unicode (no unpaired UTF-16 surrogates)');
 
 /** ISO-8601 date-times without an offset are UTC here (JavaScript would read them in the server's local zone). */
 export function parseIsoAsUtc(text: string): number {
@@ -74,16 +87,20 @@ export function findMetaProblem(meta: unknown): string | undefined {
   if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
     return 'meta must be a JSON object';
   }
-  const serialized = JSON.stringify(meta);
-  if (Buffer.byteLength(serialized, 'utf8') > MAX_META_BYTES) {
+  // The walk first: it stops at depth 5, while JSON.stringify of meta nested ~5000 levels deep (25 kB of JSON)
+  // overflows the stack and would turn a bad point into a 500.
+  const problem = findNestedProblem(meta, 1, false);
+  if (problem) return problem;
+  if (Buffer.byteLength(JSON.stringify(meta), 'utf8') > MAX_META_BYTES) {
     return `meta must be at most ${MAX_META_BYTES} bytes when serialized`;
   }
-  return findNestedProblem(meta, 1, false);
+  return undefined;
 }
 
 function findNestedProblem(node: unknown, depth: number, insideArray: boolean): string | undefined {
   if (typeof node === 'string') {
-    return node.includes('\u0000') ? 'meta strings must not contain NUL characters' : undefined;
+    if (node.includes('\u0000')) return 'meta strings must not contain NUL characters';
+    return LONE_SURROGATE.test(node) ? 'meta strings must be valid Unicode (no unpaired UTF-16 surrogates)' : undefined;
   }
   if (typeof node === 'number') {
     return Number.isFinite(node) ? undefined : 'meta numbers must be finite';
@@ -102,6 +119,7 @@ function findNestedProblem(node: unknown, depth: number, insideArray: boolean): 
     if (name.startsWith('$') || name.includes('.') || FORBIDDEN_NAMES.has(name) || name.includes('\u0000')) {
       return `meta field name "${name.slice(0, 50)}" is not allowed (no leading "$", no ".", no __proto__/constructor/prototype)`;
     }
+    if (LONE_SURROGATE.test(name)) return 'meta field names must be valid Unicode (no unpaired UTF-16 surrogates)';
     const problem = findNestedProblem(child, depth + 1, false);
     if (problem) return problem;
   }
@@ -123,7 +141,7 @@ export const incomingPointSchema = z.strictObject(
     meta: metaSchema.optional(),
   },
   {
-    error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : 'a point must be a JSON object'),
+    error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown field(s): ${listNames(issue.keys)}` : 'a point must be a JSON object'),
   },
 );
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { keySchema } from '../domain/point-schema';
+import { keySchema, listNames } from '../domain/point-schema';
 import type { StatsView } from '../domain/stats';
 import type { BatchDone } from '../queue/batch-store';
 
@@ -11,7 +11,7 @@ export const subscriptionSchema = z.strictObject(
   {
     error: (issue) =>
       issue.code === 'unrecognized_keys'
-        ? `unknown field(s): ${issue.keys.join(', ')}`
+        ? `unknown field(s): ${listNames(issue.keys)}`
         : 'the payload must be an object {"keys": [...], "jobs"?: boolean}',
   },
 );

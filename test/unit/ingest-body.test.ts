@@ -73,7 +73,7 @@ describe('extractRawBatch: malformed envelopes', () => {
 
   it('when the body has many unknown fields, then the message names only the first five', () => {
     const body = Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((name) => [name, 1]));
-    expect(errorOf(() => extractRawBatch(body)).message).toContain('Unknown field(s): a, b, c, d, e.');
+    expect(errorOf(() => extractRawBatch(body)).message).toContain('Unknown field(s): a, b, c, d, e and 2 more.');
   });
 
   it('when the body has a real "__proto__" field, then it is named as unknown and not used as the prototype', () => {

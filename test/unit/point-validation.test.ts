@@ -59,6 +59,28 @@ describe('validatePoint: key', () => {
   });
 });
 
+describe('validatePoint: text that is not valid Unicode', () => {
+  // JSON allows "\ud800"; the MongoDB driver would store it as U+FFFD, merging distinct keys into one.
+  it.each(['a\ud800', 'a\udbff', '\udc00b', 'x\udfffy'])(
+    'when the key holds the unpaired surrogate in %p, then the point is rejected',
+    (key) => {
+      expect(reject({ key, value: 1 })).toBe('key must be valid Unicode (no unpaired UTF-16 surrogates)');
+    },
+  );
+
+  it('when the key holds a complete surrogate pair (an emoji), then it is accepted', () => {
+    expect(accept({ key: 'a😀', value: 1 }).key).toBe('a😀');
+  });
+
+  it.each([
+    ['type', { type: 'x\ud800' }, 'type must be valid Unicode (no unpaired UTF-16 surrogates)'],
+    ['a meta string', { meta: { a: 'x\udc00' } }, 'meta strings must be valid Unicode (no unpaired UTF-16 surrogates)'],
+    ['a meta field name', { meta: { a: { 'x\ud800': 1 } } }, 'meta field names must be valid Unicode (no unpaired UTF-16 surrogates)'],
+  ])('when %s holds an unpaired surrogate, then the point is rejected saying so', (_case, fields, message) => {
+    expect(reject({ key: 'k', value: 1, ...fields })).toBe(message);
+  });
+});
+
 describe('validatePoint: value', () => {
   it.each([0, -0.5, 42, -1e6, 3.14159, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE])(
     'when the value is the finite number %p, then it is kept as sent',
@@ -195,6 +217,14 @@ describe('validatePoint: type', () => {
     expect(reject({ key: 'k', value: 1, type })).toBe(message);
   });
 
+  it.each([
+    ['NUL', 'a\u0000'],
+    ['line feed', 'a\nb'],
+    ['DEL', '\u007f'],
+  ])('when the type holds a %s control character, then the point is rejected (the store refuses NUL)', (_case, type) => {
+    expect(reject({ key: 'k', value: 1, type })).toBe('type must not contain control characters');
+  });
+
   it('when the type is absent, then the point has no type field', () => {
     expect(accept({ key: 'k', value: 1 })).not.toHaveProperty('type');
   });
@@ -285,6 +315,27 @@ describe('findMetaProblem and validatePoint: meta', () => {
   it('when a meta field name holds NUL, then it is rejected as a field name', () => {
     expect(findMetaProblem({ 'a\u0000b': 1 })).toBe(
       'meta field name "a\u0000b" is not allowed (no leading "$", no ".", no __proto__/constructor/prototype)',
+    );
+  });
+
+  it.each([5_000, 100_000])(
+    'when meta is nested %p levels deep, then it is rejected saying the depth limit, not a stack overflow',
+    (levels) => {
+      let meta: Record<string, unknown> = { leaf: 1 };
+      for (let i = 0; i < levels; i += 1) meta = { a: meta };
+      expect(findMetaProblem(meta)).toBe('meta must be nested at most 4 levels deep');
+      expect(reject({ key: 'k', value: 1, meta })).toBe('meta must be nested at most 4 levels deep');
+    },
+  );
+
+  it('when a point has many long unknown fields, then the message names five of them, cut to 50 characters, and counts the rest', () => {
+    const names = Array.from({ length: 1000 }, (_, i) => `${i}-${'x'.repeat(10_000)}`);
+    const message = reject(Object.fromEntries([['key', 'k'], ['value', 1], ...names.map((name) => [name, 1])]));
+    expect(message).toBe(
+      `unknown field(s): ${names
+        .slice(0, 5)
+        .map((name) => name.slice(0, 50))
+        .join(', ')} and 995 more`,
     );
   });
 
