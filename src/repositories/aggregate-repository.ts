@@ -1,6 +1,6 @@
-import type { Collection } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Filter } from 'mongodb';
 import type { AggregateDocument, AggregateModel } from '../models/aggregate-model';
-import { chunk, type KeyDelta, type StatsView } from '../domain/stats';
+import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
 import { nativeCollection } from '../models';
 import { bulkWriteErrors, DUPLICATE_KEY } from './mongo-errors';
 
@@ -101,15 +101,58 @@ export class AggregateRepository {
    * the others already had this job.
    */
   async applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<number> {
-    if (deltas.length === 0) return 0;
-    const guardPath = `g.${guard.slot}.${guard.lane}`;
-    const prune: Record<string, ''> = {};
-    for (let age = this.retention.keepSlots; age < this.retention.keepSlots + this.retention.pruneSlots; age += 1) {
-      prune[`g.${guard.slot - age}`] = '';
+    return this.write(deltas.map((delta) => this.update(delta, [guard], now)));
+  }
+
+  /**
+   * Applies the deltas of several jobs (of different lanes) with one update
+   * per key: the filter holds every job's guard, so the update matches only
+   * where none of them was applied yet, and raises them all. Where it matches
+   * nothing (some job there was applied before: a re-run), each job's deltas
+   * are applied on their own, guarded: those already applied change nothing.
+   */
+  async applyGroup(jobs: readonly { deltas: readonly KeyDelta[]; guard: JobGuard }[], now: Date): Promise<void> {
+    const [only] = jobs;
+    if (jobs.length === 1 && only) {
+      await this.applyDeltas(only.deltas, only.guard, now);
+      return;
     }
-    const operations = deltas.map((delta) => ({
+    const byKey = new Map<string, { delta: KeyDelta; guards: JobGuard[] }>();
+    for (const { deltas, guard } of jobs) {
+      for (const delta of deltas) {
+        const entry = byKey.get(delta.key);
+        if (entry) {
+          entry.delta = mergeDeltas(entry.delta, delta);
+          entry.guards.push(guard);
+        } else {
+          byKey.set(delta.key, { delta, guards: [guard] });
+        }
+      }
+    }
+    const operations = [...byKey.values()].map(({ delta, guards }) => this.update(delta, guards, now));
+    if ((await this.write(operations)) === operations.length) return;
+    for (const { deltas, guard } of jobs) await this.applyDeltas(deltas, guard, now);
+  }
+
+  /** One key's guarded update: `guards` are of distinct lanes. */
+  private update(delta: KeyDelta, guards: readonly JobGuard[], now: Date): AnyBulkWriteOperation<AggregateDocument> {
+    const filter: Filter<AggregateDocument> = { _id: delta.key };
+    const raise: Record<string, number> = {};
+    const written = new Set(guards.map((guard) => guard.slot));
+    const pruned = new Set<number>();
+    for (const guard of guards) {
+      const guardPath = `g.${guard.slot}.${guard.lane}`;
+      filter[guardPath] = { $not: { $gte: guard.seq } };
+      raise[guardPath] = guard.seq;
+      for (let age = this.retention.keepSlots; age < this.retention.keepSlots + this.retention.pruneSlots; age += 1) {
+        // Jobs of neighbouring slots in one update: never drop a slot that one of them writes.
+        if (!written.has(guard.slot - age)) pruned.add(guard.slot - age);
+      }
+    }
+    const prune = Object.fromEntries([...pruned].map((slot) => [`g.${slot}`, ''] as const));
+    return {
       updateOne: {
-        filter: { _id: delta.key, [guardPath]: { $not: { $gte: guard.seq } } },
+        filter,
         update: {
           $inc: { count: delta.count, sum: delta.sum },
           $min: { min: delta.min, first: new Date(delta.firstTs) },
@@ -118,13 +161,17 @@ export class AggregateRepository {
             lastTs: new Date(delta.lastTs),
             // Field order matters: BSON compares t first, then v.
             last: { t: new Date(delta.lastTs), v: delta.lastValue },
-            [guardPath]: guard.seq,
+            ...raise,
           },
           $set: { updatedAt: now },
           $unset: prune,
         },
       },
-    }));
+    };
+  }
+
+  /** Runs updates in commands of `writeBatchSize`; returns how many matched. */
+  private async write(operations: readonly AnyBulkWriteOperation<AggregateDocument>[]): Promise<number> {
     let matched = 0;
     for (const batch of chunk(operations, this.writeBatchSize)) {
       matched += (await this.collection.bulkWrite(batch, { ordered: false })).matchedCount;

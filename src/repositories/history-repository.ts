@@ -2,7 +2,7 @@ import type { Collection, Filter } from 'mongodb';
 import type { DataPointDocument, DataPointModel } from '../models/data-point-model';
 import type { Point } from '../domain/point-schema';
 import { nativeCollection } from '../models';
-import { bulkWriteErrors, DUPLICATE_KEY } from './mongo-errors';
+import { insertNew } from './mongo-errors';
 
 export interface HistoryRecord {
   key: string;
@@ -54,35 +54,30 @@ export class HistoryRepository {
     this.collection = nativeCollection(model);
   }
 
-  /**
-   * Inserts one record per point. Records already there (a job run again)
-   * are duplicate-key errors, which an unordered insert reports per document
-   * and which mean "done"; any other error is thrown.
-   */
-  async insertPoints(batchId: string, points: readonly Point[], receivedAt: Date, processedAt: Date): Promise<number> {
-    if (points.length === 0) return 0;
-    const documents = points.map((point) => {
-      const doc: DataPointDocument = {
-        _id: historyId(batchId, point.i),
-        key: point.key,
-        value: point.value,
-        timestamp: new Date(point.ts),
-        batchId,
-        receivedAt,
-        processedAt,
-      };
-      if (point.type !== undefined) doc.type = point.type;
-      if (point.meta !== undefined) doc.meta = point.meta;
-      return { insertOne: { document: doc } };
-    });
-    try {
-      const result = await this.collection.bulkWrite(documents, { ordered: false });
-      return result.insertedCount;
-    } catch (error) {
-      const failures = bulkWriteErrors(error);
-      if (!failures || failures.some((failure) => failure.code !== DUPLICATE_KEY)) throw error;
-      return points.length - failures.length;
-    }
+  /** Inserts one record per point; records already there (a job run again) are left as they are. */
+  insertPoints(batchId: string, points: readonly Point[], receivedAt: Date, processedAt: Date): Promise<number> {
+    return this.insertJobs([{ batchId, points, receivedAt }], processedAt);
+  }
+
+  /** The points of several jobs in one unordered insert (see insertPoints). */
+  insertJobs(jobs: readonly { batchId: string; points: readonly Point[]; receivedAt: Date }[], processedAt: Date): Promise<number> {
+    const documents = jobs.flatMap(({ batchId, points, receivedAt }) =>
+      points.map((point) => {
+        const doc: DataPointDocument = {
+          _id: historyId(batchId, point.i),
+          key: point.key,
+          value: point.value,
+          timestamp: new Date(point.ts),
+          batchId,
+          receivedAt,
+          processedAt,
+        };
+        if (point.type !== undefined) doc.type = point.type;
+        if (point.meta !== undefined) doc.meta = point.meta;
+        return doc;
+      }),
+    );
+    return insertNew(this.collection, documents);
   }
 
   async page(query: HistoryQuery): Promise<HistoryPage> {

@@ -1,4 +1,4 @@
-import { MongoBulkWriteError, MongoServerError, type WriteError } from 'mongodb';
+import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Document, type OptionalId, type WriteError } from 'mongodb';
 
 export const DUPLICATE_KEY = 11000;
 
@@ -10,6 +10,23 @@ export function bulkWriteErrors(error: unknown): { index: number; code: number |
   return writeErrors.map((writeError) => ({ index: writeError.index, code: writeError.code }));
 }
 
-export function isDuplicateKeyError(error: unknown): boolean {
-  return error instanceof MongoServerError && error.code === DUPLICATE_KEY;
+/**
+ * Inserts documents in one unordered command and returns how many are new.
+ * Documents already there (a job run again) are duplicate-key errors, which
+ * an unordered insert reports per document and which mean "done"; any other
+ * error is thrown.
+ */
+export async function insertNew<T extends Document>(collection: Collection<T>, documents: readonly OptionalId<T>[]): Promise<number> {
+  if (documents.length === 0) return 0;
+  try {
+    const result = await collection.bulkWrite(
+      documents.map((document): AnyBulkWriteOperation<T> => ({ insertOne: { document } })),
+      { ordered: false },
+    );
+    return result.insertedCount;
+  } catch (error) {
+    const failures = bulkWriteErrors(error);
+    if (!failures || failures.some((failure) => failure.code !== DUPLICATE_KEY)) throw error;
+    return documents.length - failures.length;
+  }
 }

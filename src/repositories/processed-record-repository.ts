@@ -1,7 +1,7 @@
 import type { ProcessedRecordDocument, ProcessedRecordModel } from '../models/processed-record-model';
 import type { Collection } from 'mongodb';
 import { nativeCollection } from '../models';
-import { isDuplicateKeyError } from './mongo-errors';
+import { insertNew } from './mongo-errors';
 
 export class ProcessedRecordRepository {
   private readonly collection: Collection<ProcessedRecordDocument>;
@@ -17,10 +17,11 @@ export class ProcessedRecordRepository {
 
   /** Records a finished job; a second record of the same job is a no-op. */
   async record(doc: ProcessedRecordDocument): Promise<void> {
-    try {
-      await this.collection.insertOne(doc);
-    } catch (error) {
-      if (!isDuplicateKeyError(error)) throw error;
-    }
+    await this.recordAll([doc]);
+  }
+
+  /** Records finished jobs in one unordered insert; records already there are no-ops. */
+  async recordAll(docs: readonly ProcessedRecordDocument[]): Promise<void> {
+    await insertNew(this.collection, docs);
   }
 }

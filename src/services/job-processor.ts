@@ -1,7 +1,6 @@
 import type Redis from 'ioredis';
 import type { Logger } from 'pino';
-import { LRUCache } from 'lru-cache';
-import { jobPayloadSchema, type JobPayload } from '../domain/job-payload';
+import { jobIdOf, jobPayloadSchema, type JobPayload } from '../domain/job-payload';
 import { describeIssues } from '../domain/point-schema';
 import { groupByKey } from '../domain/stats';
 import type { AggregateRepository } from '../repositories/aggregate-repository';
@@ -11,6 +10,7 @@ import type { BatchDone, BatchStore } from '../queue/batch-store';
 import type { JobEvent } from '../queue/events';
 import type { KeyLocks } from '../queue/key-locks';
 import { CLAIM_TTL_SECONDS, formatGuard, parseGuard, type LanePool } from './lane-pool';
+import { WriteCombiner } from './write-combiner';
 
 /** A job that can never succeed (bad payload): fail it at once, do not retry. */
 export class PermanentJobError extends Error {
@@ -24,7 +24,7 @@ export interface JobInput {
 }
 
 export type JobOutcome =
-  | { status: 'processed'; points: number; keys: number; appliedKeys: number; guard: string; adopted: boolean }
+  | { status: 'processed'; points: number; keys: number; guard: string; adopted: boolean }
   | { status: 'already-processed' }
   | { status: 'abandoned' };
 
@@ -40,34 +40,49 @@ export interface JobProcessorDeps {
   logger: Logger;
   /** Injected so tests can run a job "a day later". */
   clock?: () => number;
+  /** Most points the jobs running at once write together (see write-combiner.ts). */
+  maxGroupPoints?: number;
 }
 
-// Keys whose aggregate document is known to exist skip the create step; 100k keys is ~10 MB.
-const KNOWN_KEYS_CAPACITY = 100_000;
+const DEFAULT_MAX_GROUP_POINTS = 20_000;
 
 /**
  * Runs one job: aggregates (one bulkWrite), history (one unordered insert),
- * a processed record, the batch's progress, then one pub/sub message.
- * Safe to run any number of times for the same job (see lane-pool.ts).
+ * a processed record (all three shared with the other jobs running at the
+ * same time, see write-combiner.ts), the batch's progress, then one pub/sub
+ * message. Safe to run any number of times for the same job (see lane-pool.ts).
  */
 export class JobProcessor {
-  private readonly knownKeys = new LRUCache<string, true>({ max: KNOWN_KEYS_CAPACITY });
   private readonly clock: () => number;
+  private readonly combiner: WriteCombiner;
 
   constructor(private readonly deps: JobProcessorDeps) {
     this.clock = deps.clock ?? Date.now;
+    this.combiner = new WriteCombiner({
+      aggregates: deps.aggregates,
+      history: deps.history,
+      processed: deps.processed,
+      locks: deps.locks,
+      clock: this.clock,
+      maxPoints: deps.maxGroupPoints ?? DEFAULT_MAX_GROUP_POINTS,
+    });
   }
 
-  async process(job: JobInput): Promise<JobOutcome> {
-    const payload = parsePayload(job.data);
+  async process(delivered: JobInput): Promise<JobOutcome> {
+    const payload = parsePayload(delivered.data);
+    // A job is known by what it carries, not by its queue id: a copy of a chunk under another Bull id (re-added by
+    // hand, restored from a backup) is the same job, so it finds the same claim and the same processed record.
+    const job = { ...delivered, id: jobIdOf(payload.batchId, payload.chunk) };
     const started = this.clock();
     const proposed = this.deps.lanes.acquire(started);
     let succeeded = false;
     try {
-      const [begun, done] = await Promise.all([
-        this.deps.batches.beginJob(job.id, payload.batchId, formatGuard(proposed), CLAIM_TTL_SECONDS),
-        this.deps.processed.exists(job.id),
-      ]);
+      // Claim first, then look for the processed record; never both at once. A run that finishes writes its record
+      // before it drops its claim, so this run either adopts that claim or sees the record. In parallel, the record
+      // could be read just before it is written and the claim just after it is dropped: a fresh claim, a new lane,
+      // and the job counted twice.
+      const begun = await this.deps.batches.beginJob(job.id, payload.batchId, formatGuard(proposed), CLAIM_TTL_SECONDS);
+      const done = await this.deps.processed.exists(job.id);
       if (begun.batchStatus === 'receiving') {
         // A streamed request that never completed: nothing of it was accepted.
         succeeded = true;
@@ -82,27 +97,23 @@ export class JobProcessor {
       if (!guard) throw new PermanentJobError(`job ${job.id} has an unreadable claim`);
       const deltas = groupByKey(payload.points);
       const keys = deltas.map((delta) => delta.key);
-      const now = new Date(this.clock());
-      const appliedKeys = await this.deps.locks.withLocks(keys, async () => {
-        const unknownKeys = keys.filter((key) => !this.knownKeys.has(key));
-        if (unknownKeys.length > 0) {
-          await this.deps.aggregates.ensureExists(unknownKeys, now);
-          for (const key of unknownKeys) this.knownKeys.set(key, true);
-        }
-        return this.deps.aggregates.applyDeltas(deltas, guard, now);
-      });
-      await this.deps.history.insertPoints(payload.batchId, payload.points, new Date(payload.receivedAt), now);
       const claim = formatGuard(guard);
-      await this.deps.processed.record({
-        _id: job.id,
+      await this.combiner.write({
+        guard,
+        deltas,
         batchId: payload.batchId,
-        chunk: payload.chunk,
-        points: payload.points.length,
-        keys: keys.length,
-        guard: claim,
-        attempt: job.attempt,
-        durationMs: this.clock() - started,
-        processedAt: now,
+        points: payload.points,
+        receivedAt: new Date(payload.receivedAt),
+        startedAt: started,
+        record: {
+          _id: job.id,
+          batchId: payload.batchId,
+          chunk: payload.chunk,
+          points: payload.points.length,
+          keys: keys.length,
+          guard: claim,
+          attempt: job.attempt,
+        },
       });
       await this.finish(job.id, payload, keys);
       succeeded = true;
@@ -110,7 +121,6 @@ export class JobProcessor {
         status: 'processed',
         points: payload.points.length,
         keys: keys.length,
-        appliedKeys,
         guard: claim,
         adopted: claim !== formatGuard(proposed),
       };

@@ -7,7 +7,7 @@ const HOUR = 3600 * 1000;
 /** A history repository whose first insert "crashes" the worker after the aggregates were written. */
 function crashingHistory(real: HistoryRepository): HistoryRepository {
   const crashing = Object.create(real) as HistoryRepository;
-  crashing.insertPoints = () => Promise.reject(new Error('worker killed between the aggregate and history writes'));
+  crashing.insertJobs = () => Promise.reject(new Error('worker killed between the aggregate and history writes'));
   return crashing;
 }
 

@@ -1,0 +1,122 @@
+import { LRUCache } from 'lru-cache';
+import type { Point } from '../domain/point-schema';
+import type { KeyDelta } from '../domain/stats';
+import type { ProcessedRecordDocument } from '../models/processed-record-model';
+import type { KeyLocks } from '../queue/key-locks';
+import type { AggregateRepository, JobGuard } from '../repositories/aggregate-repository';
+import type { HistoryRepository } from '../repositories/history-repository';
+import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
+
+/** Everything one job writes to MongoDB. */
+export interface JobWrites {
+  guard: JobGuard;
+  deltas: readonly KeyDelta[];
+  batchId: string;
+  points: readonly Point[];
+  receivedAt: Date;
+  /** When the job started: the record's duration runs from here to its write. */
+  startedAt: number;
+  /** Written last: a job with a record is done. */
+  record: Omit<ProcessedRecordDocument, 'processedAt' | 'durationMs'>;
+}
+
+export interface WriteCombinerDeps {
+  aggregates: AggregateRepository;
+  history: HistoryRepository;
+  processed: ProcessedRecordRepository;
+  locks: KeyLocks;
+  clock: () => number;
+  /** Most points written together; a single larger job is still written alone. */
+  maxPoints: number;
+}
+
+interface Pending {
+  writes: JobWrites;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+// Keys whose aggregate document is known to exist skip the create step; 100k keys is ~10 MB.
+const KNOWN_KEYS_CAPACITY = 100_000;
+
+/**
+ * Group commit for the jobs one worker runs at once. While one group is
+ * being written, the jobs that finish their preparation queue up; the next
+ * group writes them together: one guarded update per key for all of them
+ * (see AggregateRepository.applyGroup), one history insert, one insert of
+ * processed records. The cost of a job's aggregate writes depends on its
+ * number of keys, not its points, so under load a worker pays it once per
+ * group instead of once per job. A job's promise settles when its group is
+ * written; if the group fails, every job in it fails (and is retried, each
+ * under its own claim, as any failed job is).
+ */
+export class WriteCombiner {
+  private readonly knownKeys = new LRUCache<string, true>({ max: KNOWN_KEYS_CAPACITY });
+  private readonly pending: Pending[] = [];
+  private writing = false;
+
+  constructor(private readonly deps: WriteCombinerDeps) {}
+
+  /** Resolves once the job's aggregates, history and processed record are written. */
+  write(writes: JobWrites): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ writes, resolve, reject });
+      void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    if (this.writing) return;
+    this.writing = true;
+    try {
+      for (let group = this.takeGroup(); group.length > 0; group = this.takeGroup()) {
+        try {
+          await this.writeGroup(group.map((entry) => entry.writes));
+          for (const entry of group) entry.resolve();
+        } catch (error) {
+          for (const entry of group) entry.reject(error);
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  /** The oldest pending jobs up to `maxPoints`, at most one per lane (one update cannot raise a lane twice). */
+  private takeGroup(): Pending[] {
+    const group: Pending[] = [];
+    const lanes = new Set<string>();
+    let points = 0;
+    for (let index = 0; index < this.pending.length;) {
+      const entry = this.pending[index];
+      if (!entry) break;
+      const lane = `${entry.writes.guard.slot}.${entry.writes.guard.lane}`;
+      const size = entry.writes.points.length;
+      if (group.length > 0 && (lanes.has(lane) || points + size > this.deps.maxPoints)) {
+        index += 1;
+        continue;
+      }
+      group.push(entry);
+      lanes.add(lane);
+      points += size;
+      this.pending.splice(index, 1);
+    }
+    return group;
+  }
+
+  private async writeGroup(jobs: readonly JobWrites[]): Promise<void> {
+    const now = new Date(this.deps.clock());
+    const keys = [...new Set(jobs.flatMap((job) => job.deltas.map((delta) => delta.key)))];
+    await this.deps.locks.withLocks(keys, async () => {
+      const unknownKeys = keys.filter((key) => !this.knownKeys.has(key));
+      if (unknownKeys.length > 0) {
+        await this.deps.aggregates.ensureExists(unknownKeys, now);
+        for (const key of unknownKeys) this.knownKeys.set(key, true);
+      }
+      await this.deps.aggregates.applyGroup(jobs, now);
+    });
+    await this.deps.history.insertJobs(jobs, now);
+    const recordedAt = this.deps.clock();
+    await this.deps.processed.recordAll(jobs.map((job) => ({ ...job.record, durationMs: recordedAt - job.startedAt, processedAt: now })));
+  }
+}

@@ -1,0 +1,126 @@
+import type { Point } from '../../src/domain/point-schema';
+import { groupByKey } from '../../src/domain/stats';
+import type { AggregateRepository, JobGuard } from '../../src/repositories/aggregate-repository';
+import type { JobProcessorDeps } from '../../src/services/job-processor';
+import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
+import { getJson, startHarness, type Harness } from '../support/harness';
+
+let h: Harness;
+let deps: JobProcessorDeps;
+const slot = 1000;
+
+beforeAll(async () => {
+  h = await startHarness({}, { workers: 0 });
+  await h.buildProcessor((built) => {
+    deps = built;
+    return {};
+  });
+});
+
+afterAll(async () => {
+  await h.close();
+});
+
+let jobCounter = 0;
+function job(lane: string, seq: number, points: [string, number][]): JobWrites {
+  jobCounter += 1;
+  const batchId = `combiner-batch-${jobCounter}`;
+  const pointList: Point[] = points.map(([key, value], i) => ({ key, value, ts: 1_700_000_000_000 + i, i }));
+  const guard: JobGuard = { slot, lane, seq };
+  return {
+    guard,
+    deltas: groupByKey(pointList),
+    batchId,
+    points: pointList,
+    receivedAt: new Date(),
+    startedAt: Date.now(),
+    record: { _id: `${batchId}:0`, batchId, chunk: 0, points: pointList.length, keys: 1, guard: `${slot}.${lane}.${seq}`, attempt: 1 },
+  };
+}
+
+/** The aggregates repository with a record of the jobs of each group write. */
+function countingAggregates(real: AggregateRepository, groups: number[]): AggregateRepository {
+  const counting = Object.create(real) as AggregateRepository;
+  counting.applyGroup = (jobs, now) => {
+    groups.push(jobs.length);
+    return real.applyGroup(jobs, now);
+  };
+  return counting;
+}
+
+async function stats(key: string): Promise<{ count: number; sum: number; min: number; max: number }> {
+  const { body } = await getJson(h.baseUrl, `/api/data/stats/${encodeURIComponent(key)}`);
+  return { count: body.count, sum: body.sum, min: body.min, max: body.max };
+}
+
+function combiner(aggregates: AggregateRepository, maxPoints = 20_000): WriteCombiner {
+  return new WriteCombiner({ ...deps, aggregates, clock: Date.now, maxPoints });
+}
+
+describe('the write combiner (group commit of the jobs a worker runs at once)', () => {
+  it('when jobs arrive while a group is being written, then they are written together as the next group and each counts once', async () => {
+    const groups: number[] = [];
+    const writer = combiner(countingAggregates(deps.aggregates, groups));
+    await Promise.all([
+      writer.write(job('lanea', 1, [['comb/a', 1]])),
+      writer.write(
+        job('laneb', 1, [
+          ['comb/a', 2],
+          ['comb/b', 5],
+        ]),
+      ),
+      writer.write(job('lanec', 1, [['comb/a', 4]])),
+    ]);
+    expect(groups).toEqual([1, 2]);
+    expect(await stats('comb/a')).toEqual({ count: 3, sum: 7, min: 1, max: 4 });
+    expect(await stats('comb/b')).toEqual({ count: 1, sum: 5, min: 5, max: 5 });
+    expect(await h.db.collection('datapoints').countDocuments({ key: { $in: ['comb/a', 'comb/b'] } })).toBe(4);
+    expect(await h.db.collection('processedrecords').countDocuments({ batchId: { $regex: '^combiner-batch-' } })).toBe(3);
+  });
+
+  it('when a group holds a job that was already applied to a key (a re-run), then only the others are added there', async () => {
+    const rerun = job('laned', 7, [
+      ['comb/rerun', 100],
+      ['comb/rerun-other', 1000],
+    ]);
+    // The first run wrote its aggregates, then its worker died.
+    await deps.aggregates.ensureExists(['comb/rerun', 'comb/rerun-other'], new Date());
+    await deps.aggregates.applyDeltas(rerun.deltas, rerun.guard, new Date());
+
+    const groups: number[] = [];
+    const writer = combiner(countingAggregates(deps.aggregates, groups));
+    await Promise.all([
+      writer.write(job('lanee', 1, [['comb/elsewhere', 1]])),
+      writer.write(rerun),
+      writer.write(job('lanef', 1, [['comb/rerun', 10]])),
+    ]);
+    expect(groups).toEqual([1, 2]);
+    expect(await stats('comb/rerun')).toEqual({ count: 2, sum: 110, min: 10, max: 100 });
+    expect(await stats('comb/rerun-other')).toEqual({ count: 1, sum: 1000, min: 1000, max: 1000 });
+  });
+
+  it('when pending jobs hold more points than the group limit, or two of one lane, then they go in separate groups', async () => {
+    const groups: number[] = [];
+    const writer = combiner(countingAggregates(deps.aggregates, groups), 3);
+    await Promise.all([
+      writer.write(job('laneg', 1, [['comb/limit', 1]])),
+      writer.write(
+        job('laneh', 1, [
+          ['comb/limit', 1],
+          ['comb/limit', 1],
+        ]),
+      ),
+      writer.write(
+        job('lanei', 1, [
+          ['comb/limit', 1],
+          ['comb/limit', 1],
+        ]),
+      ),
+      writer.write(job('lanej', 1, [['comb/limit', 1]])),
+      writer.write(job('lanej', 2, [['comb/limit', 1]])),
+    ]);
+    // g | h and the first of lane j (3 points, the limit; i would be 4) | i and the second of lane j.
+    expect(groups).toEqual([1, 2, 2]);
+    expect(await stats('comb/limit')).toMatchObject({ count: 7, sum: 7 });
+  });
+});
