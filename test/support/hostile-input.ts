@@ -257,8 +257,8 @@ export const validKeyArb: fc.Arbitrary<string> = fc
 
 const isoDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
-export function validTimestampArb(receivedAt: number): fc.Arbitrary<number | string> {
-  const latest = receivedAt + DAY_MS;
+export function validTimestampArb(receivedAt: number, slackMs = 0): fc.Arbitrary<number | string> {
+  const latest = receivedAt + DAY_MS - slackMs;
   return fc.oneof(
     fc.integer({ min: 0, max: latest }),
     fc.constantFrom(0, latest, receivedAt),
@@ -275,12 +275,25 @@ export interface PointSpec {
   meta?: Record<string, unknown>;
 }
 
-export function validPointArb(receivedAt: number, valueArb: fc.Arbitrary<number> = fc.double({ noNaN: true, noDefaultInfinity: true })) {
+export interface ItemOptions {
+  /** Values of valid points; any finite double by default. */
+  valueArb?: fc.Arbitrary<number>;
+  /**
+   * Keeps timestamps this far from the 24-hour limit on both sides: over HTTP the server's receive time is a
+   * little later than `receivedAt`, and a point built valid or invalid must stay so.
+   */
+  slackMs?: number;
+}
+
+export function validPointArb(
+  receivedAt: number,
+  { valueArb = fc.double({ noNaN: true, noDefaultInfinity: true }), slackMs = 0 }: ItemOptions = {},
+) {
   return fc.record(
     {
       key: validKeyArb,
       value: valueArb,
-      timestamp: validTimestampArb(receivedAt),
+      timestamp: validTimestampArb(receivedAt, slackMs),
       type: fc.string({ minLength: 1, maxLength: 64 }).filter((type) => !CONTROL.test(type)),
       meta: validMetaArb,
     },
@@ -323,7 +336,8 @@ const without = (point: PointSpec, name: string): Record<string, unknown> =>
   objectOf(Object.entries(point).filter(([field]) => field !== name));
 
 /** Each turns a valid point into one that breaks one rule of the contract. */
-function mutations(receivedAt: number): Mutation[] {
+function mutations(receivedAt: number, slackMs: number): Mutation[] {
+  const future = receivedAt + DAY_MS + slackMs + 1;
   return [
     (p) => fc.constant(without(p, 'key')),
     (p) => fc.constant(without(p, 'value')),
@@ -355,8 +369,8 @@ function mutations(receivedAt: number): Mutation[] {
           -1,
           1.5,
           MAX_EPOCH_MS + 1,
-          receivedAt + DAY_MS + 1,
-          new Date(receivedAt + DAY_MS + 1).toISOString(),
+          future,
+          new Date(future).toISOString(),
           'yesterday',
           '',
           '2025-02-30',
@@ -368,7 +382,7 @@ function mutations(receivedAt: number): Mutation[] {
           [0],
         )
         .map((timestamp) => withField(p, 'timestamp', timestamp)),
-    (p) => fc.integer({ min: receivedAt + DAY_MS + 1, max: MAX_EPOCH_MS }).map((timestamp) => withField(p, 'timestamp', timestamp)),
+    (p) => fc.integer({ min: future, max: MAX_EPOCH_MS }).map((timestamp) => withField(p, 'timestamp', timestamp)),
     (p) =>
       fc.constantFrom<unknown>('', 't'.repeat(65), 5, null, 'x\ud800', 'nul\u0000', 'line\nfeed').map((type) => withField(p, 'type', type)),
     (p) => invalidMetaArb.map((meta) => withField(p, 'meta', meta)),
@@ -386,10 +400,10 @@ export interface LabelledItem {
 }
 
 /** A point known to be valid or known to be invalid (one rule broken), labelled by construction. */
-export function labelledItemArb(receivedAt: number, valueArb?: fc.Arbitrary<number>): fc.Arbitrary<LabelledItem> {
-  const valid = validPointArb(receivedAt, valueArb).map((point): LabelledItem => ({ raw: objectOf(Object.entries(point)), valid: true }));
+export function labelledItemArb(receivedAt: number, options: ItemOptions = {}): fc.Arbitrary<LabelledItem> {
+  const valid = validPointArb(receivedAt, options).map((point): LabelledItem => ({ raw: objectOf(Object.entries(point)), valid: true }));
   const invalid = fc
-    .tuple(validPointArb(receivedAt, valueArb), fc.constantFrom(...mutations(receivedAt)))
+    .tuple(validPointArb(receivedAt, options), fc.constantFrom(...mutations(receivedAt, options.slackMs ?? 0)))
     .chain(([point, mutate]) => mutate(point))
     .map((raw): LabelledItem => ({ raw, valid: false }));
   return fc.oneof(valid, invalid);
