@@ -111,7 +111,7 @@ describe('ingest over HTTP, property-based, on real Redis and the MongoDB-compat
           },
           body: streamOf(body, cuts),
           duplex: 'half',
-        } as RequestInit);
+        });
         const answer = (await response.json()) as any;
 
         const validIndices = valid.flatMap((ok, i) => (ok ? [i] : []));
