@@ -41,7 +41,8 @@ const configSchema = z.object({
   MAX_QUEUE_BACKLOG: whole(1).default(2_000_000),
   /** Aggregate updates per MongoDB command; FerretDB 1.24 (SQLite) hangs at 100, MongoDB takes any (see aggregate-repository.ts). */
   AGGREGATE_WRITE_BATCH: whole(1, 1000).default(50),
-  WORKER_CONCURRENCY: whole(1, 64).default(2),
+  /** Jobs a worker runs at once; their writes are combined (see write-combiner.ts), so more means fewer writes per point. */
+  WORKER_CONCURRENCY: whole(1, 64).default(16),
   JOB_ATTEMPTS: whole(1, 100).default(10),
   /** First retry delay; Bull doubles it on each attempt (1 s, 2 s, 4 s ... ~8.5 min in all for 10 attempts). */
   JOB_BACKOFF_MS: whole(1).default(1000),
