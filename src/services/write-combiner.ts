@@ -38,6 +38,12 @@ interface Pending {
 
 // Keys whose aggregate document is known to exist skip the create step; 100k keys is ~10 MB.
 const KNOWN_KEYS_CAPACITY = 100_000;
+// Before a group is taken, wait while jobs keep arriving (every few ms), up to a bound: the jobs Bull hands over
+// after a group completes arrive one by one, and without this the first of them would be written alone.
+const GATHER_STEP_MS = 5;
+const GATHER_MAX_MS = 50;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Group commit for the jobs one worker runs at once. While one group is
@@ -69,7 +75,7 @@ export class WriteCombiner {
     if (this.writing) return;
     this.writing = true;
     try {
-      for (let group = this.takeGroup(); group.length > 0; group = this.takeGroup()) {
+      for (let group = await this.gatherGroup(); group.length > 0; group = await this.gatherGroup()) {
         try {
           await this.writeGroup(group.map((entry) => entry.writes));
           for (const entry of group) entry.resolve();
@@ -80,6 +86,22 @@ export class WriteCombiner {
     } finally {
       this.writing = false;
     }
+  }
+
+  /** Waits while jobs keep arriving (see GATHER_STEP_MS), then takes a group. */
+  private async gatherGroup(): Promise<Pending[]> {
+    const deadline = Date.now() + GATHER_MAX_MS;
+    let seen = this.pending.length;
+    while (seen > 0 && this.pendingPoints() < this.deps.maxPoints && Date.now() < deadline) {
+      await sleep(GATHER_STEP_MS);
+      if (this.pending.length === seen) break;
+      seen = this.pending.length;
+    }
+    return this.takeGroup();
+  }
+
+  private pendingPoints(): number {
+    return this.pending.reduce((total, entry) => total + entry.writes.points.length, 0);
   }
 
   /** The oldest pending jobs up to `maxPoints`, at most one per lane (one update cannot raise a lane twice). */
