@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
 import { AppError } from '../domain/errors';
@@ -97,3 +99,44 @@ export const errorMiddleware: ErrorRequestHandler = (error, req, res, _next) => 
 export const notFoundMiddleware: RequestHandler = (req, _res, next) => {
   next(new AppError(404, 'NOT_FOUND', `No route for ${req.method} ${req.path}; see the API reference in the README.`));
 };
+
+// Node answers these itself, before Express sees the request, with an empty body; the contract wants its error body.
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'HEADERS_TOO_LARGE', 'The request line and headers are over 16 KiB; send a shorter URL and fewer headers.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'REQUEST_TIMEOUT', 'The request did not arrive in time; send the whole body without long pauses.'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'BODY_TOO_LARGE', 'The chunk extensions of the body are too large.'],
+};
+const MALFORMED_REQUEST: [number, string, string] = [
+  400,
+  'MALFORMED_REQUEST',
+  'The request is not valid HTTP; check its Content-Length and Transfer-Encoding headers.',
+];
+
+/**
+ * The HTTP server's `clientError` listener: a request Node could not parse
+ * (a Content-Length that is not a number, headers over 16 KiB, a body that
+ * timed out) gets the contract's JSON error and the connection is closed,
+ * as Node does by default, only with a body. A connection whose response has
+ * already started is only closed: a second status line would corrupt it.
+ */
+export function answerClientError(error: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void {
+  // Set while a request of this connection is being answered (its body timed out, or bytes after it are garbage).
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean; req?: { method?: string } } | null })._httpMessage;
+  if (!socket.writable || inFlight?.headersSent === true) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message] = CLIENT_ERRORS[error.code ?? ''] ?? MALFORMED_REQUEST;
+  const body = JSON.stringify({ error: { code, message } });
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+  ];
+  // The answer to a HEAD request has no body, or the client would read it as the start of another response.
+  const rawStart = Buffer.isBuffer(error.rawPacket) ? error.rawPacket.toString('latin1', 0, 5) : '';
+  const isHead = inFlight?.req?.method === 'HEAD' || (!inFlight && rawStart === 'HEAD ');
+  const answer = `${head.join('\r\n')}\r\n\r\n${isHead ? '' : body}`;
+  socket.end(answer, () => socket.destroy());
+}

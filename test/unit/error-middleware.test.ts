@@ -1,7 +1,8 @@
+import { PassThrough } from 'node:stream';
 import type { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
 import { AppError } from '../../src/domain/errors';
-import { errorMiddleware, toAppError } from '../../src/http/error-middleware';
+import { answerClientError, errorMiddleware, toAppError } from '../../src/http/error-middleware';
 
 const GENERIC_MESSAGE = 'Something went wrong on our side; the error was logged.';
 
@@ -190,5 +191,66 @@ describe('errorMiddleware', () => {
 
     expect(res.destroyed).toBe(true);
     expect(res.body).toBeUndefined();
+  });
+});
+
+describe('answerClientError (requests Node refuses before Express)', () => {
+  /** A socket that records what is written to it. */
+  function fakeSocket(inFlight?: { headersSent: boolean; req: { method: string } }): { socket: PassThrough; written: () => string } {
+    const socket = new PassThrough();
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    if (inFlight) Object.assign(socket, { _httpMessage: inFlight });
+    return { socket, written: () => Buffer.concat(chunks).toString('latin1') };
+  }
+
+  const parseError = (code: string, raw = 'POST / HTTP/1.1\r\n'): Error =>
+    Object.assign(new Error('Parse Error'), { code, rawPacket: Buffer.from(raw) });
+
+  async function answerOf(
+    error: Error,
+    inFlight?: { headersSent: boolean; req: { method: string } },
+  ): Promise<{ head: string; body: string; destroyed: boolean }> {
+    const { socket, written } = fakeSocket(inFlight);
+    answerClientError(error, socket);
+    await new Promise((resolve) => setImmediate(resolve));
+    const [head = '', body = ''] = written().split('\r\n\r\n');
+    return { head, body, destroyed: socket.destroyed };
+  }
+
+  it.each([
+    ['HPE_INVALID_CONTENT_LENGTH', 400, 'MALFORMED_REQUEST', /Content-Length/],
+    ['HPE_UNEXPECTED_CONTENT_LENGTH', 400, 'MALFORMED_REQUEST', /Transfer-Encoding/],
+    ['HPE_HEADER_OVERFLOW', 431, 'HEADERS_TOO_LARGE', /16 KiB/],
+    ['ERR_HTTP_REQUEST_TIMEOUT', 408, 'REQUEST_TIMEOUT', /in time/],
+  ])(
+    'when Node cannot take a request (%s), then it is a %s with the contract body and the connection closes',
+    async (code, status, errorCode, fix) => {
+      const { head, body, destroyed } = await answerOf(parseError(code));
+      expect(head).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(head).toContain('Content-Type: application/json');
+      expect(head).toContain('Connection: close');
+      expect(JSON.parse(body)).toEqual({ error: { code: errorCode, message: expect.stringMatching(fix) } });
+      expect(head).toContain(`Content-Length: ${Buffer.byteLength(body)}`);
+      expect(destroyed).toBe(true);
+    },
+  );
+
+  it('when the refused request is a HEAD, then the answer has no body (the client would read it as another response)', async () => {
+    const { head, body } = await answerOf(parseError('HPE_INVALID_CONTENT_LENGTH', 'HEAD / HTTP/1.1\r\n'));
+    expect(head).toMatch(/^HTTP\/1\.1 400 /);
+    expect(body).toBe('');
+  });
+
+  it('when a HEAD request of the connection is being answered, then the answer has no body either', async () => {
+    const { head, body } = await answerOf(parseError('ERR_HTTP_REQUEST_TIMEOUT'), { headersSent: false, req: { method: 'HEAD' } });
+    expect(head).toMatch(/^HTTP\/1\.1 408 /);
+    expect(body).toBe('');
+  });
+
+  it('when the response of the connection has already started, then the connection is only closed', async () => {
+    const { head, destroyed } = await answerOf(parseError('HPE_INVALID_CONSTANT'), { headersSent: true, req: { method: 'GET' } });
+    expect(head).toBe('');
+    expect(destroyed).toBe(true);
   });
 });
