@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config/config';
 import { AccessControl } from './http/access';
 import { createApp } from './http/app';
+import { answerClientError } from './http/error-middleware';
 import { RateLimiter } from './http/rate-limit';
 import { createShutdown, type ShutdownStep } from './lifecycle/shutdown';
 import { createMetrics } from './metrics';
@@ -141,6 +142,10 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
     },
     app,
   );
+  // Requests Node refuses before Express (bad Content-Length, headers over 16 KiB, the 408 above) get the contract's
+  // JSON error instead of an empty body; an Expect other than 100-continue is ignored instead of an empty 417.
+  httpServer.on('clientError', answerClientError);
+  httpServer.on('checkExpectation', app);
   const sockets = attachSocketServer(httpServer, {
     aggregates,
     subscriber,
