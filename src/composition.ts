@@ -58,7 +58,7 @@ export async function connectMongo(uri: string, logger: Logger, patient: boolean
 
 function repositories(models: Models, config: Config) {
   return {
-    aggregates: new AggregateRepository(models.aggregate, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH),
+    aggregates: new AggregateRepository(models.aggregate, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH, config.AGGREGATE_SHARDS),
     history: new HistoryRepository(models.dataPoint),
     processed: new ProcessedRecordRepository(models.processedRecord),
   };
@@ -89,6 +89,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
   const models = createModels(connection);
   await ensureIndexes(models);
   const { aggregates, history } = repositories(models, config);
+  await aggregates.prepare(new Date());
   const redis = createRedis(config.REDIS_URL, 'api', logger);
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
   const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'api', logger);
@@ -207,13 +208,16 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
   const connection = await connectMongo(config.MONGODB_URI, logger, true);
   const models = createModels(connection);
   await ensureIndexes(models);
+  const repos = repositories(models, config);
+  await repos.aggregates.prepare(new Date());
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
   const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'worker', logger);
   const processor = new JobProcessor({
-    ...repositories(models, config),
+    ...repos,
     batches: new BatchStore(redis, config.QUEUE_NAME),
     lanes: new LanePool(),
-    locks: new KeyLocks(redis, config.QUEUE_NAME, DEFAULT_KEY_LOCK_SETTINGS, (lost) =>
+    // A dead worker's key locks free themselves as soon as its jobs do (JOB_LOCK_MS), not 30 s later.
+    locks: new KeyLocks(redis, config.QUEUE_NAME, { ...DEFAULT_KEY_LOCK_SETTINGS, ttlMs: config.JOB_LOCK_MS }, (lost) =>
       logger.error({ lost }, 'key locks were lost while writing aggregates'),
     ),
     publisher: redis,

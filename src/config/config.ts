@@ -41,6 +41,8 @@ const configSchema = z.object({
   MAX_QUEUE_BACKLOG: whole(1).default(2_000_000),
   /** Aggregate updates per MongoDB command; FerretDB 1.24 (SQLite) hangs at 100, MongoDB takes any (see aggregate-repository.ts). */
   AGGREGATE_WRITE_BATCH: whole(1, 1000).default(50),
+  /** Documents the per-key statistics are spread over; fixed once data is written (see aggregate-repository.ts). */
+  AGGREGATE_SHARDS: whole(1, 4096).default(8),
   /** Jobs a worker runs at once; their writes are combined (see write-combiner.ts), so more means fewer writes per point. */
   WORKER_CONCURRENCY: whole(1, 64).default(16),
   JOB_ATTEMPTS: whole(1, 100).default(10),

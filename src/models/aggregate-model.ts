@@ -1,45 +1,63 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
-/**
- * One document per key. `g` holds the exactly-once guard: `g.<slot>.<lane>`
- * is the highest job sequence of that worker lane applied to this key (see
- * services/lane-pool.ts). `last` is `{t, v}` so that `$max` picks the value at
- * the greatest timestamp, ties to the greater value, in any order.
- */
-export interface AggregateDocument {
-  _id: string;
-  // Absent between a key's creation and its first applied job (see AggregateRepository.ensureExists).
-  count?: number;
-  sum?: number;
-  min?: number;
-  max?: number;
-  first?: Date;
-  lastTs?: Date;
-  last?: { t: Date; v: number };
-  createdAt: Date;
-  updatedAt?: Date;
-  g?: Record<string, Record<string, number>>;
+/** One key's statistics inside its shard. `last` is `{t, v}` so that `$max` picks the value at the greatest timestamp, ties to the greater value. */
+export interface KeyStats {
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  first: Date;
+  lastTs: Date;
+  last: { t: Date; v: number };
+  updatedAt: Date;
 }
 
-const aggregateSchema = new Schema<AggregateDocument>(
+/**
+ * The statistics of many keys: key K lives in shard `shardOf(K)`, under
+ * `k.<base64url(K)>` (a field name never holds `.` or `$`). `g` is the
+ * exactly-once guard of the whole shard: `g.<slot>.<lane>` is the highest
+ * job sequence of that worker lane applied to it (see
+ * services/lane-pool.ts). One more document, `_id: "layout"`, records the
+ * number of shards the data was written with.
+ */
+export interface AggregateShardDocument {
+  _id: string;
+  k?: Record<string, KeyStats>;
+  g?: Record<string, Record<string, number>>;
+  shards?: number;
+  createdAt: Date;
+}
+
+/** Every key ever counted, for listing in key order. */
+export interface KeyDocument {
+  _id: string;
+  createdAt: Date;
+}
+
+const shardSchema = new Schema<AggregateShardDocument>(
   {
     _id: { type: String, required: true },
-    count: { type: Number, required: true },
-    sum: { type: Number, required: true },
-    min: Number,
-    max: Number,
-    first: Date,
-    lastTs: Date,
-    last: { _id: false, t: Date, v: Number },
-    createdAt: Date,
-    updatedAt: Date,
+    k: { type: Schema.Types.Mixed },
     g: { type: Schema.Types.Mixed },
+    shards: Number,
+    createdAt: Date,
   },
-  { collection: 'aggregates', versionKey: false, autoIndex: false, minimize: false },
+  { collection: 'statshards', versionKey: false, autoIndex: false, minimize: false },
 );
 
-export type AggregateModel = Model<AggregateDocument>;
+const keySchema = new Schema<KeyDocument>(
+  { _id: { type: String, required: true }, createdAt: Date },
+  { collection: 'statkeys', versionKey: false, autoIndex: false },
+);
+
+export interface AggregateModel {
+  shards: Model<AggregateShardDocument>;
+  keys: Model<KeyDocument>;
+}
 
 export function createAggregateModel(connection: Connection): AggregateModel {
-  return connection.model<AggregateDocument>('Aggregate', aggregateSchema);
+  return {
+    shards: connection.model<AggregateShardDocument>('AggregateShard', shardSchema),
+    keys: connection.model<KeyDocument>('StatKey', keySchema),
+  };
 }

@@ -36,7 +36,7 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
-// Keys whose aggregate document is known to exist skip the create step; 100k keys is ~10 MB.
+// Keys known to be in the key list skip registering; 100k keys is ~10 MB.
 const KNOWN_KEYS_CAPACITY = 100_000;
 // Before a group is taken, wait while jobs keep arriving (every few ms), up to a bound: the jobs Bull hands over
 // after a group completes arrive one by one, and without this the first of them would be written alone.
@@ -129,14 +129,13 @@ export class WriteCombiner {
   private async writeGroup(jobs: readonly JobWrites[]): Promise<void> {
     const now = new Date(this.deps.clock());
     const keys = [...new Set(jobs.flatMap((job) => job.deltas.map((delta) => delta.key)))];
-    await this.deps.locks.withLocks(keys, async () => {
-      const unknownKeys = keys.filter((key) => !this.knownKeys.has(key));
-      if (unknownKeys.length > 0) {
-        await this.deps.aggregates.ensureExists(unknownKeys, now);
-        for (const key of unknownKeys) this.knownKeys.set(key, true);
-      }
-      await this.deps.aggregates.applyGroup(jobs, now);
-    });
+    const unknownKeys = keys.filter((key) => !this.knownKeys.has(key));
+    if (unknownKeys.length > 0) {
+      await this.deps.aggregates.register(unknownKeys, now);
+      for (const key of unknownKeys) this.knownKeys.set(key, true);
+    }
+    // FerretDB loses concurrent updates of one document: one writer per shard at a time (see key-locks.ts).
+    await this.deps.locks.withLocks(this.deps.aggregates.shardsOf(keys), () => this.deps.aggregates.applyGroup(jobs, now));
     await this.deps.history.insertJobs(jobs, now);
     const recordedAt = this.deps.clock();
     await this.deps.processed.recordAll(jobs.map((job) => ({ ...job.record, durationMs: recordedAt - job.startedAt, processedAt: now })));

@@ -84,7 +84,6 @@ describe('the write combiner (group commit of the jobs a worker runs at once)', 
       ['comb/rerun-other', 1000],
     ]);
     // The first run wrote its aggregates, then its worker died.
-    await deps.aggregates.ensureExists(['comb/rerun', 'comb/rerun-other'], new Date());
     await deps.aggregates.applyDeltas(rerun.deltas, rerun.guard, new Date());
 
     const groups: number[] = [];

@@ -101,7 +101,7 @@ export async function startHarness(overrides: Record<string, string> = {}, optio
       );
       const models = createModels(connection);
       const deps: JobProcessorDeps = {
-        aggregates: new AggregateRepository(models.aggregate, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH),
+        aggregates: new AggregateRepository(models.aggregate, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH, config.AGGREGATE_SHARDS),
         history: new HistoryRepository(models.dataPoint),
         processed: new ProcessedRecordRepository(models.processedRecord),
         batches: new BatchStore(publisher, config.QUEUE_NAME),
