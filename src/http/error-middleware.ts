@@ -67,6 +67,21 @@ export function toAppError(error: unknown): AppError {
   }
   const { code, status } = typeof error === 'object' && error !== null ? (error as { code?: unknown; status?: unknown }) : {};
   // Decompression errors: zlib's own (NDJSON) carry a Z_* code, body-parser's a 4xx status but no type.
+  // Conditional and range requests for the live page, refused by Express's static file sender.
+  if (status === 412) {
+    return new AppError(
+      412,
+      'PRECONDITION_FAILED',
+      'The If-Match or If-Unmodified-Since condition does not hold; drop it to get the page.',
+    );
+  }
+  if (status === 416) {
+    return new AppError(
+      416,
+      'RANGE_NOT_SATISFIABLE',
+      'The Range header asks for bytes the page does not have; drop it to get the whole page.',
+    );
+  }
   const isZlibError = typeof code === 'string' && code.startsWith('Z_');
   if (isZlibError || (typeof status === 'number' && status >= 400 && status < 500)) {
     return new AppError(400, 'UNREADABLE_BODY', 'The request body could not be read; check its Content-Encoding and Content-Length.');
@@ -93,6 +108,8 @@ export const errorMiddleware: ErrorRequestHandler = (error, req, res, _next) => 
   for (const [name, value] of Object.entries(appError.headers ?? {})) res.setHeader(name, value);
   const body: { code: string; message: string; details?: unknown[] } = { code: appError.code, message: appError.message };
   if (appError.details) body.details = appError.details;
+  // Set outright: a handler that failed half-way (the file sender) may have set another type already, which json() keeps.
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.status(appError.status).json({ error: body });
 };
 

@@ -112,6 +112,21 @@ describe('toAppError', () => {
   });
 });
 
+describe('toAppError: the live page refusing a conditional or range request', () => {
+  it.each([
+    [412, 'PRECONDITION_FAILED', /If-Match or If-Unmodified-Since/],
+    [416, 'RANGE_NOT_SATISFIABLE', /Range header/],
+  ])(
+    'when the file sender fails with %s, then it keeps that status with a message about the header, not about a body',
+    (status, code, fix) => {
+      const appError = toAppError(Object.assign(new Error('send error'), { status, statusCode: status, expose: true }));
+      expect(appError).toMatchObject({ status, code });
+      expect(appError.message).toMatch(fix);
+      expect(appError.message).not.toMatch(/body/);
+    },
+  );
+});
+
 describe('errorMiddleware', () => {
   function fakeExchange(headersSent = false) {
     const log = { info: jest.fn(), warn: jest.fn(), error: jest.fn() };
@@ -168,7 +183,7 @@ describe('errorMiddleware', () => {
     );
 
     expect(res.statusCode).toBe(400);
-    expect(res.headers).toEqual({ 'X-Hint': 'split' });
+    expect(res.headers).toEqual({ 'X-Hint': 'split', 'Content-Type': 'application/json; charset=utf-8' });
     expect(res.body).toEqual({ error: { code: 'NO_VALID_POINTS', message: 'No valid point.', details } });
     expect(log.info).toHaveBeenCalledTimes(1);
     expect(log.error).not.toHaveBeenCalled();
@@ -180,8 +195,19 @@ describe('errorMiddleware', () => {
     errorMiddleware(Object.assign(new Error('down'), { name: 'MongoNetworkError' }), req, res as unknown as Response, next);
 
     expect(res.statusCode).toBe(503);
-    expect(res.headers).toEqual({ 'Retry-After': '5' });
+    expect(res.headers).toEqual({ 'Retry-After': '5', 'Content-Type': 'application/json; charset=utf-8' });
     expect(log.warn).toHaveBeenCalledTimes(1);
+  });
+
+  it('when the failing handler had already set another Content-Type (the live page), then the error is still sent as JSON', () => {
+    const { req, res } = fakeExchange();
+    res.setHeader('Content-Type', 'text/html; charset=UTF-8');
+
+    errorMiddleware(Object.assign(new Error('Precondition Failed'), { status: 412, expose: true }), req, res as unknown as Response, next);
+
+    expect(res.statusCode).toBe(412);
+    expect(res.headers['Content-Type']).toBe('application/json; charset=utf-8');
+    expect(res.body).toEqual({ error: { code: 'PRECONDITION_FAILED', message: expect.stringMatching(/If-Match/) } });
   });
 
   it('when the response has already started, then the connection is cut instead of writing a second body', () => {
