@@ -87,7 +87,7 @@ export interface ApiComponents {
 export async function createApiComponents(config: Config, logger: Logger): Promise<ApiComponents> {
   const connection = await connectMongo(config.MONGODB_URI, logger, false);
   const models = createModels(connection);
-  await ensureIndexes(models);
+  await ensureIndexes(models, connection);
   const { aggregates, history } = repositories(models, config);
   await aggregates.prepare(new Date());
   const redis = createRedis(config.REDIS_URL, 'api', logger);
@@ -207,7 +207,7 @@ export interface WorkerOptions {
 export async function createWorkerComponents(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerComponents> {
   const connection = await connectMongo(config.MONGODB_URI, logger, true);
   const models = createModels(connection);
-  await ensureIndexes(models);
+  await ensureIndexes(models, connection);
   const repos = repositories(models, config);
   await repos.aggregates.prepare(new Date());
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
