@@ -123,8 +123,8 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
           ack(invalid(`A connection may watch at most ${deps.maxKeysPerSocket} keys; unsubscribe from some first.`));
           return;
         }
-        await socket.join(keys.map(keyRoom));
-        if (jobs) await socket.join(JOBS_ROOM);
+        // One join, no await in between: an unsubscribe sent right after must find every room of this subscription.
+        await socket.join(jobs ? [...keys.map(keyRoom), JOBS_ROOM] : keys.map(keyRoom));
         const snapshot = await deps.aggregates.findByKeys([...new Set(keys)]);
         ack({ ok: true, snapshot: Object.fromEntries(snapshot) });
       } catch (error) {
@@ -141,8 +141,9 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
         return;
       }
       try {
-        for (const key of parsed.data.keys) await socket.leave(keyRoom(key));
-        if (parsed.data.jobs) await socket.leave(JOBS_ROOM);
+        // Every room left before the first await: a subscribe sent right after (same tick) must see the room freed.
+        const rooms = [...parsed.data.keys.map(keyRoom), ...(parsed.data.jobs ? [JOBS_ROOM] : [])];
+        await Promise.all(rooms.map(async (room) => socket.leave(room)));
         reply({ ok: true });
       } catch (error) {
         deps.logger.warn({ err: error }, 'unsubscribe failed');
