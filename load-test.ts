@@ -7,6 +7,7 @@
  *
  * Progress goes to stderr, the summary to stdout (with `--json`, stdout holds
  * only the one-line JSON summary and the readable one goes to stderr).
+ * `npm run bench` (bench/) imports the generator, the sender and the checker.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,9 +34,9 @@ Options:
   -h, --help           show this help
 `;
 
-type Format = 'json' | 'ndjson';
+export type Format = 'json' | 'ndjson';
 
-interface Options {
+export interface Options {
   url: string;
   points: number;
   batch: number;
@@ -55,7 +56,7 @@ class UsageError extends Error {
 }
 
 /** The run cannot go on (a request was refused, the API is unreachable). */
-class LoadTestError extends Error {
+export class LoadTestError extends Error {
   override name = 'LoadTestError';
 }
 
@@ -137,7 +138,7 @@ function readArgs(argv: string[]) {
 }
 
 /** The options, or null when `--help` was asked for. */
-function parseOptions(argv: string[]): Options | null {
+export function parseOptions(argv: string[]): Options | null {
   const values = readArgs(argv);
   if (values.help) return null;
   return {
@@ -154,14 +155,14 @@ function parseOptions(argv: string[]): Options | null {
   };
 }
 
-interface GeneratedPoint {
+export interface GeneratedPoint {
   key: string;
   value: number;
   timestamp: number;
 }
 
 /** What one key's aggregate must be once every point is counted. */
-interface KeyTotals {
+export interface KeyTotals {
   count: number;
   sum: number;
   min: number;
@@ -178,7 +179,7 @@ interface KeyTotals {
  * Timestamps are distinct and in the past (the last one is `baseTs`), so
  * firstTimestamp, lastTimestamp and lastValue are known exactly too.
  */
-function pointAt(i: number, options: Options, baseTs: number): GeneratedPoint {
+export function pointAt(i: number, options: Options, baseTs: number): GeneratedPoint {
   return {
     key: `${options.prefix}/${i % options.keys}`,
     value: (i % 1999) - 999,
@@ -186,10 +187,19 @@ function pointAt(i: number, options: Options, baseTs: number): GeneratedPoint {
   };
 }
 
-function expectedTotals(options: Options, baseTs: number): Map<string, KeyTotals> {
+function* generatedPoints(options: Options, baseTs: number): Generator<GeneratedPoint> {
+  for (let i = 0; i < options.points; i += 1) yield pointAt(i, options, baseTs);
+}
+
+/** The exact totals of a run's points (see `totalsOf`). */
+export function expectedTotals(options: Options, baseTs: number): Map<string, KeyTotals> {
+  return totalsOf(generatedPoints(options, baseTs));
+}
+
+/** What each key's aggregate must be after these points; they must come in timestamp order (as `pointAt` makes them). */
+export function totalsOf(points: Iterable<GeneratedPoint>): Map<string, KeyTotals> {
   const totals = new Map<string, KeyTotals>();
-  for (let i = 0; i < options.points; i += 1) {
-    const { key, value, timestamp } = pointAt(i, options, baseTs);
+  for (const { key, value, timestamp } of points) {
     const current = totals.get(key);
     if (!current) {
       totals.set(key, { count: 1, sum: value, min: value, max: value, firstTs: timestamp, lastTs: timestamp, lastValue: value });
@@ -206,14 +216,14 @@ function expectedTotals(options: Options, baseTs: number): Map<string, KeyTotals
   return totals;
 }
 
-interface RequestBody {
+export interface RequestBody {
   points: number;
   body: string;
   contentType: string;
 }
 
 /** The body of request `index`; rebuilt identically on a resend, so the same Idempotency-Key always carries the same points. */
-function buildBody(index: number, options: Options, baseTs: number): RequestBody {
+export function buildBody(index: number, options: Options, baseTs: number): RequestBody {
   const start = index * options.batch;
   const end = Math.min(options.points, start + options.batch);
   const points: GeneratedPoint[] = [];
@@ -240,11 +250,11 @@ const statsViewSchema = z.object({
   lastValue: z.number(),
 });
 
-type StatsView = z.infer<typeof statsViewSchema>;
+export type StatsView = z.infer<typeof statsViewSchema>;
 
 const statsPageSchema = z.object({ items: z.array(statsViewSchema), nextCursor: z.string().nullable() });
 
-interface SendCounters {
+export interface SendCounters {
   requests: number;
   retries: number;
   sentPoints: number;
@@ -260,7 +270,7 @@ function retryAfterMs(header: string | null): number {
   return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }
 
-function describe(error: unknown): string {
+export function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   // fetch reports "fetch failed" and keeps the useful part (ECONNREFUSED, ...) in `cause`.
   return error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message;
@@ -275,7 +285,7 @@ function describe(error: unknown): string {
  */
 const authorization = (apiKey: string | undefined): Record<string, string> => (apiKey ? { Authorization: `Bearer ${apiKey}` } : {});
 
-async function sendRequest(
+export async function sendRequest(
   url: URL,
   apiKey: string | undefined,
   request: RequestBody,
@@ -336,7 +346,7 @@ function safeJson(text: string): unknown {
 }
 
 /** Keeps `concurrency` requests in flight until every batch is accepted; the first failure stops the others. */
-async function sendAll(options: Options, baseTs: number, counters: SendCounters): Promise<void> {
+export async function sendAll(options: Options, baseTs: number, counters: SendCounters): Promise<void> {
   const url = new URL('/api/data/ingest', options.url);
   const runId = randomUUID();
   const total = Math.ceil(options.points / options.batch);
@@ -379,7 +389,7 @@ function startProgress(render: () => string): (finalText: string) => void {
   };
 }
 
-const formatNumber = (n: number): string => Math.round(n).toLocaleString('en-US');
+export const formatNumber = (n: number): string => Math.round(n).toLocaleString('en-US');
 const secondsSince = (start: number): number => (performance.now() - start) / 1000;
 
 async function fetchJson(url: URL, apiKey: string | undefined, timeoutMs: number): Promise<unknown> {
@@ -391,7 +401,7 @@ async function fetchJson(url: URL, apiKey: string | undefined, timeoutMs: number
 }
 
 /** Every aggregate under `<prefix>/`, following `nextCursor`. */
-async function readAllStats(options: Options, timeoutMs: number): Promise<Map<string, StatsView>> {
+export async function readAllStats(options: Options, timeoutMs: number): Promise<Map<string, StatsView>> {
   const stats = new Map<string, StatsView>();
   let cursor: string | null = null;
   do {
@@ -409,7 +419,7 @@ async function readAllStats(options: Options, timeoutMs: number): Promise<Map<st
 
 const countOf = (stats: Map<string, StatsView>): number => [...stats.values()].reduce((total, view) => total + view.count, 0);
 
-interface WaitResult {
+export interface WaitResult {
   stats: Map<string, StatsView>;
   counted: number;
   /** performance.now() of the poll that saw the last point counted (or gave up). */
@@ -423,7 +433,7 @@ interface WaitResult {
  * errors are retried until the deadline: a worker or database may be
  * restarting, and the contract says nothing accepted is lost.
  */
-async function waitUntilCounted(options: Options, accepted: number, startedAt: number): Promise<WaitResult> {
+export async function waitUntilCounted(options: Options, accepted: number, startedAt: number): Promise<WaitResult> {
   const deadline = performance.now() + options.timeoutSeconds * 1000;
   let stats = new Map<string, StatsView>();
   let counted = 0;
@@ -456,7 +466,7 @@ async function waitUntilCounted(options: Options, accepted: number, startedAt: n
   }
 }
 
-interface Mismatch {
+export interface Mismatch {
   key: string;
   problems: string[];
 }
@@ -475,7 +485,7 @@ function compareKey(expected: KeyTotals, actual: StatsView): string[] {
 }
 
 /** Every generated key must be there with exact totals, and no other key may appear under the prefix. */
-function compareTotals(expected: Map<string, KeyTotals>, actual: Map<string, StatsView>): Mismatch[] {
+export function compareTotals(expected: Map<string, KeyTotals>, actual: Map<string, StatsView>): Mismatch[] {
   const mismatches: Mismatch[] = [];
   for (const [key, totals] of expected) {
     const view = actual.get(key);
@@ -488,7 +498,7 @@ function compareTotals(expected: Map<string, KeyTotals>, actual: Map<string, Sta
   return mismatches;
 }
 
-interface Summary {
+export interface Summary {
   url: string;
   format: Format;
   prefix: string;
@@ -516,7 +526,7 @@ function resultLine(summary: Summary): string {
   return `NOT EXACT: ${summary.mismatches.length} key(s) differ`;
 }
 
-function printSummary(summary: Summary, out: NodeJS.WriteStream): void {
+export function printSummary(summary: Summary, out: NodeJS.WriteStream): void {
   const rate = (points: number, seconds: number): string =>
     `${formatNumber(points)} points in ${seconds.toFixed(2)} s = ${formatNumber(points / seconds)} points/s`;
   const lines = [
@@ -534,8 +544,8 @@ function printSummary(summary: Summary, out: NodeJS.WriteStream): void {
   out.write(`${lines.join('\n')}\n`);
 }
 
-async function run(options: Options): Promise<Summary> {
-  const baseTs = Date.now();
+/** Sends, waits and checks; `baseTs` (the last point's timestamp) is fixed by callers that send the same data twice. */
+export async function run(options: Options, baseTs = Date.now()): Promise<Summary> {
   const expected = expectedTotals(options, baseTs);
   const counters: SendCounters = { requests: 0, retries: 0, sentPoints: 0, acceptedPoints: 0 };
   const startedAt = performance.now();
@@ -602,12 +612,15 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`load-test crashed: ${describe(error)}\n`);
-    process.exitCode = 1;
-  },
-);
+// Run as a command only: `npm run bench` imports the generator, sender and checker from here.
+if (require.main === module) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`load-test crashed: ${describe(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
