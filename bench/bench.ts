@@ -1,0 +1,290 @@
+/**
+ * `npm run bench`: the storage ceiling, the naive baseline and this service on
+ * the same data, with exact totals required (issue 4). See `--help` and
+ * docs/BENCHMARKS.md.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MongoClient } from 'mongodb';
+import { DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL, ensureStack } from '../scripts/stack';
+import { loadConfig, type Config } from '../src/config/config';
+import { runCeiling } from './ceiling';
+import { elapsedSeconds, errorText, log, newRunId, withoutDatabase, type BenchContext } from './common';
+import { writeDocs } from './docs';
+import { runNaive } from './naive-run';
+import { HELP, parseBenchOptions, UsageError, type BenchOptions } from './options';
+import { ROOT } from './processes';
+import { redisVersion } from './redis-usage';
+import { formatPhases, formatTable, formatTargets } from './report';
+import { firstMismatches, overallStatus, statusOf, type BenchResults, type BenchRun, type PhaseTiming } from './results-file';
+import { runService } from './service-run';
+
+// The least time a throughput phase gets, however little budget is left: below this a rate means nothing.
+const MIN_PHASE_SECONDS = 20;
+// Room kept for what follows a service run's throughput phase besides its latency phase: start, drain, teardown.
+const SERVICE_OVERHEAD_SECONDS = 15;
+// The read phase's own caps (10 s of stats, 30 s of history) and a margin.
+const READS_SECONDS = 45;
+// The latency phase waits up to 30 s for its own points to be counted after its requests.
+const LATENCY_TAIL_SECONDS = 20;
+const DOCS_SECONDS = 5;
+// Service settings recorded with the results, when the service has them.
+const SERVICE_SETTINGS = ['JOB_CHUNK_SIZE', 'WORKER_CONCURRENCY', 'AGGREGATE_WRITE_BATCH', 'AGGREGATE_SHARDS', 'MAX_QUEUE_BACKLOG'];
+
+type Step =
+  { kind: 'ceiling'; size: number } | { kind: 'naive'; size: number } | { kind: 'service'; size: number; workers: number; reads: boolean };
+
+/** Every size's ceiling and service runs, smallest size first; the naive baseline once; reads after the largest run. */
+function planSteps(options: BenchOptions): Step[] {
+  const steps: Step[] = [];
+  const largest = options.sizes[options.sizes.length - 1];
+  options.sizes.forEach((size, index) => {
+    steps.push({ kind: 'ceiling', size });
+    if (index === 0) steps.push({ kind: 'naive', size });
+    options.workers.forEach((workers, workerIndex) => {
+      const last = size === largest && workerIndex === options.workers.length - 1;
+      steps.push({ kind: 'service', size, workers, reads: last && options.reads > 0 });
+    });
+  });
+  return steps;
+}
+
+/** What a step needs after its throughput phase. */
+function tailSeconds(step: Step, options: BenchOptions): number {
+  if (step.kind !== 'service') return 0;
+  const latency = options.latencySeconds > 0 ? options.latencySeconds + LATENCY_TAIL_SECONDS : 0;
+  return SERVICE_OVERHEAD_SECONDS + latency + (step.reads ? READS_SECONDS : 0);
+}
+
+/**
+ * When the step's throughput phase must stop: its own limit, or earlier so
+ * that every later step still gets its minimum within the budget.
+ */
+function deadlineFor(steps: readonly Step[], index: number, options: BenchOptions, budgetEnd: number): number {
+  const step = steps[index] as Step;
+  let reserve = tailSeconds(step, options) + DOCS_SECONDS;
+  for (const later of steps.slice(index + 1)) reserve += MIN_PHASE_SECONDS + tailSeconds(later, options);
+  const left = (budgetEnd - performance.now()) / 1000 - reserve;
+  return performance.now() + Math.max(MIN_PHASE_SECONDS, Math.min(options.phaseTimeoutSeconds, left)) * 1000;
+}
+
+function build(): void {
+  const result = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}${result.stderr}`);
+}
+
+/** FerretDB's backend from its command line (`--handler=sqlite`), when it runs on this machine. */
+function ferretdbBackend(port: string): string {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    if (!args[0]?.endsWith('ferretdb') || !args.some((arg) => arg.startsWith('--listen-addr=') && arg.endsWith(`:${port}`))) continue;
+    const handler = args.find((arg) => arg.startsWith('--handler='))?.slice('--handler='.length);
+    if (handler === 'sqlite') return 'SQLite';
+    if (handler === 'postgresql') return 'PostgreSQL';
+    return handler ?? 'PostgreSQL';
+  }
+  return 'unknown';
+}
+
+async function describeStore(mongoBase: string): Promise<BenchResults['store']> {
+  const client = await MongoClient.connect(mongoBase, { serverSelectionTimeoutMS: 5000 });
+  try {
+    const info = await client.db('admin').command({ buildInfo: 1 });
+    const ferretdb: unknown = info.ferretdbVersion;
+    if (typeof ferretdb === 'string') {
+      const port = /:(\d+)$/.exec(mongoBase.replace(/\?.*$/, ''))?.[1] ?? '27017';
+      const backend = ferretdbBackend(port);
+      return { name: 'FerretDB', version: ferretdb, backend, label: `FerretDB ${ferretdb} (${backend} backend)` };
+    }
+    const version = typeof info.version === 'string' ? info.version : 'unknown';
+    return { name: 'MongoDB', version, backend: 'WiredTiger', label: `MongoDB ${version}` };
+  } finally {
+    await client.close();
+  }
+}
+
+function serviceSettings(config: Config): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(config).filter(([name, value]) => SERVICE_SETTINGS.includes(name) && typeof value === 'number'),
+  ) as Record<string, number>;
+}
+
+function resultsPath(options: BenchOptions, runId: string, startedAt: Date): string {
+  if (options.out) return path.resolve(options.out);
+  if (options.mode === 'smoke') return path.join(os.tmpdir(), `realtime-bench-smoke-${runId}.json`);
+  return path.join(ROOT, 'bench', 'results', `${startedAt.toISOString().slice(0, 10)}.json`);
+}
+
+async function runSteps(ctx: BenchContext, options: BenchOptions, budgetEnd: number, phases: PhaseTiming[]): Promise<BenchRun[]> {
+  const steps = planSteps(options);
+  const runs: BenchRun[] = [];
+  for (const [index, step] of steps.entries()) {
+    const deadline = deadlineFor(steps, index, options, budgetEnd);
+    const limit = Math.round((deadline - performance.now()) / 1000);
+    const started = performance.now();
+    let name: string;
+    if (step.kind === 'ceiling') {
+      name = `storage ceiling, ${step.size} points`;
+      log(`${name} (limit ${limit} s)`);
+      const result = await runCeiling(ctx, step.size, deadline).catch((error: unknown) => {
+        throw new Error(`the storage ceiling failed: ${errorText(error)}`);
+      });
+      runs.push({ contender: 'ceiling', size: step.size, ...result, status: statusOf(result) });
+    } else if (step.kind === 'naive') {
+      const sample = Math.min(options.naiveSample, step.size);
+      name = `naive baseline, first ${sample} points`;
+      log(`${name} (limit ${limit} s)`);
+      const result = await runNaive(ctx, sample, deadline);
+      runs.push({ contender: 'naive', size: step.size, ...result, status: statusOf(result) });
+    } else {
+      name = `this service, ${step.size} points, ${step.workers} worker(s)`;
+      log(`${name} (throughput limit ${limit} s)`);
+      const result = await runService(ctx, step.size, {
+        workers: step.workers,
+        deadline,
+        latencySeconds: options.latencySeconds,
+        reads: step.reads ? options.reads : 0,
+      });
+      runs.push({ contender: 'service', size: step.size, ...result, status: statusOf(result) });
+      for (const [phase, seconds] of Object.entries(result.phases)) phases.push({ name: `${name}: ${phase}`, seconds });
+    }
+    const run = runs[runs.length - 1] as BenchRun;
+    phases.push({ name, seconds: elapsedSeconds(started) });
+    const detail =
+      run.contender !== 'ceiling' && run.error ? `: ${run.error}` : run.mismatches.length > 0 ? `: ${firstMismatches(run.mismatches)}` : '';
+    log(`${name}: ${run.status}, ${Math.round(run.pointsPerSecond)} points/s end to end, ${elapsedSeconds(started).toFixed(1)} s${detail}`);
+  }
+  return runs;
+}
+
+async function bench(options: BenchOptions): Promise<BenchResults> {
+  const startedAt = new Date();
+  const started = performance.now();
+  const budgetEnd = started + options.budgetSeconds * 1000;
+  const phases: PhaseTiming[] = [];
+  const timed = async <T>(name: string, work: () => T | Promise<T>): Promise<T> => {
+    const phaseStart = performance.now();
+    const value = await work();
+    phases.push({ name, seconds: elapsedSeconds(phaseStart) });
+    return value;
+  };
+  const stack = await timed('Redis and the MongoDB-compatible server (started or reused)', () =>
+    ensureStack({
+      redisUrl: process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
+      mongoUri: process.env.MONGODB_URI ?? DEFAULT_MONGODB_URI,
+      log: (message) => log(`stack: ${message}`),
+    }),
+  );
+  if (options.build) await timed('npm run build', build);
+  const mongoBase = withoutDatabase(stack.mongoUri);
+  // The service's own reading of this environment: the ceiling chunks and writes with the same settings.
+  const config = loadConfig({ ...process.env, MONGODB_URI: stack.mongoUri, REDIS_URL: stack.redisUrl });
+  const ctx: BenchContext = {
+    runId: newRunId(),
+    mongoBase,
+    redisUrl: stack.redisUrl,
+    prefix: 'bench',
+    keys: options.keys,
+    batch: options.batch,
+    concurrency: options.concurrency,
+    baseTs: Date.now(),
+    config,
+  };
+  const [store, redis] = await Promise.all([describeStore(mongoBase), redisVersion(stack.redisUrl)]);
+  log(`run ${ctx.runId}: ${store.label}, Redis ${redis}, sizes ${options.sizes.join(', ')}, budget ${options.budgetSeconds} s`);
+  const runs = await runSteps(ctx, options, budgetEnd, phases);
+  const cpus = os.cpus();
+  return {
+    schema: 1,
+    mode: options.mode,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    command: `npm run bench${options.argv.length > 0 ? ` -- ${options.argv.join(' ')}` : ''}`,
+    machine: {
+      cpu: cpus[0]?.model.trim() ?? 'unknown',
+      cores: cpus.length,
+      memoryBytes: os.totalmem(),
+      os: `${os.type()} ${os.release()}`,
+      node: process.version,
+    },
+    store,
+    redis: { version: redis },
+    settings: {
+      sizes: options.sizes,
+      keys: options.keys,
+      workers: options.workers,
+      naiveSample: options.naiveSample,
+      batch: options.batch,
+      concurrency: options.concurrency,
+      latencySeconds: options.latencySeconds,
+      reads: options.reads,
+      phaseTimeoutSeconds: options.phaseTimeoutSeconds,
+      budgetSeconds: options.budgetSeconds,
+      service: serviceSettings(config),
+    },
+    runs,
+    phases,
+    totalSeconds: elapsedSeconds(started),
+    status: overallStatus(runs),
+  };
+}
+
+function printReport(results: BenchResults): void {
+  process.stdout.write(`\n${formatTable(results)}\nTargets (issue 4), on ${results.store.label}:\n${formatTargets(results)}\n`);
+  process.stdout.write(`\nPhase timings:\n${formatPhases(results)}\n${results.totalSeconds.toFixed(1).padStart(7)} s  in all\n`);
+}
+
+const EXIT_CODES = { EXACT: 0, INVALID: 1, TIMEOUT: 3 } as const;
+
+async function main(): Promise<number> {
+  let options: BenchOptions | null;
+  try {
+    options = parseBenchOptions(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`bench: ${error.message}\nRun with --help for the options.\n`);
+    return 2;
+  }
+  if (!options) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (options.report) {
+    const file = path.resolve(options.report);
+    const results = JSON.parse(fs.readFileSync(file, 'utf8')) as BenchResults;
+    const written = writeDocs(results, file, ROOT);
+    printReport(results);
+    process.stdout.write(`\nwrote ${path.relative(ROOT, written.markdown)} and ${path.relative(ROOT, written.svg)}\n`);
+    return 0;
+  }
+  const results = await bench(options);
+  const file = resultsPath(options, newRunId(), new Date(results.startedAt));
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  printReport(results);
+  process.stdout.write(`\nresults: ${file}\n`);
+  if (options.docs) {
+    const written = writeDocs(results, file, ROOT);
+    process.stdout.write(`wrote ${path.relative(ROOT, written.markdown)} and ${path.relative(ROOT, written.svg)}\n`);
+  }
+  process.stdout.write(`status: ${results.status}\n`);
+  return EXIT_CODES[results.status];
+}
+
+main().then(
+  (code) => {
+    process.exit(code);
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${errorText(error)}\n`);
+    process.exit(1);
+  },
+);

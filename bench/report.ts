@@ -1,0 +1,318 @@
+import type { BenchResults, BenchRun, ServiceRun } from './results-file';
+
+const MB = 1024 * 1024;
+
+export const formatCount = (n: number): string => Math.round(n).toLocaleString('en-US');
+const formatMb = (bytes: number | null | undefined): string =>
+  bytes === null || bytes === undefined ? '?' : `${Math.round(bytes / MB)} MB`;
+const formatMs = (ms: number | null | undefined): string => {
+  if (ms === null || ms === undefined) return '–';
+  return ms >= 100 ? formatCount(ms) : ms.toFixed(1);
+};
+
+/** 100000 → "1e5" style labels for sizes that are powers of ten, else the number. */
+export function sizeLabel(size: number): string {
+  const exponent = Math.log10(size);
+  return Number.isInteger(exponent) && exponent >= 3 ? `1e${exponent}` : formatCount(size);
+}
+
+export function contenderLabel(run: BenchRun): string {
+  if (run.contender === 'ceiling') return 'storage ceiling';
+  if (run.contender === 'naive') return `naive baseline (first ${formatCount(run.points)} points)`;
+  return `this service, ${run.workers} worker${run.workers === 1 ? '' : 's'}`;
+}
+
+function countedText(run: BenchRun): string {
+  const counted = run.contender === 'ceiling' ? run.points : run.countedPoints;
+  const total = run.contender === 'naive' ? run.points : run.size;
+  return counted === total ? formatCount(total) : `${formatCount(counted)} of ${formatCount(total)}`;
+}
+
+function rateText(run: BenchRun): string {
+  if (run.pointsPerSecond <= 0) return '–';
+  return run.status === 'TIMEOUT' ? `${formatCount(run.pointsPerSecond)} (so far)` : formatCount(run.pointsPerSecond);
+}
+
+function latencyText(run: BenchRun): string {
+  if (run.contender !== 'service' || !run.latency) return '–';
+  const { p50Ms, p99Ms, received, probes } = run.latency;
+  const missing = received < probes ? `, ${probes - received} lost` : '';
+  return `${formatMs(p50Ms)} / ${formatMs(p99Ms)} ms (${received} probes${missing})`;
+}
+
+function rssText(run: BenchRun): string {
+  if (run.contender === 'ceiling') return '–';
+  if (run.contender === 'naive') return `${formatMb(run.apiPeakRssBytes)} / ${formatMb(run.workerPeakRssBytes)} (under tsx)`;
+  return `${formatMb(run.apiPeakRssBytes)} / ${run.workerPeakRssBytes.map(formatMb).join(', ') || '?'}`;
+}
+
+function redisText(run: BenchRun): string {
+  if (run.contender === 'ceiling' || !run.redis) return '–';
+  return `${formatMb(run.redis.usedMemoryBytes)} (run's keys ${(run.redis.runKeysBytes / MB).toFixed(1)} MB)`;
+}
+
+function acceptedText(run: BenchRun): string {
+  return run.contender === 'ceiling' ? '–' : formatCount(run.acceptedPointsPerSecond);
+}
+
+export interface TableRow {
+  contender: string;
+  size: string;
+  counted: string;
+  seconds: string;
+  endToEnd: string;
+  accepted: string;
+  latency: string;
+  rss: string;
+  redis: string;
+  totals: string;
+}
+
+export function tableRows(results: BenchResults): TableRow[] {
+  return results.runs.map((run) => ({
+    contender: contenderLabel(run),
+    size: sizeLabel(run.size),
+    counted: countedText(run),
+    seconds: run.seconds.toFixed(1),
+    endToEnd: rateText(run),
+    accepted: acceptedText(run),
+    latency: latencyText(run),
+    rss: rssText(run),
+    redis: redisText(run),
+    totals: run.status,
+  }));
+}
+
+const HEADERS: TableRow = {
+  contender: 'contender',
+  size: 'data',
+  counted: 'points counted',
+  seconds: 'seconds',
+  endToEnd: 'end to end, points/s',
+  accepted: 'accepted at API, points/s',
+  latency: 'POST → stats:update p50 / p99',
+  rss: 'peak RSS API / worker(s)',
+  redis: 'Redis used_memory after',
+  totals: 'totals',
+};
+
+const COLUMNS = Object.keys(HEADERS) as (keyof TableRow)[];
+
+/** The plain-text table for the terminal. */
+export function formatTable(results: BenchResults): string {
+  const rows = [HEADERS, ...tableRows(results)];
+  const widths = COLUMNS.map((column) => Math.max(...rows.map((row) => row[column].length)));
+  const line = (row: TableRow): string =>
+    COLUMNS.map((column, index) => row[column].padEnd(widths[index] ?? 0))
+      .join('  ')
+      .trimEnd();
+  const lines = [line(HEADERS), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.slice(1).map(line)];
+  return `All figures measured on ${results.store.label}, Redis ${results.redis.version}.\n${lines.join('\n')}\n`;
+}
+
+export function markdownTable(results: BenchResults): string {
+  const headers: TableRow = {
+    ...HEADERS,
+    endToEnd: `end to end, points/s (${results.store.name})`,
+    accepted: `accepted at API, points/s (${results.store.name})`,
+    latency: `POST → stats:update p50 / p99 (${results.store.name})`,
+  };
+  const escape = (text: string): string => text.replace(/\|/g, '\\|');
+  const line = (row: TableRow): string => `| ${COLUMNS.map((column) => escape(row[column])).join(' | ')} |`;
+  return [line(headers), `| ${COLUMNS.map(() => '---').join(' | ')} |`, ...tableRows(results).map(line)].join('\n');
+}
+
+export type TargetState = 'met' | 'not met' | 'not measured';
+
+export interface TargetRow {
+  target: string;
+  measured: string;
+  state: TargetState;
+}
+
+const exactRuns = <T extends BenchRun>(runs: readonly T[]): T[] => runs.filter((run) => run.status === 'EXACT');
+
+function bestService(results: BenchResults, size: number): ServiceRun | undefined {
+  const runs = exactRuns(results.runs.filter((run): run is ServiceRun => run.contender === 'service' && run.size === size));
+  return runs.sort((a, b) => b.pointsPerSecond - a.pointsPerSecond)[0];
+}
+
+const allOf = (states: TargetState[]): TargetState => {
+  if (states.length === 0 || states.includes('not measured')) return 'not measured';
+  return states.every((state) => state === 'met') ? 'met' : 'not met';
+};
+
+function ratioTargets(results: BenchResults): TargetRow[] {
+  const rows: TargetRow[] = [];
+  const naive = results.runs.find((run) => run.contender === 'naive');
+  for (const size of results.settings.sizes) {
+    const service = bestService(results, size);
+    const ceiling = results.runs.find((run) => run.contender === 'ceiling' && run.size === size);
+    const label = sizeLabel(size);
+    if (!service) {
+      rows.push({
+        target: `${label}: end to end ≥ 30× the naive baseline`,
+        measured: 'no service run at this size completed',
+        state: 'not measured',
+      });
+      rows.push({
+        target: `${label}: end to end ≥ 50% of the storage ceiling`,
+        measured: 'no service run at this size completed',
+        state: 'not measured',
+      });
+      continue;
+    }
+    const serviceText = `${formatCount(service.pointsPerSecond)} points/s (${service.workers} worker${service.workers === 1 ? '' : 's'})`;
+    if (naive?.status === 'EXACT') {
+      const ratio = service.pointsPerSecond / naive.pointsPerSecond;
+      rows.push({
+        target: `${label}: end to end ≥ 30× the naive baseline`,
+        measured: `${ratio.toFixed(1)}×: ${serviceText} vs ${formatCount(naive.pointsPerSecond)} points/s (naive, first ${formatCount(naive.points)} points)`,
+        state: ratio >= 30 ? 'met' : 'not met',
+      });
+    } else {
+      rows.push({
+        target: `${label}: end to end ≥ 30× the naive baseline`,
+        measured: 'the naive run did not complete',
+        state: 'not measured',
+      });
+    }
+    if (ceiling?.status === 'EXACT') {
+      const share = service.pointsPerSecond / ceiling.pointsPerSecond;
+      rows.push({
+        target: `${label}: end to end ≥ 50% of the storage ceiling`,
+        measured: `${Math.round(share * 100)}%: ${serviceText} vs ${formatCount(ceiling.pointsPerSecond)} points/s (ceiling)`,
+        state: share >= 0.5 ? 'met' : 'not met',
+      });
+    } else {
+      rows.push({
+        target: `${label}: end to end ≥ 50% of the storage ceiling`,
+        measured: ceiling ? `ceiling ${ceiling.status}: ${formatCount(ceiling.pointsPerSecond)} points/s so far` : 'no ceiling run',
+        state: 'not measured',
+      });
+    }
+  }
+  return rows;
+}
+
+function latencyTarget(results: BenchResults): TargetRow {
+  const runs = results.runs.filter((run): run is ServiceRun => run.contender === 'service' && run.latency !== null);
+  const parts = runs.map((run) => {
+    const latency = run.latency;
+    const p99 = latency?.p99Ms ?? null;
+    const complete = latency !== null && latency.received === latency.probes;
+    const state: TargetState = p99 === null ? 'not measured' : p99 <= 1000 && complete ? 'met' : 'not met';
+    const lost = latency && !complete ? `, ${latency.probes - latency.received} of ${latency.probes} probes lost` : '';
+    return { state, text: `${sizeLabel(run.size)} ${run.workers}w: ${formatMs(p99)} ms${lost}` };
+  });
+  return {
+    target: 'p99 POST → socket stats:update ≤ 1 s at half the maximum rate',
+    measured: parts.map((part) => part.text).join('; ') || 'no latency phase ran',
+    state: allOf(parts.map((part) => part.state)),
+  };
+}
+
+/** Compares the smallest and the largest size, per worker count. */
+function scalingTargets(results: BenchResults): TargetRow[] {
+  const sizes = results.settings.sizes;
+  const small = sizes[0];
+  const large = sizes[sizes.length - 1];
+  const notMeasured = (target: string, why: string): TargetRow => ({ target, measured: why, state: 'not measured' });
+  const targets = {
+    throughput: 'from the smallest to the largest size: throughput within 20%',
+    rss: 'API and worker peak RSS flat (largest size ≤ 1.2× the smallest)',
+    redis: "Redis memory bounded (the run's keys at the largest size ≤ 1.5× the smallest + 1 MB)",
+  };
+  if (small === undefined || large === undefined || small === large) {
+    return Object.values(targets).map((target) => notMeasured(target, 'only one size was run'));
+  }
+  const throughput: { state: TargetState; text: string }[] = [];
+  const rss: { state: TargetState; text: string }[] = [];
+  const redis: { state: TargetState; text: string }[] = [];
+  for (const workers of results.settings.workers) {
+    const at = (size: number): ServiceRun | undefined =>
+      results.runs.find((run): run is ServiceRun => run.contender === 'service' && run.size === size && run.workers === workers);
+    const a = at(small);
+    const b = at(large);
+    const label = `${workers}w`;
+    if (a?.status !== 'EXACT' || b?.status !== 'EXACT') {
+      const why = `${label}: ${sizeLabel(small)} ${a?.status ?? 'not run'}, ${sizeLabel(large)} ${b?.status ?? 'not run'}`;
+      throughput.push({ state: 'not measured', text: why });
+      rss.push({ state: 'not measured', text: why });
+      redis.push({ state: 'not measured', text: why });
+      continue;
+    }
+    const ratio = b.pointsPerSecond / a.pointsPerSecond;
+    throughput.push({
+      state: Math.abs(1 - ratio) <= 0.2 ? 'met' : 'not met',
+      text: `${label}: ${formatCount(a.pointsPerSecond)} → ${formatCount(b.pointsPerSecond)} points/s (${Math.round((ratio - 1) * 100)}%)`,
+    });
+    const peak = (run: ServiceRun): number => Math.max(run.apiPeakRssBytes ?? 0, ...run.workerPeakRssBytes.map((bytes) => bytes ?? 0));
+    const apiFlat = (b.apiPeakRssBytes ?? Infinity) <= 1.2 * (a.apiPeakRssBytes ?? 0);
+    const workerFlat = peak(b) <= 1.2 * peak(a);
+    rss.push({
+      state: apiFlat && workerFlat ? 'met' : 'not met',
+      text: `${label}: API ${formatMb(a.apiPeakRssBytes)} → ${formatMb(b.apiPeakRssBytes)}, largest ${formatMb(peak(a))} → ${formatMb(peak(b))}`,
+    });
+    const keysA = a.redis?.runKeysBytes ?? 0;
+    const keysB = b.redis?.runKeysBytes ?? Infinity;
+    redis.push({
+      state: keysB <= 1.5 * keysA + MB ? 'met' : 'not met',
+      text: `${label}: ${(keysA / MB).toFixed(1)} → ${(keysB / MB).toFixed(1)} MB`,
+    });
+  }
+  return [
+    {
+      target: targets.throughput,
+      measured: throughput.map((part) => part.text).join('; '),
+      state: allOf(throughput.map((part) => part.state)),
+    },
+    { target: targets.rss, measured: rss.map((part) => part.text).join('; '), state: allOf(rss.map((part) => part.state)) },
+    { target: targets.redis, measured: redis.map((part) => part.text).join('; '), state: allOf(redis.map((part) => part.state)) },
+  ];
+}
+
+function readTargets(results: BenchResults): TargetRow[] {
+  const run = results.runs.find((candidate): candidate is ServiceRun => candidate.contender === 'service' && candidate.reads !== null);
+  const reads = run?.reads;
+  const historyTarget = 'history: newest 100 records of one key among 1e6 records over 100 keys, p95 < 100 ms';
+  const statsTarget = 'stats of one key p95 < 10 ms';
+  if (!reads || reads.error) {
+    const why = reads?.error ? `failed: ${reads.error}` : 'no read phase ran';
+    return [
+      { target: historyTarget, measured: why, state: 'not measured' },
+      { target: statsTarget, measured: why, state: 'not measured' },
+    ];
+  }
+  const among = `among ${formatCount(reads.historyRecords)} records`;
+  const enough = reads.historyRecords >= 1_000_000;
+  const historyP95 = reads.historyP95Ms ?? Infinity;
+  return [
+    {
+      target: historyTarget,
+      measured: `${formatMs(reads.historyP95Ms)} ms ${among} (${reads.historyRequests} requests)`,
+      // Fast among fewer records proves nothing about 1e6; slow among fewer is already a miss.
+      state: historyP95 >= 100 ? 'not met' : enough ? 'met' : 'not measured',
+    },
+    {
+      target: statsTarget,
+      measured: `${formatMs(reads.statsP95Ms)} ms ${among} (${reads.statsRequests} requests)`,
+      state: (reads.statsP95Ms ?? Infinity) < 10 ? 'met' : 'not met',
+    },
+  ];
+}
+
+/** Issue 4's targets, each met, not met, or not measured (and why). */
+export function evaluateTargets(results: BenchResults): TargetRow[] {
+  return [...ratioTargets(results), latencyTarget(results), ...scalingTargets(results), ...readTargets(results)];
+}
+
+export function formatTargets(results: BenchResults): string {
+  return evaluateTargets(results)
+    .map((row) => `${row.state.padEnd(12)} ${row.target}: ${row.measured}`)
+    .join('\n');
+}
+
+export function formatPhases(results: BenchResults): string {
+  return results.phases.map((phase) => `${phase.seconds.toFixed(1).padStart(7)} s  ${phase.name}`).join('\n');
+}

@@ -1,0 +1,85 @@
+import type { Mismatch } from '../load-test';
+import type { CeilingResult } from './ceiling';
+import type { NaiveResult } from './naive-run';
+import type { ServiceResult } from './service-run';
+
+/** What one run ended as: every point counted exactly, cut short by its time limit, or wrong (or failed). */
+export type RunStatus = 'EXACT' | 'TIMEOUT' | 'INVALID';
+
+export interface CeilingRun extends CeilingResult {
+  contender: 'ceiling';
+  size: number;
+  status: RunStatus;
+}
+
+export interface NaiveRun extends NaiveResult {
+  contender: 'naive';
+  /** The data set's size; the naive run used only its first `points` points (the sample). */
+  size: number;
+  status: RunStatus;
+}
+
+export interface ServiceRun extends ServiceResult {
+  contender: 'service';
+  size: number;
+  status: RunStatus;
+}
+
+export type BenchRun = CeilingRun | NaiveRun | ServiceRun;
+
+export interface PhaseTiming {
+  name: string;
+  seconds: number;
+}
+
+/** bench/results/<date>.json: everything the docs are generated from. */
+export interface BenchResults {
+  schema: 1;
+  mode: 'full' | 'smoke';
+  startedAt: string;
+  finishedAt: string;
+  command: string;
+  machine: { cpu: string; cores: number; memoryBytes: number; os: string; node: string };
+  /** e.g. "FerretDB v1.24.2 (SQLite backend)" or "MongoDB 7.0.14": said next to every figure. */
+  store: { name: string; version: string; backend: string; label: string };
+  redis: { version: string };
+  settings: {
+    sizes: number[];
+    keys: number;
+    workers: number[];
+    naiveSample: number;
+    batch: number;
+    concurrency: number;
+    latencySeconds: number;
+    reads: number;
+    phaseTimeoutSeconds: number;
+    budgetSeconds: number;
+    /** The service's settings that shape its writes, as its processes read them. */
+    service: Record<string, number>;
+  };
+  runs: BenchRun[];
+  phases: PhaseTiming[];
+  totalSeconds: number;
+  status: RunStatus;
+}
+
+export function statusOf(result: { exact: boolean; timedOut: boolean; error?: string | null }): RunStatus {
+  if (result.exact) return 'EXACT';
+  if (result.timedOut && !result.error) return 'TIMEOUT';
+  return 'INVALID';
+}
+
+/** The worst of the runs: one INVALID run makes the whole bench invalid. */
+export function overallStatus(runs: readonly BenchRun[]): RunStatus {
+  const statuses = new Set(runs.map((run) => run.status));
+  if (statuses.has('INVALID')) return 'INVALID';
+  if (statuses.has('TIMEOUT')) return 'TIMEOUT';
+  return 'EXACT';
+}
+
+export function firstMismatches(mismatches: readonly Mismatch[], count = 3): string {
+  return mismatches
+    .slice(0, count)
+    .map((mismatch) => `${mismatch.key}: ${mismatch.problems.join('; ')}`)
+    .join(' | ');
+}

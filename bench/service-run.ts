@@ -1,0 +1,250 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import Queue from 'bull';
+import { readAllStats, run, type Mismatch } from '../load-test';
+import { databaseUri, dropDatabase, elapsedSeconds, errorText, loadOptions, log, percentile, type BenchContext } from './common';
+import { latencyPrefix, measureLatency, type LatencyResult } from './latency';
+import { BenchProcess, freePort, stopAll, waitForConsumers, waitForHttp } from './processes';
+import { deleteRunKeys, readRedisUsage, type RedisUsage } from './redis-usage';
+
+export interface ReadsResult {
+  key: string;
+  /** History records of all keys in the database when the reads ran. */
+  historyRecords: number;
+  /** Requests of each kind made (fewer than asked when a kind hit its time cap). */
+  statsRequests: number;
+  historyRequests: number;
+  statsP50Ms: number | null;
+  statsP95Ms: number | null;
+  historyP50Ms: number | null;
+  historyP95Ms: number | null;
+  error: string | null;
+}
+
+export interface ServiceResult {
+  workers: number;
+  points: number;
+  countedPoints: number;
+  acceptedPointsPerSecond: number;
+  /** Until every point was counted, or until the phase was stopped (timedOut). */
+  seconds: number;
+  pointsPerSecond: number;
+  exact: boolean;
+  timedOut: boolean;
+  error: string | null;
+  mismatches: Mismatch[];
+  latency: LatencyResult | null;
+  reads: ReadsResult | null;
+  apiPeakRssBytes: number | null;
+  workerPeakRssBytes: (number | null)[];
+  redis: RedisUsage | null;
+  /** Wall-clock seconds of each step of this run. */
+  phases: Record<string, number>;
+}
+
+export interface ServiceRunOptions {
+  workers: number;
+  /** performance.now() by which the throughput phase stops waiting. */
+  deadline: number;
+  latencySeconds: number;
+  /** GET requests of each kind in the read phase; 0 skips it. */
+  reads: number;
+}
+
+const START_TIMEOUT_MS = 60_000;
+const DRAIN_TIMEOUT_MS = 60_000;
+const HISTORY_LIMIT = 100;
+const READ_TIMEOUT_MS = 30_000;
+// The read phase stops asking after this long per kind (at least one request each): on FerretDB one history
+// page of a key among 1e6 records can take seconds, and 200 of them would blow the bench's time budget.
+const READS_SECONDS = { stats: 10, history: 30 };
+
+/** The service's variables for one run; the rest of the environment (JOB_CHUNK_SIZE, WORKER_CONCURRENCY, ...) passes through. */
+function serviceEnv(ctx: BenchContext, port: number, dbName: string, queueName: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PORT: String(port),
+    MONGODB_URI: databaseUri(ctx.mongoBase, dbName),
+    REDIS_URL: ctx.redisUrl,
+    QUEUE_NAME: queueName,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_PER_MINUTE: '0',
+    // Set and empty, so a developer's .env cannot close the API to the bench (dotenv never overrides a set variable).
+    INGEST_API_KEYS: '',
+    READ_API_KEYS: '',
+  };
+}
+
+function assertRunning(processes: readonly BenchProcess[], phase: string): void {
+  const dead = processes.find((process) => !process.running);
+  if (dead) throw new Error(`${dead.name} exited during ${phase}.\n${dead.describe()}`);
+}
+
+/** After a stopped phase: drop the jobs still waiting and let the active ones finish, so later phases start unloaded. */
+async function drainQueue(redisUrl: string, queueName: string): Promise<void> {
+  const queue = new Queue(queueName, redisUrl);
+  try {
+    await queue.empty();
+    const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+    while ((await queue.getActiveCount()) > 0 && performance.now() < deadline) await sleep(250);
+  } finally {
+    await queue.close();
+  }
+}
+
+async function timeGet(url: string): Promise<{ ms: number; body: unknown }> {
+  const started = performance.now();
+  const response = await fetch(url, { signal: AbortSignal.timeout(READ_TIMEOUT_MS) });
+  const text = await response.text();
+  const ms = performance.now() - started;
+  if (response.status !== 200) throw new Error(`GET ${url} answered ${response.status}: ${text.slice(0, 500)}`);
+  return { ms, body: JSON.parse(text) as unknown };
+}
+
+/** Points counted under `prefix/`: what history holds for them. */
+async function countedUnder(ctx: BenchContext, url: string, prefix: string): Promise<Map<string, number>> {
+  const stats = await readAllStats({ ...loadOptions(ctx, 0, url, 0), prefix }, READ_TIMEOUT_MS);
+  return new Map([...stats].map(([key, view]) => [key, view.count]));
+}
+
+/** One key's stats and its newest 100 history records, `requests` times each, one at a time, on the running API. */
+async function measureReads(ctx: BenchContext, url: string, requests: number): Promise<ReadsResult> {
+  const key = `${ctx.prefix}/0`;
+  const result: ReadsResult = {
+    key,
+    historyRecords: 0,
+    statsRequests: 0,
+    historyRequests: 0,
+    statsP50Ms: null,
+    statsP95Ms: null,
+    historyP50Ms: null,
+    historyP95Ms: null,
+    error: null,
+  };
+  try {
+    // Everything this database holds: the run's points (all that were counted) and the latency phase's.
+    const main = await countedUnder(ctx, url, ctx.prefix);
+    const counts = [...main.values(), ...(await countedUnder(ctx, url, latencyPrefix(ctx))).values()];
+    result.historyRecords = counts.reduce((total, count) => total + count, 0);
+    const keyCount = main.get(key) ?? 0;
+    const stats: number[] = [];
+    const history: number[] = [];
+    const statsUrl = `${url}/api/data/stats/${encodeURIComponent(key)}`;
+    const historyUrl = `${url}/api/data/history?key=${encodeURIComponent(key)}&limit=${HISTORY_LIMIT}`;
+    const statsUntil = performance.now() + READS_SECONDS.stats * 1000;
+    while (stats.length < requests && (stats.length === 0 || performance.now() < statsUntil)) stats.push((await timeGet(statsUrl)).ms);
+    const historyUntil = performance.now() + READS_SECONDS.history * 1000;
+    while (history.length < requests && (history.length === 0 || performance.now() < historyUntil)) {
+      const { ms, body } = await timeGet(historyUrl);
+      const items = typeof body === 'object' && body !== null && 'items' in body && Array.isArray(body.items) ? body.items.length : -1;
+      if (items !== Math.min(HISTORY_LIMIT, keyCount)) {
+        throw new Error(`history answered ${items} records where ${Math.min(HISTORY_LIMIT, keyCount)} were expected`);
+      }
+      history.push(ms);
+    }
+    result.statsRequests = stats.length;
+    result.historyRequests = history.length;
+    result.statsP50Ms = percentile(stats, 50);
+    result.statsP95Ms = percentile(stats, 95);
+    result.historyP50Ms = percentile(history, 50);
+    result.historyP95Ms = percentile(history, 95);
+  } catch (error) {
+    result.error = errorText(error);
+  }
+  return result;
+}
+
+/**
+ * The built service: one API and `workers` worker processes with a fresh
+ * database and queue, fed over HTTP by the load generator until every point
+ * is counted (or the deadline passes); then the latency phase at half the
+ * rate reached, the read phase, memory figures, and a clean teardown.
+ */
+export async function runService(ctx: BenchContext, size: number, options: ServiceRunOptions): Promise<ServiceResult> {
+  const label = `${size}-w${options.workers}`;
+  const dbName = `bench_${ctx.runId}_service_${label}`;
+  const queueName = `bench-${ctx.runId}-service-${label}`;
+  const phases: Record<string, number> = {};
+  const result: ServiceResult = {
+    workers: options.workers,
+    points: size,
+    countedPoints: 0,
+    acceptedPointsPerSecond: 0,
+    seconds: 0,
+    pointsPerSecond: 0,
+    exact: false,
+    timedOut: false,
+    error: null,
+    mismatches: [],
+    latency: null,
+    reads: null,
+    apiPeakRssBytes: null,
+    workerPeakRssBytes: [],
+    redis: null,
+    phases,
+  };
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env = serviceEnv(ctx, port, dbName, queueName);
+  const processes: BenchProcess[] = [];
+  let step = performance.now();
+  const lap = (name: string): void => {
+    phases[name] = elapsedSeconds(step);
+    step = performance.now();
+  };
+  try {
+    const api = BenchProcess.start('api', ['dist/server.js'], env);
+    processes.push(api);
+    const workers = Array.from({ length: options.workers }, (_, index) =>
+      BenchProcess.start(`worker ${index + 1}`, ['dist/worker.js'], env),
+    );
+    processes.push(...workers);
+    await waitForHttp(`${url}/readyz`, api, START_TIMEOUT_MS);
+    await waitForConsumers(ctx.redisUrl, queueName, workers, START_TIMEOUT_MS);
+    lap('start');
+
+    const timeoutSeconds = Math.max(1, Math.ceil((options.deadline - performance.now()) / 1000));
+    const started = performance.now();
+    const summary = await run(loadOptions(ctx, size, url, timeoutSeconds), ctx.baseTs);
+    result.seconds = summary.endToEndSeconds ?? elapsedSeconds(started);
+    result.countedPoints = summary.countedPoints;
+    result.acceptedPointsPerSecond = summary.acceptedPointsPerSecond;
+    result.pointsPerSecond = summary.countedPoints / result.seconds;
+    result.timedOut = summary.timedOut;
+    result.exact = summary.exact;
+    result.mismatches = summary.mismatches;
+    lap('throughput');
+    assertRunning(processes, 'the throughput phase');
+    if (result.timedOut) {
+      log(
+        `service ${label}: stopped after ${Math.round(result.seconds)} s with ${result.countedPoints}/${size} points counted; dropping the backlog`,
+      );
+      await drainQueue(ctx.redisUrl, queueName);
+      lap('drain');
+    }
+
+    if (options.latencySeconds > 0 && result.pointsPerSecond > 0) {
+      log(`service ${label}: latency phase at ${Math.round(result.pointsPerSecond / 2)} points/s for ${options.latencySeconds} s`);
+      result.latency = await measureLatency(ctx, url, result.pointsPerSecond / 2, options.latencySeconds);
+      lap('latency');
+      assertRunning(processes, 'the latency phase');
+    }
+    if (options.reads > 0) {
+      log(`service ${label}: read phase (${options.reads} stats and ${options.reads} history requests)`);
+      result.reads = await measureReads(ctx, url, options.reads);
+      lap('reads');
+    }
+    assertRunning(processes, 'the run');
+    result.apiPeakRssBytes = api.peakRssBytes();
+    result.workerPeakRssBytes = workers.map((worker) => worker.peakRssBytes());
+    result.redis = await readRedisUsage(ctx.redisUrl, queueName);
+  } catch (error) {
+    result.error = errorText(error);
+    result.exact = false;
+  } finally {
+    await stopAll(processes);
+    await deleteRunKeys(ctx.redisUrl, queueName);
+    await dropDatabase(ctx.mongoBase, dbName);
+    lap('teardown');
+  }
+  return result;
+}
