@@ -34,14 +34,16 @@ const DOCS_SECONDS = 5;
 const SERVICE_SETTINGS = ['JOB_CHUNK_SIZE', 'WORKER_CONCURRENCY', 'AGGREGATE_WRITE_BATCH', 'AGGREGATE_SHARDS', 'MAX_QUEUE_BACKLOG'];
 
 type Step =
-  { kind: 'ceiling'; size: number } | { kind: 'naive'; size: number } | { kind: 'service'; size: number; workers: number; reads: boolean };
+  | { kind: 'ceiling'; size: number; jobsPerWrite: number }
+  | { kind: 'naive'; size: number }
+  | { kind: 'service'; size: number; workers: number; reads: boolean };
 
 /** Every size's ceiling and service runs, smallest size first; the naive baseline once; reads after the largest run. */
-function planSteps(options: BenchOptions): Step[] {
+function planSteps(options: BenchOptions, ceilingJobs: readonly number[]): Step[] {
   const steps: Step[] = [];
   const largest = options.sizes[options.sizes.length - 1];
   options.sizes.forEach((size, index) => {
-    steps.push({ kind: 'ceiling', size });
+    for (const jobsPerWrite of ceilingJobs) steps.push({ kind: 'ceiling', size, jobsPerWrite });
     if (index === 0) steps.push({ kind: 'naive', size });
     options.workers.forEach((workers, workerIndex) => {
       const last = size === largest && workerIndex === options.workers.length - 1;
@@ -68,6 +70,11 @@ function deadlineFor(steps: readonly Step[], index: number, options: BenchOption
   for (const later of steps.slice(index + 1)) reserve += MIN_PHASE_SECONDS + tailSeconds(later, options);
   const left = (budgetEnd - performance.now()) / 1000 - reserve;
   return performance.now() + Math.max(MIN_PHASE_SECONDS, Math.min(options.phaseTimeoutSeconds, left)) * 1000;
+}
+
+/** By default one job per write (the plain ceiling) and as many as one worker runs at once (its group commit under load). */
+function ceilingJobsOf(options: BenchOptions, config: Config): number[] {
+  return options.ceilingJobs ?? [...new Set([1, config.WORKER_CONCURRENCY])];
 }
 
 function build(): void {
@@ -124,7 +131,7 @@ function resultsPath(options: BenchOptions, runId: string, startedAt: Date): str
 }
 
 async function runSteps(ctx: BenchContext, options: BenchOptions, budgetEnd: number, phases: PhaseTiming[]): Promise<BenchRun[]> {
-  const steps = planSteps(options);
+  const steps = planSteps(options, ceilingJobsOf(options, ctx.config));
   const runs: BenchRun[] = [];
   for (const [index, step] of steps.entries()) {
     const deadline = deadlineFor(steps, index, options, budgetEnd);
@@ -132,11 +139,9 @@ async function runSteps(ctx: BenchContext, options: BenchOptions, budgetEnd: num
     const started = performance.now();
     let name: string;
     if (step.kind === 'ceiling') {
-      name = `storage ceiling, ${step.size} points`;
+      name = `storage ceiling, ${step.size} points, ${step.jobsPerWrite} job(s) per write`;
       log(`${name} (limit ${limit} s)`);
-      const result = await runCeiling(ctx, step.size, deadline).catch((error: unknown) => {
-        throw new Error(`the storage ceiling failed: ${errorText(error)}`);
-      });
+      const result = await runCeiling(ctx, step.size, step.jobsPerWrite, deadline);
       runs.push({ contender: 'ceiling', size: step.size, ...result, status: statusOf(result) });
     } else if (step.kind === 'naive') {
       const sample = Math.min(options.naiveSample, step.size);
@@ -158,8 +163,7 @@ async function runSteps(ctx: BenchContext, options: BenchOptions, budgetEnd: num
     }
     const run = runs[runs.length - 1] as BenchRun;
     phases.push({ name, seconds: elapsedSeconds(started) });
-    const detail =
-      run.contender !== 'ceiling' && run.error ? `: ${run.error}` : run.mismatches.length > 0 ? `: ${firstMismatches(run.mismatches)}` : '';
+    const detail = run.error ? `: ${run.error}` : run.mismatches.length > 0 ? `: ${firstMismatches(run.mismatches)}` : '';
     log(`${name}: ${run.status}, ${Math.round(run.pointsPerSecond)} points/s end to end, ${elapsedSeconds(started).toFixed(1)} s${detail}`);
   }
   return runs;
@@ -222,6 +226,7 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
       keys: options.keys,
       workers: options.workers,
       naiveSample: options.naiveSample,
+      ceilingJobs: ceilingJobsOf(options, config),
       batch: options.batch,
       concurrency: options.concurrency,
       latencySeconds: options.latencySeconds,

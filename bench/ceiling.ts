@@ -10,11 +10,13 @@ import { AggregateRepository } from '../src/repositories/aggregate-repository';
 import { HistoryRepository } from '../src/repositories/history-repository';
 import { newBatchId } from '../src/services/ingest-service';
 import { GUARD_RETENTION, LanePool } from '../src/services/lane-pool';
-import { databaseUri, dropDatabase, loadOptions, log, withUriOption, type BenchContext } from './common';
+import { databaseUri, dropDatabase, elapsedSeconds, errorText, loadOptions, log, withUriOption, type BenchContext } from './common';
 
 const PROGRESS_MS = 5000;
 
 export interface CeilingResult {
+  /** Jobs written together: 1 is one job after the other; more is what the worker's group commit does under load. */
+  jobsPerWrite: number;
   points: number;
   jobs: number;
   /** Time spent in the writes only (building the points is not storage work). */
@@ -25,12 +27,21 @@ export interface CeilingResult {
   historyInserted: number;
   exact: boolean;
   timedOut: boolean;
+  error: string | null;
   mismatches: Mismatch[];
 }
 
-/** The request `index` of the load generator, as the API turns it into points (validated, indexed within the request). */
-function requestPoints(ctx: BenchContext, size: number, index: number, receivedAt: number): Point[] {
+/** One job as the worker gets it: a chunk of one request. */
+interface Job {
+  batchId: string;
+  points: Point[];
+  receivedAt: Date;
+}
+
+/** The jobs of request `index` of the load generator, as the API makes them: validated points, indexed within the request, chunked. */
+function requestJobs(ctx: BenchContext, size: number, index: number): Job[] {
   const options = loadOptions(ctx, size, '', 0);
+  const receivedAt = Date.now();
   const points: Point[] = [];
   const end = Math.min(size, (index + 1) * ctx.batch);
   for (let i = index * ctx.batch; i < end; i += 1) {
@@ -39,22 +50,24 @@ function requestPoints(ctx: BenchContext, size: number, index: number, receivedA
     if (!('point' in result)) throw new Error(`generated point ${i} is invalid: ${result.rejection.message}`);
     points.push(result.point);
   }
-  return points;
+  const batchId = newBatchId(receivedAt);
+  return chunk(points, ctx.config.JOB_CHUNK_SIZE).map((jobPoints) => ({ batchId, points: jobPoints, receivedAt: new Date(receivedAt) }));
 }
 
 interface JobWriter {
   aggregates: AggregateRepository;
-  /** Writes one job as the worker does; returns the history records inserted. */
-  write(batchId: string, points: readonly Point[], receivedAt: Date): Promise<number>;
+  /** Writes these jobs together as the worker does; returns the history records inserted. */
+  write(jobs: readonly Job[]): Promise<number>;
 }
 
 /**
- * What the worker writes to MongoDB for one job, through the service's own
- * repositories, built from the same configuration (keep in step with
- * src/composition.ts and src/services/write-combiner.ts): new keys into the
- * key list, the job's deltas under a fresh lane sequence, its history.
- * Left out on purpose: Redis locks and claims, processed records, the batch
- * status and the publish, which are the service's bookkeeping, not storage.
+ * What the worker writes to MongoDB for a group of jobs, through the
+ * service's own repositories, built from the same configuration (keep in
+ * step with src/composition.ts and src/services/write-combiner.ts): new keys
+ * into the key list, the jobs' deltas under fresh lane sequences (one lane
+ * per job, as a worker's concurrent jobs have), their history. Left out on
+ * purpose: Redis locks and claims, processed records, the batch status and
+ * the publish, which are the service's bookkeeping, not storage.
  */
 async function createJobWriter(models: Models, config: Config): Promise<JobWriter> {
   const aggregates = new AggregateRepository(models.aggregate, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH, config.AGGREGATE_SHARDS);
@@ -64,30 +77,44 @@ async function createJobWriter(models: Models, config: Config): Promise<JobWrite
   const knownKeys = new Set<string>();
   return {
     aggregates,
-    async write(batchId, points, receivedAt) {
+    async write(jobs) {
       const now = new Date();
-      const deltas = groupByKey(points);
-      const unknownKeys = deltas.map((delta) => delta.key).filter((key) => !knownKeys.has(key));
+      const grouped = jobs.map((job) => ({ ...job, deltas: groupByKey(job.points), guard: lanes.acquire(now.getTime()) }));
+      const unknownKeys = [...new Set(grouped.flatMap((job) => job.deltas.map((delta) => delta.key)))].filter((key) => !knownKeys.has(key));
       if (unknownKeys.length > 0) {
         await aggregates.register(unknownKeys, now);
         for (const key of unknownKeys) knownKeys.add(key);
       }
-      const guard = lanes.acquire(now.getTime());
-      await aggregates.applyDeltas(deltas, guard, now);
-      lanes.release(guard, true);
-      return history.insertPoints(batchId, points, receivedAt, now);
+      await aggregates.applyGroup(grouped, now);
+      for (const job of grouped) lanes.release(job.guard, true);
+      return history.insertJobs(grouped, now);
     },
   };
 }
 
 /**
- * The storage ceiling: the same points, grouped into the same jobs as the
- * API would (one request of `batch` points, split into JOB_CHUNK_SIZE
- * chunks), written one job after the other (see createJobWriter). No HTTP,
- * no queue, no concurrency: what is left is what the store must do.
+ * The storage ceiling: the same points, cut into the same jobs as the API
+ * cuts them (requests of `batch` points, JOB_CHUNK_SIZE chunks), written
+ * `jobsPerWrite` jobs at a time, one write after the other (see
+ * createJobWriter). No HTTP, no queue, no concurrency: what is left is what
+ * the store must do.
  */
-export async function runCeiling(ctx: BenchContext, size: number, deadline: number): Promise<CeilingResult> {
-  const dbName = `bench_${ctx.runId}_ceiling_${size}`;
+export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: number, deadline: number): Promise<CeilingResult> {
+  const dbName = `bench_${ctx.runId}_ceiling_${size}_j${jobsPerWrite}`;
+  const label = `ceiling ${size}, ${jobsPerWrite} job(s) per write`;
+  const result: CeilingResult = {
+    jobsPerWrite,
+    points: 0,
+    jobs: 0,
+    seconds: 0,
+    pointsPerSecond: 0,
+    commandsPerJob: {},
+    historyInserted: 0,
+    exact: false,
+    timedOut: false,
+    error: null,
+    mismatches: [],
+  };
   const logger = createLogger('warn', 'bench-ceiling');
   // monitorCommands in the URI: the driver reports every command sent, which counts the round trips per job.
   const connection = await connectMongo(withUriOption(databaseUri(ctx.mongoBase, dbName), 'monitorCommands=true'), logger, false);
@@ -101,47 +128,45 @@ export async function runCeiling(ctx: BenchContext, size: number, deadline: numb
     await ensureIndexes(models, connection);
     const writer = await createJobWriter(models, ctx.config);
     client.on('commandStarted', countCommand);
-    let seconds = 0;
-    let jobs = 0;
-    let points = 0;
-    let historyInserted = 0;
-    let timedOut = false;
     let lastLog = performance.now();
+    let pending: Job[] = [];
+    const write = async (jobs: Job[]): Promise<void> => {
+      const started = performance.now();
+      result.historyInserted += await writer.write(jobs);
+      result.seconds += elapsedSeconds(started);
+      result.jobs += jobs.length;
+      result.points += jobs.reduce((total, job) => total + job.points.length, 0);
+    };
     const requests = Math.ceil(size / ctx.batch);
-    for (let request = 0; request < requests && !timedOut; request += 1) {
-      const receivedAt = Date.now();
-      const batchId = newBatchId(receivedAt);
-      for (const job of chunk(requestPoints(ctx, size, request, receivedAt), ctx.config.JOB_CHUNK_SIZE)) {
-        const started = performance.now();
-        historyInserted += await writer.write(batchId, job, new Date(receivedAt));
-        seconds += (performance.now() - started) / 1000;
-        jobs += 1;
-        points += job.length;
+    for (let request = 0; request < requests && !result.timedOut; request += 1) {
+      pending.push(...requestJobs(ctx, size, request));
+      while (pending.length >= jobsPerWrite) {
+        await write(pending.slice(0, jobsPerWrite));
+        pending = pending.slice(jobsPerWrite);
       }
-      timedOut = points < size && performance.now() >= deadline;
+      result.timedOut = request < requests - 1 && performance.now() >= deadline;
       if (performance.now() - lastLog > PROGRESS_MS) {
         lastLog = performance.now();
-        log(`ceiling ${size}: ${points}/${size} points written, ${Math.round(points / seconds)} points/s`);
+        log(`${label}: ${result.points}/${size} points written, ${Math.round(result.points / result.seconds)} points/s`);
       }
     }
+    if (pending.length > 0 && !result.timedOut) await write(pending);
     client.off('commandStarted', countCommand);
-    const mismatches = timedOut ? [] : await compareStored(ctx, size, writer.aggregates);
-    if (!timedOut && historyInserted !== size) mismatches.push({ key: '(history)', problems: [`${historyInserted} of ${size} inserted`] });
-    return {
-      points,
-      jobs,
-      seconds,
-      pointsPerSecond: points / seconds,
-      commandsPerJob: Object.fromEntries([...commands].map(([name, count]) => [name, count / Math.max(jobs, 1)])),
-      historyInserted,
-      exact: !timedOut && mismatches.length === 0,
-      timedOut,
-      mismatches,
-    };
+    result.pointsPerSecond = result.points / result.seconds;
+    result.commandsPerJob = Object.fromEntries([...commands].map(([name, count]) => [name, count / Math.max(result.jobs, 1)]));
+    if (!result.timedOut) {
+      result.mismatches = await compareStored(ctx, size, writer.aggregates);
+      if (result.historyInserted !== size)
+        result.mismatches.push({ key: '(history)', problems: [`${result.historyInserted} of ${size} inserted`] });
+      result.exact = result.mismatches.length === 0;
+    }
+  } catch (error) {
+    result.error = errorText(error);
   } finally {
     await connection.close().catch(() => undefined);
     await dropDatabase(ctx.mongoBase, dbName);
   }
+  return result;
 }
 
 async function compareStored(ctx: BenchContext, size: number, aggregates: AggregateRepository): Promise<Mismatch[]> {

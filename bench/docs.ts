@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { contenderLabel, evaluateTargets, formatCount, markdownTable, sizeLabel } from './report';
-import type { BenchResults, BenchRun, ServiceRun } from './results-file';
+import type { BenchResults, BenchRun, CeilingRun, ServiceRun } from './results-file';
 
 export const FINDINGS_START = '<!-- findings:start (written by hand; kept when npm run bench regenerates this file) -->';
 export const FINDINGS_END = '<!-- findings:end -->';
@@ -26,25 +26,45 @@ function readsSection(results: BenchResults): string[] {
   const run = results.runs.find((candidate): candidate is ServiceRun => candidate.contender === 'service' && candidate.reads !== null);
   const reads = run?.reads;
   if (!run || !reads) return [];
-  if (reads.error) return [`Reads after the ${sizeLabel(run.size)} run failed: ${reads.error}`, ''];
   const ms = (value: number | null): string => (value === null ? '–' : `${value.toFixed(1)} ms`);
+  const stopped = (error: string | null): string => (error ? ` (then a request failed: ${error})` : '');
   return [
     `Reads on the running API after the ${sizeLabel(run.size)} run with ${run.workers} worker(s), one request at a time, key \`${reads.key}\`, ` +
       `${formatCount(reads.historyRecords)} records in the database (${results.store.label}):`,
     '',
     '| request | requests | p50 | p95 |',
     '| --- | --- | --- | --- |',
-    `| \`GET /api/data/stats/:key\` | ${reads.statsRequests} | ${ms(reads.statsP50Ms)} | ${ms(reads.statsP95Ms)} |`,
-    `| \`GET /api/data/history?key=…&limit=100\` | ${reads.historyRequests} | ${ms(reads.historyP50Ms)} | ${ms(reads.historyP95Ms)} |`,
+    `| \`GET /api/data/stats/:key\` | ${reads.statsRequests}${stopped(reads.statsError)} | ${ms(reads.statsP50Ms)} | ${ms(reads.statsP95Ms)} |`,
+    `| \`GET /api/data/history?key=…&limit=100\` | ${reads.historyRequests}${stopped(reads.historyError)} | ${ms(reads.historyP50Ms)} | ${ms(reads.historyP95Ms)} |`,
+    '',
+  ];
+}
+
+function redisSection(results: BenchResults): string[] {
+  const runs = results.runs.filter((run): run is ServiceRun => run.contender === 'service' && run.redis !== null);
+  const last = runs[runs.length - 1];
+  if (!last?.redis) return [];
+  const rows = Object.entries(last.redis.byKind)
+    .sort(([, a], [, b]) => b.bytes - a.bytes)
+    .map(([kind, { keys, bytes }]) => `| ${kind} | ${formatCount(keys)} | ${formatCount(bytes / 1024)} |`);
+  return [
+    `What the ${sizeLabel(last.size)} run with ${last.workers} worker(s) left in Redis (its own keys, \`MEMORY USAGE\`):`,
+    '',
+    '| keys | count | KiB |',
+    '| --- | --- | --- |',
+    ...rows,
     '',
   ];
 }
 
 function ceilingCommands(results: BenchResults): string {
-  const run = results.runs.find((candidate) => candidate.contender === 'ceiling');
-  if (run?.contender !== 'ceiling') return '';
-  const parts = Object.entries(run.commandsPerJob).map(([name, count]) => `${count.toFixed(1)} \`${name}\``);
-  return parts.length > 0 ? ` It sent ${parts.join(', ')} commands per job.` : '';
+  const largest = Math.max(...results.settings.sizes);
+  const runs = results.runs.filter((run): run is CeilingRun => run.contender === 'ceiling' && run.size === largest);
+  const parts = runs.map((run) => {
+    const commands = Object.entries(run.commandsPerJob).map(([name, count]) => `${count.toFixed(2)} \`${name}\``);
+    return `${run.jobsPerWrite} per write: ${commands.join(', ')}`;
+  });
+  return parts.length > 0 ? ` Commands sent per job at ${sizeLabel(largest)}: ${parts.join('; ')}.` : '';
 }
 
 /** docs/BENCHMARKS.md, generated from one results file; `findings` is carried over by hand. */
@@ -75,6 +95,7 @@ export function renderMarkdown(results: BenchResults, resultsPath: string, findi
     '![Points per second, end to end, per contender and size](benchmarks.svg)',
     '',
     ...readsSection(results),
+    ...redisSection(results),
     '## Targets (issue 4)',
     '',
     `Measured on ${store.label}.`,
@@ -92,9 +113,12 @@ export function renderMarkdown(results: BenchResults, resultsPath: string, findi
     '## How it is measured',
     '',
     '- **Storage ceiling**: the same points, cut into the same jobs as the API cuts them (requests of ' +
-      `${formatCount(settings.batch)} points, JOB_CHUNK_SIZE chunks), written one job after the other through the service's own ` +
-      'repositories (key list, guarded per-job aggregate update under a fresh lane sequence, history insert): no HTTP, queue, ' +
-      `locks, claims, processed records or publishes, and no concurrency. The time of the writes only.${ceilingCommands(results)}`,
+      `${formatCount(settings.batch)} points, JOB_CHUNK_SIZE chunks), written through the service's own repositories (key ` +
+      'list, guarded aggregate update under a fresh lane sequence per job, history insert), one write after the other: no ' +
+      'HTTP, queue, locks, claims, processed records or publishes, and no concurrency. The time of the writes only. ' +
+      `Run with ${settings.ceilingJobs.join(' and ')} job(s) per write: one job at a time, and as many as one worker writes ` +
+      'together under load (its group commit, WORKER_CONCURRENCY jobs); the targets compare with the faster.' +
+      ceilingCommands(results),
     '- **Naive baseline** (`bench/naive/`): the original design, one Bull job per point; per job a Mongoose `findOneAndUpdate` ' +
       '`$inc` upsert, the average recomputed and saved, one history insert and one publish; concurrency 4. It cannot process ' +
       `the full data in the time, so it runs on the first ${formatCount(settings.naiveSample)} points, once for all sizes, and ` +
@@ -121,23 +145,47 @@ export function renderMarkdown(results: BenchResults, resultsPath: string, findi
   return lines.join('\n');
 }
 
-const COLORS = ['#7f7f7f', '#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#17becf'];
+// Greys for the ceilings, red for the naive baseline, colours for the service's runs.
+const PALETTES: Record<BenchRun['contender'], string[]> = {
+  ceiling: ['#7f7f7f', '#b5b5b5', '#5a5a5a'],
+  naive: ['#d62728'],
+  service: ['#1f77b4', '#2ca02c', '#9467bd', '#17becf'],
+};
+
+/** One colour per series, by its contender and its order among that contender's series. */
+function seriesColors(runs: readonly BenchRun[], seriesOf: (run: BenchRun) => string): Map<string, string> {
+  const colors = new Map<string, string>();
+  const used: Record<string, number> = {};
+  for (const run of runs) {
+    const name = seriesOf(run);
+    if (colors.has(name)) continue;
+    const palette = PALETTES[run.contender];
+    const index = used[run.contender] ?? 0;
+    used[run.contender] = index + 1;
+    colors.set(name, palette[index % palette.length] ?? '#333333');
+  }
+  return colors;
+}
 
 function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-/** 1, 2, 5 × 10^n at or above `value`. */
+/** The axis top: a round number at or above `value`, close enough that the bars fill most of the plot. */
 function niceCeiling(value: number): number {
   if (value <= 0) return 1;
   const magnitude = 10 ** Math.floor(Math.log10(value));
-  return [1, 2, 5, 10].map((step) => step * magnitude).find((candidate) => candidate >= value) ?? 10 * magnitude;
+  return [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].map((step) => step * magnitude).find((candidate) => candidate >= value) ?? 10 * magnitude;
 }
+
+const round = (n: number): number => Math.round(n * 10) / 10;
 
 /** docs/benchmarks.svg: points/s end to end, one group of bars per size, one bar per contender. */
 export function renderSvg(results: BenchResults): string {
   const seriesOf = (run: BenchRun): string => contenderLabel(run).replace(/ \(first .*\)$/, ' (sample)');
-  const series = [...new Set(results.runs.map(seriesOf))];
+  const colors = seriesColors(results.runs, seriesOf);
+  const series = [...colors.keys()];
+  const colorOf = (name: string): string => colors.get(name) ?? '#333333';
   const naive = results.runs.find((run) => run.contender === 'naive');
   const sizes = results.settings.sizes;
   const valueAt = (size: number, name: string): BenchRun | undefined =>
@@ -149,9 +197,9 @@ export function renderSvg(results: BenchResults): string {
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
   const top = niceCeiling(Math.max(1, ...results.runs.map((run) => run.pointsPerSecond)));
-  const y = (value: number): number => margin.top + plotHeight - (value / top) * plotHeight;
+  const y = (value: number): number => round(margin.top + plotHeight - (value / top) * plotHeight);
   const groupWidth = plotWidth / Math.max(1, sizes.length);
-  const barWidth = Math.min(70, (groupWidth * 0.8) / Math.max(1, series.length));
+  const barWidth = round(Math.min(70, (groupWidth * 0.8) / Math.max(1, series.length)));
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     '<defs><pattern id="partial" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">' +
@@ -168,15 +216,15 @@ export function renderSvg(results: BenchResults): string {
     );
   }
   sizes.forEach((size, group) => {
-    const groupLeft = margin.left + group * groupWidth + (groupWidth - barWidth * series.length) / 2;
+    const groupLeft = round(margin.left + group * groupWidth + (groupWidth - barWidth * series.length) / 2);
     series.forEach((name, index) => {
       const run = valueAt(size, name);
       if (!run) return;
-      const x = groupLeft + index * barWidth;
+      const x = round(groupLeft + index * barWidth);
       const value = run.pointsPerSecond;
       const partial = run.status !== 'EXACT';
-      const fill = partial ? 'url(#partial)' : (COLORS[index % COLORS.length] as string);
-      const stroke = COLORS[index % COLORS.length] as string;
+      const fill = partial ? 'url(#partial)' : colorOf(name);
+      const stroke = colorOf(name);
       parts.push(
         `<rect x="${x + 2}" y="${y(value)}" width="${barWidth - 4}" height="${Math.max(0, y(0) - y(value))}" fill="${fill}" stroke="${stroke}"/>`,
         `<text x="${x + barWidth / 2}" y="${y(value) - 4}" text-anchor="middle">${formatCount(value)}${partial ? '*' : ''}</text>`,
@@ -191,7 +239,7 @@ export function renderSvg(results: BenchResults): string {
     const x = margin.left + (index % 3) * 240;
     const rowY = height - 52 + Math.floor(index / 3) * 18;
     parts.push(
-      `<rect x="${x}" y="${rowY - 10}" width="12" height="12" fill="${COLORS[index % COLORS.length] as string}"/>`,
+      `<rect x="${x}" y="${rowY - 10}" width="12" height="12" fill="${colorOf(name)}"/>`,
       `<text x="${x + 18}" y="${rowY}">${escapeXml(name)}</text>`,
     );
   });

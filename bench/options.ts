@@ -19,6 +19,8 @@ Options:
   --keys N               distinct keys (default 100)
   --workers LIST         worker processes per service run (default 1,2)
   --naive-sample N       points for the naive baseline, the first N of the data (default 5000)
+  --ceiling-jobs LIST    jobs per write of the storage ceiling runs (default 1 and WORKER_CONCURRENCY:
+                         one job after the other, and what one worker writes together under load)
   --batch N              points per HTTP request (default 1000)
   --concurrency N        requests in flight (default 4)
   --latency-seconds S    latency phase after each service run, 0 skips it (default 20)
@@ -43,6 +45,8 @@ export interface BenchOptions {
   keys: number;
   workers: number[];
   naiveSample: number;
+  /** Jobs per write of the ceiling runs; undefined: 1 and WORKER_CONCURRENCY. */
+  ceilingJobs: number[] | undefined;
   batch: number;
   concurrency: number;
   latencySeconds: number;
@@ -109,6 +113,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | null {
         keys: { type: 'string' },
         workers: { type: 'string' },
         'naive-sample': { type: 'string' },
+        'ceiling-jobs': { type: 'string' },
         batch: { type: 'string' },
         concurrency: { type: 'string' },
         'latency-seconds': { type: 'string' },
@@ -135,6 +140,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | null {
     keys: option(values.keys, (text) => count('keys', text, 1), 100),
     workers: option(values.workers, (text) => countList('workers', text, 1), defaults.workers),
     naiveSample: option(values['naive-sample'], (text) => count('naive-sample', text, 1), defaults.naiveSample),
+    ceilingJobs: option<number[] | undefined>(values['ceiling-jobs'], (text) => countList('ceiling-jobs', text, 1), undefined),
     batch: option(values.batch, (text) => count('batch', text, 1), 1000),
     concurrency: option(values.concurrency, (text) => count('concurrency', text, 1), 4),
     latencySeconds: option(values['latency-seconds'], (text) => count('latency-seconds', text, 0), defaults.latencySeconds),

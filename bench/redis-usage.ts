@@ -25,22 +25,92 @@ export interface RedisUsage {
   /** What this run's keys hold (MEMORY USAGE of each). */
   runKeysBytes: number;
   runKeys: number;
+  /** The run's keys by what they are: Bull's job hashes and lists, the service's batch statuses, claims, idempotency keys... */
+  byKind: Record<string, { keys: number; bytes: number }>;
+}
+
+// Bull's own keys under bull:<queue>:, besides one hash per job (and its lock).
+const BULL_KEYS = new Set([
+  'wait',
+  'active',
+  'completed',
+  'failed',
+  'delayed',
+  'paused',
+  'id',
+  'meta',
+  'priority',
+  'stalled',
+  'stalled-check',
+  'repeat',
+  'limiter',
+]);
+
+function kindOf(key: string, queueName: string): string {
+  const bullPrefix = `bull:${queueName}:`;
+  if (key.startsWith(bullPrefix)) {
+    const rest = key.slice(bullPrefix.length);
+    if (BULL_KEYS.has(rest)) return `bull ${rest}`;
+    return rest.endsWith(':lock') ? 'bull job locks' : 'bull jobs';
+  }
+  return key.slice(queueName.length + 1).split(':')[0] ?? key;
+}
+
+async function usedMemory(redis: Redis): Promise<number> {
+  return Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1] ?? Number.NaN);
 }
 
 export async function readRedisUsage(redisUrl: string, queueName: string): Promise<RedisUsage> {
   const redis = new Redis(redisUrl);
   try {
-    const info = await redis.info('memory');
-    const usedMemoryBytes = Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? Number.NaN);
-    const keys = await keysOf(redis, queueName);
+    const usedMemoryBytes = await usedMemory(redis);
+    const byKind: RedisUsage['byKind'] = {};
     let runKeysBytes = 0;
+    const keys = await keysOf(redis, queueName);
     for (const key of keys) {
-      const bytes = await redis.memory('USAGE', key);
-      runKeysBytes += bytes ?? 0;
+      const bytes = (await redis.memory('USAGE', key)) ?? 0;
+      const kind = kindOf(key, queueName);
+      const entry = byKind[kind] ?? { keys: 0, bytes: 0 };
+      byKind[kind] = { keys: entry.keys + 1, bytes: entry.bytes + bytes };
+      runKeysBytes += bytes;
     }
-    return { usedMemoryBytes, runKeysBytes, runKeys: keys.length };
+    return { usedMemoryBytes, runKeysBytes, runKeys: keys.length, byKind };
   } finally {
     redis.disconnect();
+  }
+}
+
+// INFO every half second: cheap, and a backlog lives for seconds at least.
+const SAMPLE_MS = 500;
+
+/** `used_memory` before a run and its highest value while the run went on (the backlog of jobs lives in Redis). */
+export class RedisMemorySampler {
+  private readonly redis: Redis;
+  private timer: NodeJS.Timeout | undefined;
+  private before = Number.NaN;
+  private peak = 0;
+
+  constructor(redisUrl: string) {
+    this.redis = new Redis(redisUrl);
+  }
+
+  async start(): Promise<void> {
+    this.before = await usedMemory(this.redis);
+    this.peak = this.before;
+    this.timer = setInterval(() => {
+      usedMemory(this.redis).then(
+        (bytes) => {
+          this.peak = Math.max(this.peak, bytes);
+        },
+        () => undefined,
+      );
+    }, SAMPLE_MS);
+  }
+
+  stop(): { beforeBytes: number; peakBytes: number } {
+    clearInterval(this.timer);
+    this.redis.disconnect();
+    return { beforeBytes: this.before, peakBytes: this.peak };
   }
 }
 

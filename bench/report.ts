@@ -1,4 +1,4 @@
-import type { BenchResults, BenchRun, ServiceRun } from './results-file';
+import type { BenchResults, BenchRun, CeilingRun, ServiceRun } from './results-file';
 
 const MB = 1024 * 1024;
 
@@ -17,7 +17,7 @@ export function sizeLabel(size: number): string {
 }
 
 export function contenderLabel(run: BenchRun): string {
-  if (run.contender === 'ceiling') return 'storage ceiling';
+  if (run.contender === 'ceiling') return `storage ceiling, ${run.jobsPerWrite} job${run.jobsPerWrite === 1 ? '' : 's'} per write`;
   if (run.contender === 'naive') return `naive baseline (first ${formatCount(run.points)} points)`;
   return `this service, ${run.workers} worker${run.workers === 1 ? '' : 's'}`;
 }
@@ -48,7 +48,8 @@ function rssText(run: BenchRun): string {
 
 function redisText(run: BenchRun): string {
   if (run.contender === 'ceiling' || !run.redis) return '–';
-  return `${formatMb(run.redis.usedMemoryBytes)} (run's keys ${(run.redis.runKeysBytes / MB).toFixed(1)} MB)`;
+  const peak = run.contender === 'service' && run.redisUsedMemory ? `, peak ${formatMb(run.redisUsedMemory.peakBytes)}` : '';
+  return `${formatMb(run.redis.usedMemoryBytes)}${peak} (run's keys ${(run.redis.runKeysBytes / MB).toFixed(1)} MB)`;
 }
 
 function acceptedText(run: BenchRun): string {
@@ -92,7 +93,7 @@ const HEADERS: TableRow = {
   accepted: 'accepted at API, points/s',
   latency: 'POST → stats:update p50 / p99',
   rss: 'peak RSS API / worker(s)',
-  redis: 'Redis used_memory after',
+  redis: 'Redis used_memory after the run',
   totals: 'totals',
 };
 
@@ -147,7 +148,9 @@ function ratioTargets(results: BenchResults): TargetRow[] {
   const naive = results.runs.find((run) => run.contender === 'naive');
   for (const size of results.settings.sizes) {
     const service = bestService(results, size);
-    const ceiling = results.runs.find((run) => run.contender === 'ceiling' && run.size === size);
+    // The ceiling is the best the store did with these points, whichever way the jobs were grouped.
+    const ceilings = results.runs.filter((run): run is CeilingRun => run.contender === 'ceiling' && run.size === size);
+    const ceiling = exactRuns(ceilings).sort((a, b) => b.pointsPerSecond - a.pointsPerSecond)[0] ?? ceilings[0];
     const label = sizeLabel(size);
     if (!service) {
       rows.push({
@@ -181,7 +184,7 @@ function ratioTargets(results: BenchResults): TargetRow[] {
       const share = service.pointsPerSecond / ceiling.pointsPerSecond;
       rows.push({
         target: `${label}: end to end ≥ 50% of the storage ceiling`,
-        measured: `${Math.round(share * 100)}%: ${serviceText} vs ${formatCount(ceiling.pointsPerSecond)} points/s (ceiling)`,
+        measured: `${Math.round(share * 100)}%: ${serviceText} vs ${formatCount(ceiling.pointsPerSecond)} points/s (${contenderLabel(ceiling)})`,
         state: share >= 0.5 ? 'met' : 'not met',
       });
     } else {
@@ -221,7 +224,7 @@ function scalingTargets(results: BenchResults): TargetRow[] {
   const targets = {
     throughput: 'from the smallest to the largest size: throughput within 20%',
     rss: 'API and worker peak RSS flat (largest size ≤ 1.2× the smallest)',
-    redis: "Redis memory bounded (the run's keys at the largest size ≤ 1.5× the smallest + 1 MB)",
+    redis: "Redis memory bounded (the run's keys after the largest size ≤ 2× those after the smallest + 1 MB)",
   };
   if (small === undefined || large === undefined || small === large) {
     return Object.values(targets).map((target) => notMeasured(target, 'only one size was run'));
@@ -257,7 +260,7 @@ function scalingTargets(results: BenchResults): TargetRow[] {
     const keysA = a.redis?.runKeysBytes ?? 0;
     const keysB = b.redis?.runKeysBytes ?? Infinity;
     redis.push({
-      state: keysB <= 1.5 * keysA + MB ? 'met' : 'not met',
+      state: keysB <= 2 * keysA + MB ? 'met' : 'not met',
       text: `${label}: ${(keysA / MB).toFixed(1)} → ${(keysB / MB).toFixed(1)} MB`,
     });
   }
@@ -277,27 +280,29 @@ function readTargets(results: BenchResults): TargetRow[] {
   const reads = run?.reads;
   const historyTarget = 'history: newest 100 records of one key among 1e6 records over 100 keys, p95 < 100 ms';
   const statsTarget = 'stats of one key p95 < 10 ms';
-  if (!reads || reads.error) {
-    const why = reads?.error ? `failed: ${reads.error}` : 'no read phase ran';
+  if (!reads) {
     return [
-      { target: historyTarget, measured: why, state: 'not measured' },
-      { target: statsTarget, measured: why, state: 'not measured' },
+      { target: historyTarget, measured: 'no read phase ran', state: 'not measured' },
+      { target: statsTarget, measured: 'no read phase ran', state: 'not measured' },
     ];
   }
   const among = `among ${formatCount(reads.historyRecords)} records`;
-  const enough = reads.historyRecords >= 1_000_000;
-  const historyP95 = reads.historyP95Ms ?? Infinity;
+  const measured = (p95: number | null, requests: number, error: string | null): string =>
+    error ? `${requests} answered, then: ${error} (${among})` : `${formatMs(p95)} ms ${among} (${requests} requests)`;
+  // A request that failed or timed out counts as slow: the phase stops at the first failure.
+  const historyP95 = reads.historyError ? Infinity : (reads.historyP95Ms ?? Infinity);
+  const statsP95 = reads.statsError ? Infinity : (reads.statsP95Ms ?? Infinity);
   return [
     {
       target: historyTarget,
-      measured: `${formatMs(reads.historyP95Ms)} ms ${among} (${reads.historyRequests} requests)`,
+      measured: measured(reads.historyP95Ms, reads.historyRequests, reads.historyError),
       // Fast among fewer records proves nothing about 1e6; slow among fewer is already a miss.
-      state: historyP95 >= 100 ? 'not met' : enough ? 'met' : 'not measured',
+      state: historyP95 >= 100 ? 'not met' : reads.historyRecords >= 1_000_000 ? 'met' : 'not measured',
     },
     {
       target: statsTarget,
-      measured: `${formatMs(reads.statsP95Ms)} ms ${among} (${reads.statsRequests} requests)`,
-      state: (reads.statsP95Ms ?? Infinity) < 10 ? 'met' : 'not met',
+      measured: measured(reads.statsP95Ms, reads.statsRequests, reads.statsError),
+      state: statsP95 < 10 ? 'met' : 'not met',
     },
   ];
 }

@@ -48,6 +48,8 @@ export interface BenchResults {
     keys: number;
     workers: number[];
     naiveSample: number;
+    /** Jobs per write of each storage ceiling run. */
+    ceilingJobs: number[];
     batch: number;
     concurrency: number;
     latencySeconds: number;

@@ -4,7 +4,7 @@ import { readAllStats, run, type Mismatch } from '../load-test';
 import { databaseUri, dropDatabase, elapsedSeconds, errorText, loadOptions, log, percentile, type BenchContext } from './common';
 import { latencyPrefix, measureLatency, type LatencyResult } from './latency';
 import { BenchProcess, freePort, stopAll, waitForConsumers, waitForHttp } from './processes';
-import { deleteRunKeys, readRedisUsage, type RedisUsage } from './redis-usage';
+import { deleteRunKeys, readRedisUsage, RedisMemorySampler, type RedisUsage } from './redis-usage';
 
 export interface ReadsResult {
   key: string;
@@ -17,7 +17,9 @@ export interface ReadsResult {
   statsP95Ms: number | null;
   historyP50Ms: number | null;
   historyP95Ms: number | null;
-  error: string | null;
+  /** Why a kind stopped early (a failed or timed-out request), else null. */
+  statsError: string | null;
+  historyError: string | null;
 }
 
 export interface ServiceResult {
@@ -37,6 +39,8 @@ export interface ServiceResult {
   apiPeakRssBytes: number | null;
   workerPeakRssBytes: (number | null)[];
   redis: RedisUsage | null;
+  /** The whole server's used_memory before the run and at its highest during it (other users of Redis count too). */
+  redisUsedMemory: { beforeBytes: number; peakBytes: number } | null;
   /** Wall-clock seconds of each step of this run. */
   phases: Record<string, number>;
 }
@@ -53,9 +57,10 @@ export interface ServiceRunOptions {
 const START_TIMEOUT_MS = 60_000;
 const DRAIN_TIMEOUT_MS = 60_000;
 const HISTORY_LIMIT = 100;
-const READ_TIMEOUT_MS = 30_000;
+// One request that takes longer is recorded as a failure: its p95 is "over a minute".
+const READ_TIMEOUT_MS = 60_000;
 // The read phase stops asking after this long per kind (at least one request each): on FerretDB one history
-// page of a key among 1e6 records can take seconds, and 200 of them would blow the bench's time budget.
+// page of a key among 1e6 records can take many seconds, and 200 of them would blow the bench's time budget.
 const READS_SECONDS = { stats: 10, history: 30 };
 
 /** The service's variables for one run; the rest of the environment (JOB_CHUNK_SIZE, WORKER_CONCURRENCY, ...) passes through. */
@@ -106,51 +111,56 @@ async function countedUnder(ctx: BenchContext, url: string, prefix: string): Pro
   return new Map([...stats].map(([key, view]) => [key, view.count]));
 }
 
+/** Times `url` one request at a time until `requests` answered or `seconds` passed (at least one); stops at the first failure. */
+async function timeRequests(
+  url: string,
+  requests: number,
+  seconds: number,
+  check: (body: unknown) => void,
+): Promise<{ samples: number[]; error: string | null }> {
+  const samples: number[] = [];
+  const until = performance.now() + seconds * 1000;
+  try {
+    while (samples.length < requests && (samples.length === 0 || performance.now() < until)) {
+      const { ms, body } = await timeGet(url);
+      check(body);
+      samples.push(ms);
+    }
+    return { samples, error: null };
+  } catch (error) {
+    return { samples, error: errorText(error) };
+  }
+}
+
 /** One key's stats and its newest 100 history records, `requests` times each, one at a time, on the running API. */
 async function measureReads(ctx: BenchContext, url: string, requests: number): Promise<ReadsResult> {
   const key = `${ctx.prefix}/0`;
-  const result: ReadsResult = {
-    key,
-    historyRecords: 0,
-    statsRequests: 0,
-    historyRequests: 0,
-    statsP50Ms: null,
-    statsP95Ms: null,
-    historyP50Ms: null,
-    historyP95Ms: null,
-    error: null,
-  };
-  try {
-    // Everything this database holds: the run's points (all that were counted) and the latency phase's.
-    const main = await countedUnder(ctx, url, ctx.prefix);
-    const counts = [...main.values(), ...(await countedUnder(ctx, url, latencyPrefix(ctx))).values()];
-    result.historyRecords = counts.reduce((total, count) => total + count, 0);
-    const keyCount = main.get(key) ?? 0;
-    const stats: number[] = [];
-    const history: number[] = [];
-    const statsUrl = `${url}/api/data/stats/${encodeURIComponent(key)}`;
-    const historyUrl = `${url}/api/data/history?key=${encodeURIComponent(key)}&limit=${HISTORY_LIMIT}`;
-    const statsUntil = performance.now() + READS_SECONDS.stats * 1000;
-    while (stats.length < requests && (stats.length === 0 || performance.now() < statsUntil)) stats.push((await timeGet(statsUrl)).ms);
-    const historyUntil = performance.now() + READS_SECONDS.history * 1000;
-    while (history.length < requests && (history.length === 0 || performance.now() < historyUntil)) {
-      const { ms, body } = await timeGet(historyUrl);
+  // Everything this database holds: the run's points (all that were counted) and the latency phase's.
+  const main = await countedUnder(ctx, url, ctx.prefix);
+  const counts = [...main.values(), ...(await countedUnder(ctx, url, latencyPrefix(ctx))).values()];
+  const expectedItems = Math.min(HISTORY_LIMIT, main.get(key) ?? 0);
+  const stats = await timeRequests(`${url}/api/data/stats/${encodeURIComponent(key)}`, requests, READS_SECONDS.stats, () => undefined);
+  const history = await timeRequests(
+    `${url}/api/data/history?key=${encodeURIComponent(key)}&limit=${HISTORY_LIMIT}`,
+    requests,
+    READS_SECONDS.history,
+    (body) => {
       const items = typeof body === 'object' && body !== null && 'items' in body && Array.isArray(body.items) ? body.items.length : -1;
-      if (items !== Math.min(HISTORY_LIMIT, keyCount)) {
-        throw new Error(`history answered ${items} records where ${Math.min(HISTORY_LIMIT, keyCount)} were expected`);
-      }
-      history.push(ms);
-    }
-    result.statsRequests = stats.length;
-    result.historyRequests = history.length;
-    result.statsP50Ms = percentile(stats, 50);
-    result.statsP95Ms = percentile(stats, 95);
-    result.historyP50Ms = percentile(history, 50);
-    result.historyP95Ms = percentile(history, 95);
-  } catch (error) {
-    result.error = errorText(error);
-  }
-  return result;
+      if (items !== expectedItems) throw new Error(`history answered ${items} records where ${expectedItems} were expected`);
+    },
+  );
+  return {
+    key,
+    historyRecords: counts.reduce((total, count) => total + count, 0),
+    statsRequests: stats.samples.length,
+    historyRequests: history.samples.length,
+    statsP50Ms: percentile(stats.samples, 50),
+    statsP95Ms: percentile(stats.samples, 95),
+    historyP50Ms: percentile(history.samples, 50),
+    historyP95Ms: percentile(history.samples, 95),
+    statsError: stats.error,
+    historyError: history.error,
+  };
 }
 
 /**
@@ -180,6 +190,7 @@ export async function runService(ctx: BenchContext, size: number, options: Servi
     apiPeakRssBytes: null,
     workerPeakRssBytes: [],
     redis: null,
+    redisUsedMemory: null,
     phases,
   };
   const port = await freePort();
@@ -191,7 +202,9 @@ export async function runService(ctx: BenchContext, size: number, options: Servi
     phases[name] = elapsedSeconds(step);
     step = performance.now();
   };
+  const sampler = new RedisMemorySampler(ctx.redisUrl);
   try {
+    await sampler.start();
     const api = BenchProcess.start('api', ['dist/server.js'], env);
     processes.push(api);
     const workers = Array.from({ length: options.workers }, (_, index) =>
@@ -237,10 +250,12 @@ export async function runService(ctx: BenchContext, size: number, options: Servi
     result.apiPeakRssBytes = api.peakRssBytes();
     result.workerPeakRssBytes = workers.map((worker) => worker.peakRssBytes());
     result.redis = await readRedisUsage(ctx.redisUrl, queueName);
+    result.redisUsedMemory = sampler.stop();
   } catch (error) {
     result.error = errorText(error);
     result.exact = false;
   } finally {
+    sampler.stop();
     await stopAll(processes);
     await deleteRunKeys(ctx.redisUrl, queueName);
     await dropDatabase(ctx.mongoBase, dbName);
