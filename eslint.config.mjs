@@ -3,7 +3,7 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'coverage/', '.stack/', 'node_modules/', 'jest.config.js', 'eslint.config.mjs'] },
+  { ignores: ['dist/', 'coverage/', '.stack/', 'node_modules/', 'jest.config.js', 'jest.faults.config.js', 'eslint.config.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -25,7 +25,7 @@ type Log = (msg: string) => void;
 type ServiceName = 'redis' | 'mongod' | 'ferretdb';
 type Kind = 'redis' | 'mongo';
 
-type Probe =
+export type Probe =
   | { state: 'up' }
   | { state: 'down'; detail: string }
   // Something answers but is not ready yet (e.g. Redis loading its AOF).
@@ -130,7 +130,7 @@ function parseMongoUri(uri: string): { endpoint: Endpoint; notStartable?: string
   return { endpoint };
 }
 
-async function probeRedis(url: string, timeoutMs = 1000): Promise<Probe> {
+export async function probeRedis(url: string, timeoutMs = 1000): Promise<Probe> {
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
@@ -159,7 +159,7 @@ async function probeRedis(url: string, timeoutMs = 1000): Promise<Probe> {
   }
 }
 
-async function probeMongo(uri: string, timeoutMs = 1500): Promise<Probe> {
+export async function probeMongo(uri: string, timeoutMs = 1500): Promise<Probe> {
   let client: MongoClient;
   try {
     client = new MongoClient(uri, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs });
@@ -179,7 +179,7 @@ async function probeMongo(uri: string, timeoutMs = 1500): Promise<Probe> {
   }
 }
 
-function which(cmd: string): string | undefined {
+export function which(cmd: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, cmd);
@@ -559,7 +559,7 @@ function ferretdbCachePath(): string {
   return path.join(cache, 'realtime-data-service', `ferretdb-${FERRETDB_VERSION}`, 'ferretdb');
 }
 
-async function resolveFerretdb(log: Log): Promise<string | undefined> {
+export async function resolveFerretdb(log: Log): Promise<string | undefined> {
   const onPath = which('ferretdb');
   if (onPath) return onPath;
   const cached = ferretdbCachePath();

@@ -1,0 +1,128 @@
+import fs, { type WriteStream } from 'node:fs';
+import path from 'node:path';
+import { probeMongo, probeRedis, resolveFerretdb, which, type Probe } from '../../../scripts/stack';
+import { Child } from './child';
+
+const READY_TIMEOUT_MS = 30_000;
+
+async function waitUntilUp(name: string, probe: () => Promise<Probe>, child: Child): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (!child.running) throw new Error(`${name} exited before it answered (${JSON.stringify(child.exitStatus)})`);
+    const result = await probe();
+    if (result.state === 'up') return;
+    last = result.detail;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${name} did not answer within ${READY_TIMEOUT_MS} ms: ${last}`);
+}
+
+/**
+ * A back-end server of the suite's own (own port, own data directory), which a scenario can kill and start again
+ * on the same data.
+ */
+abstract class ServerProcess {
+  private child: Child | undefined;
+
+  protected constructor(
+    readonly name: string,
+    readonly port: number,
+    protected readonly dataDir: string,
+    private readonly log: WriteStream,
+  ) {}
+
+  protected abstract command(): Promise<{ bin: string; args: string[] }>;
+  protected abstract probe(): Promise<Probe>;
+
+  get running(): boolean {
+    return this.child?.running ?? false;
+  }
+
+  /** Starts the server on its data directory (kept across restarts) and waits until it answers. */
+  async start(): Promise<void> {
+    if (this.running) throw new Error(`${this.name} is already running`);
+    if ((await this.probe()).state === 'up') throw new Error(`something else already answers on port ${this.port}; stop it first`);
+    fs.mkdirSync(this.dataDir, { recursive: true });
+    const { bin, args } = await this.command();
+    this.child = await Child.spawn(this.name, bin, args, { log: this.log });
+    await waitUntilUp(this.name, () => this.probe(), this.child);
+  }
+
+  /** Kills the server (SIGKILL: a crash, nothing flushed on the way out) and waits until it is gone. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await this.child?.stop(signal);
+  }
+}
+
+/** redis-server with AOF and `appendfsync always`: every acknowledged write survives a kill. */
+export class RedisServer extends ServerProcess {
+  constructor(port: number, dataDir: string, log: WriteStream) {
+    super('redis', port, dataDir, log);
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  protected command(): Promise<{ bin: string; args: string[] }> {
+    const bin = which('redis-server');
+    if (!bin) throw new Error('redis-server is not on PATH');
+    const settings = {
+      port: String(this.port),
+      bind: '127.0.0.1',
+      daemonize: 'no',
+      appendonly: 'yes',
+      appendfsync: 'always',
+      save: '',
+      dir: this.dataDir,
+      'maxmemory-policy': 'noeviction',
+    };
+    return Promise.resolve({ bin, args: Object.entries(settings).flatMap(([key, value]) => [`--${key}`, value]) });
+  }
+
+  protected probe(): Promise<Probe> {
+    return probeRedis(this.url, 500);
+  }
+}
+
+/** FerretDB v1.24.2 on SQLite (built or reused by scripts/stack.ts), with its own data directory. */
+export class FerretServer extends ServerProcess {
+  constructor(port: number, dataDir: string, log: WriteStream) {
+    super('ferretdb', port, dataDir, log);
+  }
+
+  uri(database: string): string {
+    return `mongodb://127.0.0.1:${this.port}/${database}`;
+  }
+
+  protected async command(): Promise<{ bin: string; args: string[] }> {
+    const bin = await resolveFerretdb((message) => this.logLine(message));
+    if (!bin) throw new Error('neither ferretdb nor go (to build it) is on PATH');
+    const sqlite = path.join(this.dataDir, 'sqlite');
+    const state = path.join(this.dataDir, 'state');
+    fs.mkdirSync(sqlite, { recursive: true });
+    fs.mkdirSync(state, { recursive: true });
+    return {
+      bin,
+      args: [
+        '--handler=sqlite',
+        // FerretDB wants the directory to exist and the URL to end with '/'.
+        `--sqlite-url=file:${sqlite}/`,
+        `--listen-addr=127.0.0.1:${this.port}`,
+        '--telemetry=disable',
+        '--debug-addr=-',
+        '--log-level=warn',
+        `--state-dir=${state}`,
+      ],
+    };
+  }
+
+  protected probe(): Promise<Probe> {
+    return probeMongo(this.uri('admin'), 500);
+  }
+
+  private logLine(message: string): void {
+    process.stderr.write(`[faults] ${message}\n`);
+  }
+}
