@@ -163,10 +163,12 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
     {
       name: 'http and socket.io',
       run: async () => {
-        // Stop accepting, drop idle keep-alive connections, let in-flight requests finish.
+        // Stop accepting, drop idle keep-alive connections, let in-flight requests finish. A connection whose
+        // request finishes later turns idle too and is dropped within 100 ms, not after the 5 s keep-alive timeout.
         const closed = sockets.close();
         httpServer.closeIdleConnections();
-        await closed;
+        const dropIdle = setInterval(() => httpServer.closeIdleConnections(), 100);
+        await closed.finally(() => clearInterval(dropIdle));
       },
     },
     { name: 'queue', run: closeQueue },

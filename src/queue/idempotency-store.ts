@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 
 export interface StoredResponse {
@@ -18,7 +19,11 @@ export type IdempotencyState = { state: 'new' } | { state: 'in-flight' } | { sta
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 // A request that holds its key this long without finishing has died with its process.
 const IN_FLIGHT_TTL_SECONDS = 300;
-const IN_FLIGHT = '{"inFlight":true}';
+// A release that could not reach Redis (the request failed because Redis went down) is tried again this often.
+const RELEASE_RETRY_MS = 1000;
+// Deletes the key only while it holds this request's in-flight marker: never a stored response, never the marker
+// of a later request.
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 interface StoredRecord {
   inFlight?: boolean;
@@ -34,6 +39,9 @@ interface StoredRecord {
  * fingerprint.
  */
 export class IdempotencyStore {
+  /** The in-flight marker of each key this instance reserved and has not completed or released yet. */
+  private readonly markers = new Map<string, string>();
+
   constructor(
     private readonly redis: Redis,
     private readonly namespace: string,
@@ -46,8 +54,19 @@ export class IdempotencyStore {
   /** Reserves the key for this request, or tells what an earlier request with it got. */
   async begin(key: IdempotencyKey): Promise<IdempotencyState> {
     const redisKey = this.keyOf(key);
-    const reserved = await this.redis.set(redisKey, IN_FLIGHT, 'EX', IN_FLIGHT_TTL_SECONDS, 'NX');
-    if (reserved === 'OK') return { state: 'new' };
+    const marker = JSON.stringify({ inFlight: true, id: randomBytes(8).toString('hex') });
+    let reserved: string | null;
+    try {
+      reserved = await this.redis.set(redisKey, marker, 'EX', IN_FLIGHT_TTL_SECONDS, 'NX');
+    } catch (error) {
+      // Redis may have set the key before the connection broke: take it back once Redis answers again.
+      this.releaseLater(redisKey, marker, Date.now() + IN_FLIGHT_TTL_SECONDS * 1000);
+      throw error;
+    }
+    if (reserved === 'OK') {
+      this.markers.set(redisKey, marker);
+      return { state: 'new' };
+    }
     const stored = await this.redis.get(redisKey);
     if (stored === null) return this.begin(key);
     const parsed = JSON.parse(stored) as StoredRecord;
@@ -59,10 +78,39 @@ export class IdempotencyStore {
   async complete(key: IdempotencyKey, fingerprint: string, response: StoredResponse): Promise<void> {
     const record: StoredRecord = { fingerprint, ...response };
     await this.redis.set(this.keyOf(key), JSON.stringify(record), 'EX', IDEMPOTENCY_TTL_SECONDS);
+    this.markers.delete(this.keyOf(key));
   }
 
-  /** Frees the key after a request that was not accepted, so the client can retry with a fixed body. */
+  /**
+   * Frees the key after a request that was not accepted, so the client can retry (with a fixed body, or the same
+   * one after a 503). When Redis cannot be reached, which is why such a request failed, the release is tried again
+   * every second until Redis is back: otherwise the key stayed in flight, and every resend got 409, for 5 minutes
+   * after the outage (found by the fault suite, test/faults).
+   */
   async release(key: IdempotencyKey): Promise<void> {
-    await this.redis.del(this.keyOf(key));
+    const redisKey = this.keyOf(key);
+    const marker = this.markers.get(redisKey);
+    if (marker === undefined) return;
+    try {
+      await this.redis.eval(RELEASE, 1, redisKey, marker);
+      this.markers.delete(redisKey);
+    } catch (error) {
+      this.releaseLater(redisKey, marker, Date.now() + IN_FLIGHT_TTL_SECONDS * 1000);
+      throw error;
+    }
+  }
+
+  private releaseLater(redisKey: string, marker: string, giveUpAt: number): void {
+    const forget = (): void => {
+      if (this.markers.get(redisKey) === marker) this.markers.delete(redisKey);
+    };
+    const retry = setTimeout(() => {
+      this.redis.eval(RELEASE, 1, redisKey, marker).then(forget, () => {
+        if (Date.now() < giveUpAt) this.releaseLater(redisKey, marker, giveUpAt);
+        else forget();
+      });
+    }, RELEASE_RETRY_MS);
+    // Pending releases never keep a stopping process alive.
+    retry.unref();
   }
 }

@@ -32,7 +32,7 @@ return 1
 `;
 
 export interface KeyLockSettings {
-  /** A lock left by a worker that died frees itself after this; a live holder renews it every third of it. */
+  /** A lock left by a worker that died frees itself after this (the worker uses JOB_LOCK_MS); a live holder renews it every third of it. */
   ttlMs: number;
   /** How long a job waits for its keys before it fails (and Bull retries it). */
   waitMs: number;
