@@ -448,3 +448,37 @@ export const hostilePointArb: fc.Arbitrary<unknown> = fc
     { requiredKeys: [] },
   )
   .map(({ extra, ...fields }) => objectOf([...Object.entries(fields), ...(extra && extra[0] !== '' ? [extra] : [])]));
+
+/** Keys one subscribe call may hold (the schema's limit, independent of MAX_KEYS_PER_SOCKET). */
+export const MAX_KEYS_PER_CALL = 1000;
+
+/** The contract's subscription: `{"keys": [...], "jobs"?: boolean}`, nothing else; keys follow the point-key rules. */
+export function oracleAcceptsSubscription(payload: unknown): boolean {
+  if (!isPlainObject(payload)) return false;
+  if (Object.keys(payload).some((name) => name !== 'keys' && name !== 'jobs')) return false;
+  const { keys, jobs } = payload;
+  if (keys !== undefined && (!Array.isArray(keys) || keys.length > MAX_KEYS_PER_CALL || !keys.every(oracleKeyIsValid))) return false;
+  return jobs === undefined || typeof jobs === 'boolean';
+}
+
+const keyListArb = (keyArb: fc.Arbitrary<string>): fc.Arbitrary<unknown> =>
+  fc.oneof(
+    fc.array(keyArb, { maxLength: 20 }),
+    fc.array(fc.oneof(keyArb, hostileValueArb), { maxLength: 10 }),
+    fc.constantFrom(MAX_KEYS_PER_CALL, MAX_KEYS_PER_CALL + 1).map((count) => Array.from({ length: count }, (_, i) => `k${i}`)),
+    hostileValueArb,
+  );
+
+/** Payloads for `subscribe`/`unsubscribe`: valid ones over `keyArb`, broken ones, and anything hostile. */
+export const subscriptionPayloadArb = (keyArb: fc.Arbitrary<string>): fc.Arbitrary<unknown> =>
+  fc.oneof(
+    fc.record({ keys: keyListArb(keyArb), jobs: fc.oneof(fc.boolean(), hostileValueArb) }, { requiredKeys: [] }),
+    fc
+      .tuple(
+        fc.record({ keys: keyListArb(keyArb), jobs: fc.boolean() }, { requiredKeys: [] }),
+        fc.constantFrom('__proto__', 'constructor', '$where', 'key', 'Keys', 'prototype'),
+        hostileValueArb,
+      )
+      .map(([fields, name, value]) => objectOf([...Object.entries(fields), [name, value]])),
+    hostileValueArb,
+  );
