@@ -63,13 +63,13 @@ describe('limits at the edge, with small configured limits', () => {
 
   describe('MAX_BODY_BYTES', () => {
     it.each([
-      ['JSON', (bytes: number) => ingest(h, jsonArrayOfBytes(bytes, [{ key: 'edge/body-json', value: 1 }]), JSON_TYPE)],
+      ['plain JSON', (bytes: number) => ingest(h, jsonArrayOfBytes(bytes, [{ key: 'edge/body-json', value: 1 }]), JSON_TYPE)],
       [
         'gzip JSON (counted decompressed)',
         (bytes: number) =>
           ingest(h, gzipSync(jsonArrayOfBytes(bytes, [{ key: 'edge/body-gzip', value: 1 }])), { ...JSON_TYPE, 'content-encoding': 'gzip' }),
       ],
-      ['NDJSON', (bytes: number) => ingest(h, ndjsonOfBytes(bytes, [{ key: 'edge/body-ndjson', value: 1 }]), NDJSON_TYPE)],
+      ['plain NDJSON', (bytes: number) => ingest(h, ndjsonOfBytes(bytes, [{ key: 'edge/body-ndjson', value: 1 }]), NDJSON_TYPE)],
       [
         'gzip NDJSON (counted decompressed)',
         (bytes: number) =>

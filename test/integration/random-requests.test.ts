@@ -5,7 +5,7 @@ import { getJson, postJson, startHarness, waitForBatch, type Harness } from '../
 import { hostileValueArb, labelledItemArb, propertySeed, toJsonText } from '../support/hostile-input';
 
 const seed = propertySeed('random-requests');
-const REQUESTS = 2500;
+const REQUESTS = 2000;
 // Small, so that a random body crosses it now and then.
 const MAX_BODY_BYTES = 64 * 1024;
 const MAX_POINTS = 50;
