@@ -23,13 +23,15 @@ import { runService } from './service-run';
 
 // The least time a throughput phase gets, however little budget is left: below this a rate means nothing.
 const MIN_PHASE_SECONDS = 20;
-// Room kept for what follows a service run's throughput phase besides its latency phase: start, drain, teardown.
-const SERVICE_OVERHEAD_SECONDS = 15;
+// What a service run needs besides its throughput and latency phases (start, teardown; measured 2-4 s).
+const SERVICE_OVERHEAD_SECONDS = 5;
 // The read phase's own caps (10 s of stats, 30 s of history) and a margin.
 const READS_SECONDS = 45;
-// The latency phase waits up to 30 s for its own points to be counted after its requests.
-const LATENCY_TAIL_SECONDS = 20;
+// The latency phase waits for its own points to be counted after its requests (under a second when healthy).
+const LATENCY_TAIL_SECONDS = 5;
 const DOCS_SECONDS = 5;
+// A step's expected time is its size at the rate the same contender reached at the previous size, with this margin.
+const ESTIMATE_MARGIN = 1.15;
 // Service settings recorded with the results, when the service has them.
 const SERVICE_SETTINGS = ['JOB_CHUNK_SIZE', 'WORKER_CONCURRENCY', 'AGGREGATE_WRITE_BATCH', 'AGGREGATE_SHARDS', 'MAX_QUEUE_BACKLOG'];
 
@@ -60,16 +62,36 @@ function tailSeconds(step: Step, options: BenchOptions): number {
   return SERVICE_OVERHEAD_SECONDS + latency + (step.reads ? READS_SECONDS : 0);
 }
 
+/** Which contender a step or a run is, for estimating one from the other. */
+function contenderOf(item: Step | BenchRun): string {
+  const kind = 'kind' in item ? item.kind : item.contender;
+  if ('jobsPerWrite' in item) return `${kind}-${item.jobsPerWrite}`;
+  return 'workers' in item ? `${kind}-${item.workers}` : kind;
+}
+
+/** Seconds the step's throughput phase should take, from the same contender's rate at a smaller size; null when unknown. */
+function estimateSeconds(step: Step, runs: readonly BenchRun[]): number | null {
+  const earlier = runs.filter((run) => contenderOf(run) === contenderOf(step) && run.pointsPerSecond > 0).pop();
+  return earlier ? (step.size / earlier.pointsPerSecond) * ESTIMATE_MARGIN : null;
+}
+
 /**
- * When the step's throughput phase must stop: its own limit, or earlier so
- * that every later step still gets its minimum within the budget.
+ * When the step's throughput phase must stop. The budget left (after every
+ * step's latency and read phases) is shared by expected time: a step whose
+ * expected time is unknown (the first size) may take up to the phase limit,
+ * and when the later steps are expected to fit, the current one gets all the
+ * slack. When they do not, every step is cut in proportion, so each contender
+ * is measured on the same share of its points.
  */
-function deadlineFor(steps: readonly Step[], index: number, options: BenchOptions, budgetEnd: number): number {
+function deadlineFor(steps: readonly Step[], index: number, options: BenchOptions, budgetEnd: number, runs: readonly BenchRun[]): number {
   const step = steps[index] as Step;
-  let reserve = tailSeconds(step, options) + DOCS_SECONDS;
-  for (const later of steps.slice(index + 1)) reserve += MIN_PHASE_SECONDS + tailSeconds(later, options);
-  const left = (budgetEnd - performance.now()) / 1000 - reserve;
-  return performance.now() + Math.max(MIN_PHASE_SECONDS, Math.min(options.phaseTimeoutSeconds, left)) * 1000;
+  const later = steps.slice(index + 1);
+  const tails = [step, ...later].reduce((total, each) => total + tailSeconds(each, options), DOCS_SECONDS);
+  const left = (budgetEnd - performance.now()) / 1000 - tails;
+  const own = estimateSeconds(step, runs) ?? options.phaseTimeoutSeconds;
+  const others = later.reduce((total, each) => total + (estimateSeconds(each, runs) ?? MIN_PHASE_SECONDS), 0);
+  const share = Math.max((left * own) / (own + others), left - others);
+  return performance.now() + Math.max(MIN_PHASE_SECONDS, Math.min(options.phaseTimeoutSeconds, share)) * 1000;
 }
 
 /** By default one job per write (the plain ceiling) and as many as one worker runs at once (its group commit under load). */
@@ -134,7 +156,7 @@ async function runSteps(ctx: BenchContext, options: BenchOptions, budgetEnd: num
   const steps = planSteps(options, ceilingJobsOf(options, ctx.config));
   const runs: BenchRun[] = [];
   for (const [index, step] of steps.entries()) {
-    const deadline = deadlineFor(steps, index, options, budgetEnd);
+    const deadline = deadlineFor(steps, index, options, budgetEnd, runs);
     const limit = Math.round((deadline - performance.now()) / 1000);
     const started = performance.now();
     let name: string;
