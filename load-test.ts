@@ -390,7 +390,7 @@ function startProgress(render: () => string): (finalText: string) => void {
 }
 
 export const formatNumber = (n: number): string => Math.round(n).toLocaleString('en-US');
-const secondsSince = (start: number): number => (performance.now() - start) / 1000;
+export const secondsSince = (start: number): number => (performance.now() - start) / 1000;
 
 async function fetchJson(url: URL, apiKey: string | undefined, timeoutMs: number): Promise<unknown> {
   const response = await fetch(url, { headers: authorization(apiKey), signal: AbortSignal.timeout(timeoutMs) });

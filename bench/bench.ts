@@ -11,7 +11,8 @@ import { MongoClient } from 'mongodb';
 import { DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL, ensureStack } from '../scripts/stack';
 import { loadConfig, type Config } from '../src/config/config';
 import { runCeiling } from './ceiling';
-import { elapsedSeconds, errorText, log, newRunId, withoutDatabase, type BenchContext } from './common';
+import { describe, secondsSince } from '../load-test';
+import { log, newRunId, withoutDatabase, type BenchContext } from './common';
 import { writeDocs } from './docs';
 import { runNaive } from './naive-run';
 import { HELP, parseBenchOptions, UsageError, type BenchOptions } from './options';
@@ -184,9 +185,9 @@ async function runSteps(ctx: BenchContext, options: BenchOptions, budgetEnd: num
       for (const [phase, seconds] of Object.entries(result.phases)) phases.push({ name: `${name}: ${phase}`, seconds });
     }
     const run = runs[runs.length - 1] as BenchRun;
-    phases.push({ name, seconds: elapsedSeconds(started) });
+    phases.push({ name, seconds: secondsSince(started) });
     const detail = run.error ? `: ${run.error}` : run.mismatches.length > 0 ? `: ${firstMismatches(run.mismatches)}` : '';
-    log(`${name}: ${run.status}, ${Math.round(run.pointsPerSecond)} points/s end to end, ${elapsedSeconds(started).toFixed(1)} s${detail}`);
+    log(`${name}: ${run.status}, ${Math.round(run.pointsPerSecond)} points/s end to end, ${secondsSince(started).toFixed(1)} s${detail}`);
   }
   return runs;
 }
@@ -199,7 +200,7 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
   const timed = async <T>(name: string, work: () => T | Promise<T>): Promise<T> => {
     const phaseStart = performance.now();
     const value = await work();
-    phases.push({ name, seconds: elapsedSeconds(phaseStart) });
+    phases.push({ name, seconds: secondsSince(phaseStart) });
     return value;
   };
   const stack = await timed('Redis and the MongoDB-compatible server (started or reused)', () =>
@@ -259,7 +260,7 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
     },
     runs,
     phases,
-    totalSeconds: elapsedSeconds(started),
+    totalSeconds: secondsSince(started),
     status: overallStatus(runs),
   };
 }
@@ -311,7 +312,7 @@ main().then(
     process.exit(code);
   },
   (error: unknown) => {
-    process.stderr.write(`bench failed: ${errorText(error)}\n`);
+    process.stderr.write(`bench failed: ${describe(error)}\n`);
     process.exit(1);
   },
 );

@@ -1,5 +1,13 @@
 import type { CommandStartedEvent } from 'mongodb';
-import { compareTotals, expectedTotals, pointAt, type Mismatch, type StatsView as LoadStatsView } from '../load-test';
+import {
+  compareTotals,
+  describe,
+  expectedTotals,
+  pointAt,
+  secondsSince,
+  type Mismatch,
+  type StatsView as LoadStatsView,
+} from '../load-test';
 import { connectMongo } from '../src/composition';
 import { validatePoint, type Point } from '../src/domain/point-schema';
 import { chunk, groupByKey } from '../src/domain/stats';
@@ -10,7 +18,7 @@ import { AggregateRepository } from '../src/repositories/aggregate-repository';
 import { HistoryRepository } from '../src/repositories/history-repository';
 import { newBatchId } from '../src/services/ingest-service';
 import { GUARD_RETENTION, LanePool } from '../src/services/lane-pool';
-import { databaseUri, dropDatabase, elapsedSeconds, errorText, loadOptions, log, withUriOption, type BenchContext } from './common';
+import { databaseUri, dropDatabase, loadOptions, log, withUriOption, type BenchContext } from './common';
 
 const PROGRESS_MS = 5000;
 
@@ -133,7 +141,7 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
     const write = async (jobs: Job[]): Promise<void> => {
       const started = performance.now();
       result.historyInserted += await writer.write(jobs);
-      result.seconds += elapsedSeconds(started);
+      result.seconds += secondsSince(started);
       result.jobs += jobs.length;
       result.points += jobs.reduce((total, job) => total + job.points.length, 0);
     };
@@ -161,7 +169,7 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
       result.exact = result.mismatches.length === 0;
     }
   } catch (error) {
-    result.error = errorText(error);
+    result.error = describe(error);
   } finally {
     await connection.close().catch(() => undefined);
     await dropDatabase(ctx.mongoBase, dbName);

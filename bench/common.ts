@@ -53,19 +53,12 @@ export async function dropDatabase(base: string, name: string): Promise<void> {
   }
 }
 
-export const elapsedSeconds = (start: number): number => (performance.now() - start) / 1000;
-
 /** Nearest-rank percentile of unsorted samples; null when there are none. */
 export function percentile(samples: readonly number[], p: number): number | null {
   if (samples.length === 0) return null;
   const sorted = [...samples].sort((a, b) => a - b);
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] ?? null;
-}
-
-export function errorText(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  return error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message;
 }
 
 /** Only the fields every contender stores; the naive design keeps no timestamps that survive concurrency. */

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { contenderLabel, evaluateTargets, formatCount, markdownTable, sizeLabel } from './report';
+import { formatNumber } from '../load-test';
+import { contenderLabel, evaluateTargets, markdownTable, sizeLabel } from './report';
 import type { BenchResults, BenchRun, CeilingRun, ServiceRun } from './results-file';
 
 export const FINDINGS_START = '<!-- findings:start (written by hand; kept when npm run bench regenerates this file) -->';
@@ -30,7 +31,7 @@ function readsSection(results: BenchResults): string[] {
   const stopped = (error: string | null): string => (error ? ` (then a request failed: ${error})` : '');
   return [
     `Reads on the running API after the ${sizeLabel(run.size)} run with ${run.workers} worker(s), one request at a time, key \`${reads.key}\`, ` +
-      `${formatCount(reads.historyRecords)} records in the database (${results.store.label}):`,
+      `${formatNumber(reads.historyRecords)} records in the database (${results.store.label}):`,
     '',
     '| request | requests | p50 | p95 |',
     '| --- | --- | --- | --- |',
@@ -46,7 +47,7 @@ function redisSection(results: BenchResults): string[] {
   if (!last?.redis) return [];
   const rows = Object.entries(last.redis.byKind)
     .sort(([, a], [, b]) => b.bytes - a.bytes)
-    .map(([kind, { keys, bytes }]) => `| ${kind} | ${formatCount(keys)} | ${formatCount(bytes / 1024)} |`);
+    .map(([kind, { keys, bytes }]) => `| ${kind} | ${formatNumber(keys)} | ${formatNumber(bytes / 1024)} |`);
   return [
     `What the ${sizeLabel(last.size)} run with ${last.workers} worker(s) left in Redis (its own keys, \`MEMORY USAGE\`):`,
     '',
@@ -85,7 +86,7 @@ export function renderMarkdown(results: BenchResults, resultsPath: string, findi
     `- Machine: ${machine.cpu}, ${machine.cores} cores, ${(machine.memoryBytes / GIB).toFixed(0)} GiB RAM, ${machine.os}; Node ${machine.node}.`,
     `- Command: \`${results.command}\` (${seconds(results.totalSeconds)} in all, status ${results.status}).`,
     `- Data: ${settings.sizes.map(sizeLabel).join(' and ')} points over ${settings.keys} keys, integer values, so every total is known exactly; ` +
-      `${formatCount(settings.batch)} points per request, ${settings.concurrency} requests in flight, keep-alive.`,
+      `${formatNumber(settings.batch)} points per request, ${settings.concurrency} requests in flight, keep-alive.`,
     `- Service settings: ${service}.`,
     '',
     '## Results',
@@ -113,7 +114,7 @@ export function renderMarkdown(results: BenchResults, resultsPath: string, findi
     '## How it is measured',
     '',
     '- **Storage ceiling**: the same points, cut into the same jobs as the API cuts them (requests of ' +
-      `${formatCount(settings.batch)} points, JOB_CHUNK_SIZE chunks), written through the service's own repositories (key ` +
+      `${formatNumber(settings.batch)} points, JOB_CHUNK_SIZE chunks), written through the service's own repositories (key ` +
       'list, guarded aggregate update under a fresh lane sequence per job, history insert), one write after the other: no ' +
       'HTTP, queue, locks, claims, processed records or publishes, and no concurrency. The time of the writes only. ' +
       `Run with ${settings.ceilingJobs.join(' and ')} job(s) per write: one job at a time, and as many as one worker writes ` +
@@ -121,7 +122,7 @@ export function renderMarkdown(results: BenchResults, resultsPath: string, findi
       ceilingCommands(results),
     '- **Naive baseline** (`bench/naive/`): the original design, one Bull job per point; per job a Mongoose `findOneAndUpdate` ' +
       '`$inc` upsert, the average recomputed and saved, one history insert and one publish; concurrency 4. It cannot process ' +
-      `the full data in the time, so it runs on the first ${formatCount(settings.naiveSample)} points, once for all sizes, and ` +
+      `the full data in the time, so it runs on the first ${formatNumber(settings.naiveSample)} points, once for all sizes, and ` +
       'its count, sum, min and max must be exact for that sample.',
     '- **This service**: `npm run build`, then `node dist/server.js` and N × `node dist/worker.js` with a fresh database and ' +
       'queue, fed over HTTP by the load generator (`load-test.ts`) until every point is counted and every total checked. ' +
@@ -212,7 +213,7 @@ export function renderSvg(results: BenchResults): string {
     const value = (top / 5) * tick;
     parts.push(
       `<line x1="${margin.left}" x2="${width - margin.right}" y1="${y(value)}" y2="${y(value)}" stroke="#e5e5e5"/>`,
-      `<text x="${margin.left - 8}" y="${y(value) + 4}" text-anchor="end" fill="#555555">${formatCount(value)}</text>`,
+      `<text x="${margin.left - 8}" y="${y(value) + 4}" text-anchor="end" fill="#555555">${formatNumber(value)}</text>`,
     );
   }
   sizes.forEach((size, group) => {
@@ -227,7 +228,7 @@ export function renderSvg(results: BenchResults): string {
       const stroke = colorOf(name);
       parts.push(
         `<rect x="${x + 2}" y="${y(value)}" width="${barWidth - 4}" height="${Math.max(0, y(0) - y(value))}" fill="${fill}" stroke="${stroke}"/>`,
-        `<text x="${x + barWidth / 2}" y="${y(value) - 4}" text-anchor="middle">${formatCount(value)}${partial ? '*' : ''}</text>`,
+        `<text x="${x + barWidth / 2}" y="${y(value) - 4}" text-anchor="middle">${formatNumber(value)}${partial ? '*' : ''}</text>`,
       );
     });
     parts.push(

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { io, type Socket } from 'socket.io-client';
 import {
   compareTotals,
+  describe,
   sendRequest,
   totalsOf,
   waitUntilCounted,
@@ -12,7 +13,7 @@ import {
   type SendCounters,
 } from '../load-test';
 import type { ClientToServerEvents, ServerToClientEvents } from '../src/sockets/socket-events';
-import { errorText, loadOptions, log, percentile, type BenchContext } from './common';
+import { loadOptions, log, percentile, type BenchContext } from './common';
 
 type BenchSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -123,7 +124,7 @@ export async function measureLatency(ctx: BenchContext, url: string, pointsPerSe
     mismatches: [],
   };
   const note = (error: unknown): void => {
-    if (result.errors.length < MAX_ERRORS_KEPT) result.errors.push(errorText(error));
+    if (result.errors.length < MAX_ERRORS_KEPT) result.errors.push(describe(error));
   };
   const sockets = await Promise.all(Array.from({ length: SOCKETS }, () => connect(url)));
   const arrivals = new Map<string, (at: number) => void>();

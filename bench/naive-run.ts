@@ -1,17 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient } from 'mongodb';
-import { expectedTotals, sendAll, type Mismatch, type SendCounters } from '../load-test';
-import {
-  compareCore,
-  databaseUri,
-  dropDatabase,
-  elapsedSeconds,
-  errorText,
-  loadOptions,
-  log,
-  type BenchContext,
-  type CoreTotals,
-} from './common';
+import { describe, expectedTotals, secondsSince, sendAll, type Mismatch, type SendCounters } from '../load-test';
+import { compareCore, databaseUri, dropDatabase, loadOptions, log, type BenchContext, type CoreTotals } from './common';
 import { BenchProcess, freePort, stopAll, waitForConsumers, waitForHttp } from './processes';
 import { deleteRunKeys, readRedisUsage, type RedisUsage } from './redis-usage';
 
@@ -89,7 +79,7 @@ export async function runNaive(ctx: BenchContext, sample: number, deadline: numb
     const counters: SendCounters = { requests: 0, retries: 0, sentPoints: 0, acceptedPoints: 0 };
     const started = performance.now();
     await sendAll(options, ctx.baseTs, counters);
-    result.acceptedPointsPerSecond = counters.acceptedPoints / elapsedSeconds(started);
+    result.acceptedPointsPerSecond = counters.acceptedPoints / secondsSince(started);
     let stats = new Map<string, CoreTotals>();
     let lastLog = performance.now();
     for (;;) {
@@ -104,12 +94,12 @@ export async function runNaive(ctx: BenchContext, sample: number, deadline: numb
       if (performance.now() - lastLog > 5000) {
         lastLog = performance.now();
         log(
-          `naive: ${result.countedPoints}/${sample} points counted, ${Math.round(result.countedPoints / elapsedSeconds(started))} points/s`,
+          `naive: ${result.countedPoints}/${sample} points counted, ${Math.round(result.countedPoints / secondsSince(started))} points/s`,
         );
       }
       await sleep(POLL_MS);
     }
-    result.seconds = elapsedSeconds(started);
+    result.seconds = secondsSince(started);
     result.pointsPerSecond = result.countedPoints / result.seconds;
     if (!result.timedOut) {
       result.mismatches = compareCore(expectedTotals(options, ctx.baseTs), stats);
@@ -119,7 +109,7 @@ export async function runNaive(ctx: BenchContext, sample: number, deadline: numb
     result.workerPeakRssBytes = worker.peakRssBytes();
     result.redis = await readRedisUsage(ctx.redisUrl, queueName);
   } catch (error) {
-    result.error = errorText(error);
+    result.error = describe(error);
   } finally {
     await stopAll([api, worker]);
     await client.close();

@@ -4,7 +4,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Queue from 'bull';
-import { errorText } from './common';
+import { describe } from '../load-test';
 
 export const ROOT = path.resolve(__dirname, '..');
 
@@ -99,7 +99,7 @@ export async function waitForHttp(url: string, process: BenchProcess, timeoutMs:
       if (response.status === 200) return;
       last = `status ${response.status}`;
     } catch (error) {
-      last = errorText(error);
+      last = describe(error);
     }
     await sleep(200);
   }

@@ -1,36 +1,35 @@
+import { formatNumber } from '../load-test';
 import type { BenchResults, BenchRun, CeilingRun, ServiceRun } from './results-file';
 
 const MB = 1024 * 1024;
-
-export const formatCount = (n: number): string => Math.round(n).toLocaleString('en-US');
 const formatMb = (bytes: number | null | undefined): string =>
   bytes === null || bytes === undefined ? '?' : `${Math.round(bytes / MB)} MB`;
 const formatMs = (ms: number | null | undefined): string => {
   if (ms === null || ms === undefined) return '–';
-  return ms >= 100 ? formatCount(ms) : ms.toFixed(1);
+  return ms >= 100 ? formatNumber(ms) : ms.toFixed(1);
 };
 
 /** 100000 → "1e5" style labels for sizes that are powers of ten, else the number. */
 export function sizeLabel(size: number): string {
   const exponent = Math.log10(size);
-  return Number.isInteger(exponent) && exponent >= 3 ? `1e${exponent}` : formatCount(size);
+  return Number.isInteger(exponent) && exponent >= 3 ? `1e${exponent}` : formatNumber(size);
 }
 
 export function contenderLabel(run: BenchRun): string {
   if (run.contender === 'ceiling') return `storage ceiling, ${run.jobsPerWrite} job${run.jobsPerWrite === 1 ? '' : 's'} per write`;
-  if (run.contender === 'naive') return `naive baseline (first ${formatCount(run.points)} points)`;
+  if (run.contender === 'naive') return `naive baseline (first ${formatNumber(run.points)} points)`;
   return `this service, ${run.workers} worker${run.workers === 1 ? '' : 's'}`;
 }
 
 function countedText(run: BenchRun): string {
   const counted = run.contender === 'ceiling' ? run.points : run.countedPoints;
   const total = run.contender === 'naive' ? run.points : run.size;
-  return counted === total ? formatCount(total) : `${formatCount(counted)} of ${formatCount(total)}`;
+  return counted === total ? formatNumber(total) : `${formatNumber(counted)} of ${formatNumber(total)}`;
 }
 
 function rateText(run: BenchRun): string {
   if (run.pointsPerSecond <= 0) return '–';
-  return run.status === 'TIMEOUT' ? `${formatCount(run.pointsPerSecond)} (so far)` : formatCount(run.pointsPerSecond);
+  return run.status === 'TIMEOUT' ? `${formatNumber(run.pointsPerSecond)} (so far)` : formatNumber(run.pointsPerSecond);
 }
 
 function latencyText(run: BenchRun): string {
@@ -53,7 +52,7 @@ function redisText(run: BenchRun): string {
 }
 
 function acceptedText(run: BenchRun): string {
-  return run.contender === 'ceiling' ? '–' : formatCount(run.acceptedPointsPerSecond);
+  return run.contender === 'ceiling' ? '–' : formatNumber(run.acceptedPointsPerSecond);
 }
 
 export interface TableRow {
@@ -165,12 +164,12 @@ function ratioTargets(results: BenchResults): TargetRow[] {
       });
       continue;
     }
-    const serviceText = `${formatCount(service.pointsPerSecond)} points/s (${service.workers} worker${service.workers === 1 ? '' : 's'})`;
+    const serviceText = `${formatNumber(service.pointsPerSecond)} points/s (${service.workers} worker${service.workers === 1 ? '' : 's'})`;
     if (naive?.status === 'EXACT') {
       const ratio = service.pointsPerSecond / naive.pointsPerSecond;
       rows.push({
         target: `${label}: end to end ≥ 30× the naive baseline`,
-        measured: `${ratio.toFixed(1)}×: ${serviceText} vs ${formatCount(naive.pointsPerSecond)} points/s (naive, first ${formatCount(naive.points)} points)`,
+        measured: `${ratio.toFixed(1)}×: ${serviceText} vs ${formatNumber(naive.pointsPerSecond)} points/s (naive, first ${formatNumber(naive.points)} points)`,
         state: ratio >= 30 ? 'met' : 'not met',
       });
     } else {
@@ -184,13 +183,13 @@ function ratioTargets(results: BenchResults): TargetRow[] {
       const share = service.pointsPerSecond / ceiling.pointsPerSecond;
       rows.push({
         target: `${label}: end to end ≥ 50% of the storage ceiling`,
-        measured: `${Math.round(share * 100)}%: ${serviceText} vs ${formatCount(ceiling.pointsPerSecond)} points/s (${contenderLabel(ceiling)})`,
+        measured: `${Math.round(share * 100)}%: ${serviceText} vs ${formatNumber(ceiling.pointsPerSecond)} points/s (${contenderLabel(ceiling)})`,
         state: share >= 0.5 ? 'met' : 'not met',
       });
     } else {
       rows.push({
         target: `${label}: end to end ≥ 50% of the storage ceiling`,
-        measured: ceiling ? `ceiling ${ceiling.status}: ${formatCount(ceiling.pointsPerSecond)} points/s so far` : 'no ceiling run',
+        measured: ceiling ? `ceiling ${ceiling.status}: ${formatNumber(ceiling.pointsPerSecond)} points/s so far` : 'no ceiling run',
         state: 'not measured',
       });
     }
@@ -248,7 +247,7 @@ function scalingTargets(results: BenchResults): TargetRow[] {
     const ratio = b.pointsPerSecond / a.pointsPerSecond;
     throughput.push({
       state: Math.abs(1 - ratio) <= 0.2 ? 'met' : 'not met',
-      text: `${label}: ${formatCount(a.pointsPerSecond)} → ${formatCount(b.pointsPerSecond)} points/s (${Math.round((ratio - 1) * 100)}%)`,
+      text: `${label}: ${formatNumber(a.pointsPerSecond)} → ${formatNumber(b.pointsPerSecond)} points/s (${Math.round((ratio - 1) * 100)}%)`,
     });
     const peak = (run: ServiceRun): number => Math.max(run.apiPeakRssBytes ?? 0, ...run.workerPeakRssBytes.map((bytes) => bytes ?? 0));
     const apiFlat = (b.apiPeakRssBytes ?? Infinity) <= 1.2 * (a.apiPeakRssBytes ?? 0);
@@ -286,7 +285,7 @@ function readTargets(results: BenchResults): TargetRow[] {
       { target: statsTarget, measured: 'no read phase ran', state: 'not measured' },
     ];
   }
-  const among = `among ${formatCount(reads.historyRecords)} records`;
+  const among = `among ${formatNumber(reads.historyRecords)} records`;
   const measured = (p95: number | null, requests: number, error: string | null): string =>
     error ? `${requests} answered, then: ${error} (${among})` : `${formatMs(p95)} ms ${among} (${requests} requests)`;
   // A request that failed or timed out counts as slow: the phase stops at the first failure.

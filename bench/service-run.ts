@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import Queue from 'bull';
-import { readAllStats, run, type Mismatch } from '../load-test';
-import { databaseUri, dropDatabase, elapsedSeconds, errorText, loadOptions, log, percentile, type BenchContext } from './common';
+import { describe, readAllStats, run, secondsSince, type Mismatch } from '../load-test';
+import { databaseUri, dropDatabase, loadOptions, log, percentile, type BenchContext } from './common';
 import { latencyPrefix, measureLatency, type LatencyResult } from './latency';
 import { BenchProcess, freePort, stopAll, waitForConsumers, waitForHttp } from './processes';
 import { deleteRunKeys, readRedisUsage, RedisMemorySampler, type RedisUsage } from './redis-usage';
@@ -128,7 +128,7 @@ async function timeRequests(
     }
     return { samples, error: null };
   } catch (error) {
-    return { samples, error: errorText(error) };
+    return { samples, error: describe(error) };
   }
 }
 
@@ -199,7 +199,7 @@ export async function runService(ctx: BenchContext, size: number, options: Servi
   const processes: BenchProcess[] = [];
   let step = performance.now();
   const lap = (name: string): void => {
-    phases[name] = elapsedSeconds(step);
+    phases[name] = secondsSince(step);
     step = performance.now();
   };
   const sampler = new RedisMemorySampler(ctx.redisUrl);
@@ -218,7 +218,7 @@ export async function runService(ctx: BenchContext, size: number, options: Servi
     const timeoutSeconds = Math.max(1, Math.ceil((options.deadline - performance.now()) / 1000));
     const started = performance.now();
     const summary = await run(loadOptions(ctx, size, url, timeoutSeconds), ctx.baseTs);
-    result.seconds = summary.endToEndSeconds ?? elapsedSeconds(started);
+    result.seconds = summary.endToEndSeconds ?? secondsSince(started);
     result.countedPoints = summary.countedPoints;
     result.acceptedPointsPerSecond = summary.acceptedPointsPerSecond;
     result.pointsPerSecond = summary.countedPoints / result.seconds;
@@ -252,7 +252,7 @@ export async function runService(ctx: BenchContext, size: number, options: Servi
     result.redis = await readRedisUsage(ctx.redisUrl, queueName);
     result.redisUsedMemory = sampler.stop();
   } catch (error) {
-    result.error = errorText(error);
+    result.error = describe(error);
     result.exact = false;
   } finally {
     sampler.stop();
