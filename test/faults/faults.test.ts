@@ -23,7 +23,7 @@ describe('fault injection: no loss after 202, no double counting', () => {
   /** Tests whose every assertion held. */
   let passed = 0;
   const started = Date.now();
-  let lab: Lab;
+  let lab: Lab | undefined;
   let outsideWindow: WindowResult['outside'] | undefined;
 
   beforeAll(async () => {
@@ -31,7 +31,7 @@ describe('fault injection: no loss after 202, no double counting', () => {
   }, 180_000);
 
   afterAll(async () => {
-    await lab.close();
+    await lab?.close();
     if (rows.length === 0) return;
     const table = formatTable(rows);
     const notes = rows.map((row) => `- ${row.scenario}: ${row.notes}`).join('\n');
@@ -50,6 +50,7 @@ describe('fault injection: no loss after 202, no double counting', () => {
 
   /** Runs a scenario in a queue and database of its own, records its row, and closes its processes whatever happens. */
   async function run(id: string, scenario: (s: Scenario) => Promise<ScenarioResult>): Promise<ScenarioResult> {
+    if (!lab) throw new Error('the Redis and FerretDB of the suite did not start');
     const opened = await lab.scenario(id);
     try {
       const result = await scenario(opened);

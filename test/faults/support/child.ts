@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { WriteStream } from 'node:fs';
+import fs, { type WriteStream } from 'node:fs';
 import readline from 'node:readline';
 
 export interface ExitStatus {
@@ -12,6 +12,8 @@ export interface ChildOptions {
   cwd?: string;
   /** Every line of stdout and stderr goes here, prefixed with the child's name. */
   log: WriteStream;
+  /** Where the pid is recorded, so a later run can stop what a run that was itself killed left behind. */
+  pidFile: string;
 }
 
 /**
@@ -52,6 +54,7 @@ export class Child {
       child.once('spawn', resolve);
       child.once('error', reject);
     });
+    fs.appendFileSync(options.pidFile, `${child.pid ?? ''} ${bin}\n`);
     const owned = new Child(name, child, options.log);
     owned.write(`started: ${bin} ${args.join(' ')} (pid ${child.pid ?? '?'})`);
     return owned;
@@ -110,4 +113,31 @@ export class Child {
   private write(line: string): void {
     this.log.write(`${new Date().toISOString()} [${this.name}] ${line}\n`);
   }
+}
+
+/**
+ * SIGKILLs the processes an earlier run recorded in `pidFile` that still run the binary it started (a run that
+ * was itself killed, so its afterAll never ran). A pid now used by another program is left alone.
+ */
+export function killLeftovers(pidFile: string): number {
+  let lines: string[];
+  try {
+    lines = fs.readFileSync(pidFile, 'utf8').split('\n');
+  } catch {
+    return 0;
+  }
+  let killed = 0;
+  for (const line of lines) {
+    const [pidText = '', bin = ''] = line.split(' ');
+    const pid = Number(pidText);
+    if (!Number.isInteger(pid) || pid <= 0 || !bin) continue;
+    try {
+      if (!fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(bin)) continue;
+      process.kill(pid, 'SIGKILL');
+      killed += 1;
+    } catch {
+      // Gone already (or no /proc): nothing to stop.
+    }
+  }
+  return killed;
 }

@@ -3,12 +3,14 @@ import net from 'node:net';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
-import { Child } from './child';
+import { Child, killLeftovers } from './child';
 import { FerretServer, RedisServer } from './servers';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 /** Data and logs of the suite's own Redis and FerretDB, and one log per scenario; wiped at the start of each run. */
 export const FAULTS_DIR = path.join(ROOT, '.stack', 'faults');
+/** Every process the suite starts, one `<pid> <binary>` a line. */
+const PID_FILE = path.join(FAULTS_DIR, 'pids');
 const REDIS_PORT = 6390;
 const FERRETDB_PORT = 27030;
 
@@ -67,11 +69,13 @@ export class Lab {
   ) {}
 
   static async start(): Promise<Lab> {
+    const leftovers = killLeftovers(PID_FILE);
+    if (leftovers > 0) process.stderr.write(`[faults] stopped ${leftovers} processes an interrupted run left behind\n`);
     fs.rmSync(FAULTS_DIR, { recursive: true, force: true });
     const log = openLog(path.join(FAULTS_DIR, 'servers.log'));
     const lab = new Lab(
-      new RedisServer(REDIS_PORT, path.join(FAULTS_DIR, `redis-${REDIS_PORT}`), log),
-      new FerretServer(FERRETDB_PORT, path.join(FAULTS_DIR, `ferretdb-${FERRETDB_PORT}`), log),
+      new RedisServer(REDIS_PORT, path.join(FAULTS_DIR, `redis-${REDIS_PORT}`), log, PID_FILE),
+      new FerretServer(FERRETDB_PORT, path.join(FAULTS_DIR, `ferretdb-${FERRETDB_PORT}`), log, PID_FILE),
       log,
     );
     try {
@@ -221,6 +225,7 @@ export class Scenario {
       cwd: ROOT,
       env: this.env(extra),
       log: this.log,
+      pidFile: PID_FILE,
     });
     this.children.add(child);
     void child.exited.then(() => this.children.delete(child));

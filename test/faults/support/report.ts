@@ -104,9 +104,9 @@ Settings of every API and worker: ${settings}; everything else is the default (1
 
 \`\`\`bash
 npm ci
-npm run test:faults                                   # builds, starts its own Redis and FerretDB, ~${Math.ceil(input.durationMs / 60_000)} min
-npm run test:faults -- -t 'Redis'                     # one scenario (this file is rewritten only by a full run)
-FAULTS_SEED=${input.seed} npm run test:faults         # the same kill times as this run
+npm run test:faults                            # builds, starts its own Redis and FerretDB; about ${Math.ceil(input.durationMs / 60_000)} min here
+npm run test:faults -- -t 'Redis'              # one scenario (only a full, green run rewrites this file)
+FAULTS_SEED=${String(input.seed).padEnd(6)} npm run test:faults         # the kill times of this run
 \`\`\`
 
 Logs of every process, per scenario: \`.stack/faults/logs/<scenario>.log\`.
@@ -123,13 +123,31 @@ ${notes}
 
 ## Where the promise ends
 
-A job is never counted twice if it runs again **within 24 hours** of its first run (README, "The window"). 5b
-shows the inside of that edge. Run 31 h later instead, after newer jobs updated the same keys, the interrupted
-jobs counted again exactly what they had written before they died (this case is asserted too, as the boundary): ${input.outsideWindow.countedTwice.toLocaleString('en-US')} points counted twice
-(expected ${input.outsideWindow.writtenBeforeDying.toLocaleString('en-US')}), none lost. Bull re-runs a stalled job
-within \`JOB_LOCK_MS + JOB_STALLED_INTERVAL_MS\` (1 min by default) and the last retry comes about 8.5 min after the
-first attempt, far inside the window; only a job held back for more than a day (Redis restored from an old backup,
-a queue paused for a day) can reach the edge.
+A job is never counted twice if it runs again **within 24 hours** of its first run (README, "The window"); 5b is
+the inside of that edge. The same interrupted jobs run again 31 h later instead, after newer jobs updated the same
+keys, count again exactly what they had written before they died. The suite asserts that boundary too; this run:
+${input.outsideWindow.countedTwice.toLocaleString('en-US')} points counted twice (expected ${input.outsideWindow.writtenBeforeDying.toLocaleString('en-US')}), none lost.
+
+Bull re-runs a stalled job within \`JOB_LOCK_MS + JOB_STALLED_INTERVAL_MS\` (1 min by default), and the last retry
+of a job comes about 8.5 min after its first attempt: far inside the window. Only a job held back for more than a
+day (Redis restored from an old backup, a queue paused for a day) can reach the edge.
+
+## What the suite changed
+
+Faults the first runs exposed, fixed in the service:
+
+- A killed worker's key locks (which serialize FerretDB's non-atomic updates) lived 30 s whatever
+  \`JOB_LOCK_MS\` was: after each kill every job touching the same keys waited up to 30 s. They now last
+  \`JOB_LOCK_MS\`, like the job locks.
+- A request cut by a Redis outage could not release its \`Idempotency-Key\`: the client's resend got \`409\` for
+  5 minutes after Redis was back. The API now retries the release every second until Redis answers, deleting only
+  its own in-flight marker (never a stored response or a later request's marker).
+- The stopping API waited for keep-alive connections that turned idle after its \`close()\` (5 s keep-alive
+  timeout); it now drops them as they turn idle.
+- A worker knew a job by its Bull id and read "already processed?" in parallel with taking its claim. A copy of a
+  job under another Bull id counted twice (5a runs such copies), and a run that finished between the two reads left
+  the next run a fresh claim. A job is now known by its payload (\`<batchId>:<chunk>\`), and it claims first, then
+  looks for the processed record.
 `;
   fs.writeFileSync(file, text);
 }

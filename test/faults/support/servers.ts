@@ -30,6 +30,7 @@ abstract class ServerProcess {
     readonly port: number,
     protected readonly dataDir: string,
     private readonly log: WriteStream,
+    private readonly pidFile: string,
   ) {}
 
   protected abstract command(): Promise<{ bin: string; args: string[] }>;
@@ -45,7 +46,7 @@ abstract class ServerProcess {
     if ((await this.probe()).state === 'up') throw new Error(`something else already answers on port ${this.port}; stop it first`);
     fs.mkdirSync(this.dataDir, { recursive: true });
     const { bin, args } = await this.command();
-    this.child = await Child.spawn(this.name, bin, args, { log: this.log });
+    this.child = await Child.spawn(this.name, bin, args, { log: this.log, pidFile: this.pidFile });
     await waitUntilUp(this.name, () => this.probe(), this.child);
   }
 
@@ -57,8 +58,8 @@ abstract class ServerProcess {
 
 /** redis-server with AOF and `appendfsync always`: every acknowledged write survives a kill. */
 export class RedisServer extends ServerProcess {
-  constructor(port: number, dataDir: string, log: WriteStream) {
-    super('redis', port, dataDir, log);
+  constructor(port: number, dataDir: string, log: WriteStream, pidFile: string) {
+    super('redis', port, dataDir, log, pidFile);
   }
 
   get url(): string {
@@ -88,8 +89,8 @@ export class RedisServer extends ServerProcess {
 
 /** FerretDB v1.24.2 on SQLite (built or reused by scripts/stack.ts), with its own data directory. */
 export class FerretServer extends ServerProcess {
-  constructor(port: number, dataDir: string, log: WriteStream) {
-    super('ferretdb', port, dataDir, log);
+  constructor(port: number, dataDir: string, log: WriteStream, pidFile: string) {
+    super('ferretdb', port, dataDir, log, pidFile);
   }
 
   uri(database: string): string {
