@@ -134,7 +134,7 @@ day (Redis restored from an old backup, a queue paused for a day) can reach the 
 
 ## What the suite changed
 
-Faults the first runs exposed, fixed in the service:
+Found while building the suite (the first three by failing runs, the last while writing 5a), fixed in the service:
 
 - A killed worker's key locks (which serialize FerretDB's non-atomic updates) lived 30 s whatever
   \`JOB_LOCK_MS\` was: after each kill every job touching the same keys waited up to 30 s. They now last
