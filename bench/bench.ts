@@ -288,7 +288,7 @@ async function main(): Promise<number> {
   if (options.report) {
     const file = path.resolve(options.report);
     const results = JSON.parse(fs.readFileSync(file, 'utf8')) as BenchResults;
-    const written = writeDocs(results, file, ROOT);
+    const written = await writeDocs(results, file, ROOT);
     printReport(results);
     process.stdout.write(`\nwrote ${path.relative(ROOT, written.markdown)} and ${path.relative(ROOT, written.svg)}\n`);
     return 0;
@@ -300,7 +300,7 @@ async function main(): Promise<number> {
   printReport(results);
   process.stdout.write(`\nresults: ${file}\n`);
   if (options.docs) {
-    const written = writeDocs(results, file, ROOT);
+    const written = await writeDocs(results, file, ROOT);
     process.stdout.write(`wrote ${path.relative(ROOT, written.markdown)} and ${path.relative(ROOT, written.svg)}\n`);
   }
   process.stdout.write(`status: ${results.status}\n`);

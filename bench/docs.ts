@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import * as prettier from 'prettier';
 import { formatNumber } from '../load-test';
 import { contenderLabel, evaluateTargets, markdownTable, sizeLabel } from './report';
 import type { BenchResults, BenchRun, CeilingRun, ServiceRun } from './results-file';
@@ -251,12 +252,13 @@ export function renderSvg(results: BenchResults): string {
   return `${parts.join('\n')}\n`;
 }
 
-/** Writes docs/BENCHMARKS.md (keeping its Findings) and docs/benchmarks.svg. */
-export function writeDocs(results: BenchResults, resultsPath: string, root: string): { markdown: string; svg: string } {
+/** Writes docs/BENCHMARKS.md (keeping its Findings, formatted as `npm run lint` checks it) and docs/benchmarks.svg. */
+export async function writeDocs(results: BenchResults, resultsPath: string, root: string): Promise<{ markdown: string; svg: string }> {
   const markdown = path.join(root, 'docs', 'BENCHMARKS.md');
   const svg = path.join(root, 'docs', 'benchmarks.svg');
   const relative = path.relative(root, resultsPath);
-  fs.writeFileSync(markdown, renderMarkdown(results, relative, readFindings(markdown)));
+  const text = renderMarkdown(results, relative, readFindings(markdown));
+  fs.writeFileSync(markdown, await prettier.format(text, { ...(await prettier.resolveConfig(markdown)), filepath: markdown }));
   fs.writeFileSync(svg, renderSvg(results));
   return { markdown, svg };
 }
