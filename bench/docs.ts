@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import * as prettier from 'prettier';
 import { formatNumber } from '../load-test';
 import { contenderLabel, evaluateTargets, markdownTable, sizeLabel } from './report';
 import type { BenchResults, BenchRun, CeilingRun, ServiceRun } from './results-file';
@@ -258,6 +257,8 @@ export async function writeDocs(results: BenchResults, resultsPath: string, root
   const svg = path.join(root, 'docs', 'benchmarks.svg');
   const relative = path.relative(root, resultsPath);
   const text = renderMarkdown(results, relative, readFindings(markdown));
+  // Loaded only here: Prettier's module starts a dynamic import when loaded, which Jest (the unit tests of this file) refuses.
+  const prettier = await import('prettier');
   fs.writeFileSync(markdown, await prettier.format(text, { ...(await prettier.resolveConfig(markdown)), filepath: markdown }));
   fs.writeFileSync(svg, renderSvg(results));
   return { markdown, svg };
