@@ -69,9 +69,10 @@ export class KeyLocks {
     let pause = 5;
     while ((await this.redis.eval(ACQUIRE, lockKeys.length, ...lockKeys, token, this.settings.ttlMs)) !== 1) {
       if (Date.now() > deadline) throw new KeyLockTimeoutError(`waited ${this.settings.waitMs} ms for the locks of ${keys.length} keys`);
-      // Jittered, growing pause: contenders spread out instead of retrying in lockstep.
+      // Jittered, growing pause (at most 40 ms: a shard lock is held for one group's updates, ~0.1 s): contenders
+      // spread out instead of retrying in lockstep, and a waiting worker starts soon after the lock is free.
       await new Promise((resolve) => setTimeout(resolve, pause + Math.random() * pause));
-      pause = Math.min(pause * 2, 100);
+      pause = Math.min(pause * 2, 20);
     }
     // Renewed while the work runs, so a slow write (a large FerretDB) never outlives its locks.
     const renewal = setInterval(() => {
