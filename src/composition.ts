@@ -59,7 +59,7 @@ export async function connectMongo(uri: string, logger: Logger, patient: boolean
 function repositories(models: Models, config: Config) {
   return {
     aggregates: new AggregateRepository(models.aggregate, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH, config.AGGREGATE_SHARDS),
-    history: new HistoryRepository(models.dataPoint),
+    history: new HistoryRepository(models.dataPoint, config.HISTORY_QUERY_TIMEOUT_MS),
     processed: new ProcessedRecordRepository(models.processedRecord),
   };
 }

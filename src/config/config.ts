@@ -53,6 +53,8 @@ const configSchema = z.object({
   /** How often workers look for jobs whose lock expired and hand them to a live worker. */
   JOB_STALLED_INTERVAL_MS: whole(1000, 3_600_000).default(30_000),
   MAX_KEYS_PER_SOCKET: whole(1, 10_000).default(100),
+  /** A history page read that takes longer is stopped on the server and answered 503 QUERY_TIMEOUT. */
+  HISTORY_QUERY_TIMEOUT_MS: whole(1, 600_000).default(10_000),
   CORS_ORIGINS: csv,
   /** Keys that may ingest (and read); empty keeps ingest open. */
   INGEST_API_KEYS: csv,

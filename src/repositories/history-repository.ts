@@ -1,6 +1,7 @@
-import type { Collection, Filter } from 'mongodb';
+import { MongoServerError, type Collection, type Filter } from 'mongodb';
 import type { DataPointDocument, DataPointModel } from '../models/data-point-model';
 import type { Point } from '../domain/point-schema';
+import { AppError } from '../domain/errors';
 import { nativeCollection } from '../models';
 import { insertNew } from './mongo-errors';
 
@@ -47,10 +48,19 @@ function toRecord(doc: DataPointDocument): HistoryRecord {
   };
 }
 
+/** HISTORY_QUERY_TIMEOUT_MS's default. */
+export const DEFAULT_HISTORY_QUERY_TIMEOUT_MS = 10_000;
+// MongoDB's (and FerretDB's) code for a command stopped by maxTimeMS.
+const MAX_TIME_EXPIRED = 50;
+
 export class HistoryRepository {
   private readonly collection: Collection<DataPointDocument>;
 
-  constructor(model: DataPointModel) {
+  /** `queryTimeoutMs` bounds a page read on the server (`maxTimeMS`); on FerretDB every query reads the whole history. */
+  constructor(
+    model: DataPointModel,
+    private readonly queryTimeoutMs = DEFAULT_HISTORY_QUERY_TIMEOUT_MS,
+  ) {
     this.collection = nativeCollection(model);
   }
 
@@ -93,11 +103,23 @@ export class HistoryRepository {
       const t = new Date(query.after.t);
       filter.$or = [{ timestamp: { $lt: t } }, { timestamp: t, _id: { $lt: query.after.id } }];
     }
-    const docs = await this.collection
-      .find(filter)
-      .sort({ timestamp: -1, _id: -1 })
-      .limit(query.limit + 1)
-      .toArray();
+    let docs: DataPointDocument[];
+    try {
+      docs = await this.collection
+        .find(filter, { maxTimeMS: this.queryTimeoutMs })
+        .sort({ timestamp: -1, _id: -1 })
+        .limit(query.limit + 1)
+        .toArray();
+    } catch (error) {
+      if (error instanceof MongoServerError && error.code === MAX_TIME_EXPIRED) {
+        throw new AppError(
+          503,
+          'QUERY_TIMEOUT',
+          `The history query did not finish within ${this.queryTimeoutMs / 1000} s. Narrow it (key with from/to, or batchId); on FerretDB every history query reads all records.`,
+        );
+      }
+      throw error;
+    }
     const page = docs.slice(0, query.limit);
     const last = page[page.length - 1];
     return {
