@@ -19,7 +19,15 @@ import { HELP, parseBenchOptions, UsageError, type BenchOptions } from './option
 import { ROOT } from './processes';
 import { redisVersion } from './redis-usage';
 import { formatPhases, formatTable, formatTargets } from './report';
-import { firstMismatches, overallStatus, statusOf, type BenchResults, type BenchRun, type PhaseTiming } from './results-file';
+import {
+  firstMismatches,
+  naiveStatusOf,
+  overallStatus,
+  statusOf,
+  type BenchResults,
+  type BenchRun,
+  type PhaseTiming,
+} from './results-file';
 import { runService } from './service-run';
 
 // The least time a throughput phase gets, however little budget is left: below this a rate means nothing.
@@ -171,7 +179,7 @@ async function runSteps(ctx: BenchContext, options: BenchOptions, budgetEnd: num
       name = `naive baseline, first ${sample} points`;
       log(`${name} (limit ${limit} s)`);
       const result = await runNaive(ctx, sample, deadline);
-      runs.push({ contender: 'naive', size: step.size, ...result, status: statusOf(result) });
+      runs.push({ contender: 'naive', size: step.size, ...result, status: naiveStatusOf(result) });
     } else {
       name = `this service, ${step.size} points, ${step.workers} worker(s)`;
       log(`${name} (throughput limit ${limit} s)`);
@@ -270,7 +278,7 @@ function printReport(results: BenchResults): void {
   process.stdout.write(`\nPhase timings:\n${formatPhases(results)}\n${results.totalSeconds.toFixed(1).padStart(7)} s  in all\n`);
 }
 
-const EXIT_CODES = { EXACT: 0, INVALID: 1, TIMEOUT: 3 } as const;
+const EXIT_CODES = { EXACT: 0, INVALID: 1, TIMEOUT: 3, INEXACT: 0 } as const;
 
 async function main(): Promise<number> {
   let options: BenchOptions | null;

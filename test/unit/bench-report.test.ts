@@ -6,6 +6,7 @@ import { FINDINGS_END, FINDINGS_START, readFindings, renderMarkdown, renderSvg }
 import { parseBenchOptions, UsageError } from '../../bench/options';
 import { evaluateTargets, type TargetRow } from '../../bench/report';
 import {
+  naiveStatusOf,
   overallStatus,
   statusOf,
   type BenchResults,
@@ -49,6 +50,7 @@ function naive(pointsPerSecond: number): NaiveRun {
     workerPeakRssBytes: 100 * MB,
     redis: null,
     exact: true,
+    settled: true,
     timedOut: false,
     error: null,
     mismatches: [],
@@ -190,6 +192,19 @@ describe('bench figures', () => {
     expect(statusOf({ exact: false, timedOut: true, error: 'worker exited' })).toBe('INVALID');
     expect(overallStatus([service(1000, 1, 10, { status: 'TIMEOUT' }), ceiling(1000, 10)])).toBe('TIMEOUT');
     expect(overallStatus([service(1000, 1, 10, { status: 'TIMEOUT' }), { ...ceiling(1000, 10), status: 'INVALID' }])).toBe('INVALID');
+  });
+
+  it('when the naive baseline processed every point but lost counts, then it is INEXACT, its rate still compares, and the bench stays valid', () => {
+    const lossy = { exact: false, settled: true, timedOut: false, error: null };
+    expect(naiveStatusOf(lossy)).toBe('INEXACT');
+    expect(naiveStatusOf({ ...lossy, settled: false, timedOut: true })).toBe('TIMEOUT');
+    expect(naiveStatusOf({ ...lossy, error: 'worker exited' })).toBe('INVALID');
+    const inexact: NaiveRun = { ...naive(100), countedPoints: 4999, exact: false, status: 'INEXACT' };
+    expect(overallStatus([inexact, service(100_000, 1, 4000)])).toBe('EXACT');
+    const row = evaluateTargets(results([ceiling(100_000, 5000), inexact, service(100_000, 1, 4000)])).find((target) =>
+      target.target.includes('naive baseline'),
+    );
+    expect(row).toMatchObject({ state: 'met', measured: expect.stringContaining('it lost 1 count(s)') });
   });
 });
 
