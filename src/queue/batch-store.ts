@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 
 export type BatchStatus = 'receiving' | 'queued' | 'processing' | 'completed' | 'failed';
 
@@ -109,12 +109,13 @@ export class BatchStore {
   }
 
   async commit(batchId: string, fields: BatchFields): Promise<void> {
+    await this.commitIn(this.redis.multi(), batchId, fields).exec();
+  }
+
+  /** Adds the commit of a streamed batch to a transaction of the caller's (which also releases its jobs). */
+  commitIn(transaction: ChainableCommander, batchId: string, fields: BatchFields): ChainableCommander {
     const key = this.batchKey(batchId);
-    await this.redis
-      .multi()
-      .hset(key, { status: 'queued', ...fields })
-      .expire(key, BATCH_TTL_SECONDS)
-      .exec();
+    return transaction.hset(key, { status: 'queued', ...fields }).expire(key, BATCH_TTL_SECONDS);
   }
 
   async discard(batchId: string): Promise<void> {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Job } from 'bull';
+import type { ChainableCommander } from 'ioredis';
 import type { Logger } from 'pino';
 import { AppError } from '../domain/errors';
 import { jobIdOf, type JobPayload } from '../domain/job-payload';
@@ -19,6 +20,20 @@ const STREAM_HOLD_MS = 24 * 3600 * 1000;
 // The backlog check reads Redis at most this often per API instance.
 const BACKLOG_CACHE_MS = 250;
 const RETRY_AFTER_SECONDS = '5';
+
+/** What Bull keeps for its own Lua commands; `promote` is the script behind `Job#promote`. */
+interface BullInternals {
+  keys: Record<'delayed' | 'wait' | 'paused' | 'meta-paused' | 'priority', string>;
+  token: string;
+  toKey(type: string): string;
+}
+
+/** Queues Bull's own `promote` script for one delayed job (exactly the call `Job#promote` makes) in a transaction. */
+function promoteIn(transaction: ChainableCommander, queue: IngestQueue, jobId: string): void {
+  const bull = queue as unknown as BullInternals;
+  const keys = [bull.keys.delayed, bull.keys.wait, bull.keys.paused, bull.keys['meta-paused'], bull.keys.priority];
+  (transaction as unknown as { promote(args: string[]): ChainableCommander }).promote([...keys, bull.toKey(''), jobId, bull.token]);
+}
 
 /** Sortable by creation time, unguessable, short enough to prefix every history `_id`. */
 export function newBatchId(now: number): string {
@@ -121,16 +136,25 @@ export class StreamedBatch {
     this.jobs.push(await this.queue.add(payload, { jobId: jobIdOf(this.batchId, index), delay: STREAM_HOLD_MS }));
   }
 
-  /** Makes the batch visible and its jobs runnable; the 202 is sent after this. */
+  /**
+   * Makes the batch visible and its jobs runnable in one Redis transaction,
+   * so a Redis crash leaves both done or neither: a batch marked queued with
+   * chunks still held (or the reverse) would be counted although the client
+   * got a 503 and sends it again (found by the fault suite). The 202 is sent
+   * after this.
+   */
   async commit(): Promise<void> {
     await this.flush();
-    await this.batches.commit(this.batchId, {
+    const transaction = this.batches.commitIn(this.queue.client.multi(), this.batchId, {
       points: this.accepted,
       chunks: this.jobs.length,
       keys: this.keys.size,
       receivedAt: this.receivedAt,
     });
-    await Promise.all(this.jobs.map((job) => job.promote()));
+    for (const job of this.jobs) promoteIn(transaction, this.queue, String(job.id));
+    const results = await transaction.exec();
+    const failed = results?.find(([error]) => error !== null);
+    if (!results || failed) throw failed?.[0] ?? new Error('the commit transaction was discarded');
   }
 
   /** Drops whatever was stored; nothing of an aborted request is processed. */
