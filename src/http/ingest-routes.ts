@@ -8,7 +8,7 @@ import { AppError } from '../domain/errors';
 import { extractRawBatch, noValidPoint, partitionPoints } from '../domain/ingest-body';
 import { validatePoint, type Rejection } from '../domain/point-schema';
 import type { IdempotencyKey, IdempotencyStore } from '../queue/idempotency-store';
-import type { IngestService } from '../services/ingest-service';
+import { keyedBatchId, type IngestService } from '../services/ingest-service';
 import type { ApiMetrics } from '../metrics';
 import { callerOf } from './access';
 import { readNdjson } from './ndjson';
@@ -95,13 +95,21 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     return req.body;
   }
 
-  async function acceptJson(req: Request, res: Response, receivedAt: number, hash: Hash): Promise<IngestResponse> {
+  async function acceptJson(
+    req: Request,
+    res: Response,
+    receivedAt: number,
+    hash: Hash,
+    idempotencyKey: IdempotencyKey | undefined,
+  ): Promise<IngestResponse> {
     const batch = extractRawBatch(await readJson(req, res, hash));
     if (batch.items.length > deps.maxPointsPerRequest) throw tooManyPoints(deps.maxPointsPerRequest);
     const { points, rejected } = partitionPoints(batch, receivedAt);
     deps.metrics.rejected.inc(rejected.length);
     if (points.length === 0) throw noValidPoint(rejected);
-    const batchId = await deps.ingest.enqueue(points, receivedAt);
+    // With an Idempotency-Key, every attempt of the same body gets the same batch (see keyedBatchId).
+    const keyed = idempotencyKey && keyedBatchId(idempotencyKey.scope, idempotencyKey.key, hash.copy().digest('hex'));
+    const batchId = await deps.ingest.enqueue(points, receivedAt, keyed);
     return { batchId, accepted: points.length, rejected };
   }
 
@@ -190,7 +198,10 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     const hash = bodyHash(kind);
     try {
       await deps.ingest.assertBacklogBelowLimit();
-      const result = kind === 'application/json' ? await acceptJson(req, res, receivedAt, hash) : await acceptNdjson(req, receivedAt, hash);
+      const result =
+        kind === 'application/json'
+          ? await acceptJson(req, res, receivedAt, hash, idempotencyKey)
+          : await acceptNdjson(req, receivedAt, hash);
       if (idempotencyKey) await deps.idempotency.complete(idempotencyKey, hash.digest('hex'), { status: 202, body: result });
       deps.metrics.ingested.inc(result.accepted);
       req.log.info({ batchId: result.batchId, accepted: result.accepted, rejected: result.rejected.length }, 'batch accepted');

@@ -54,6 +54,14 @@ end
 return {status}
 `;
 
+// Creates a batch's hash only if it does not exist: a resend of a batch whose first attempt was stored keeps its progress.
+const CREATE_BATCH = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
+`;
+
 // Fails a batch once; a batch already completed or failed stays as it is.
 const FAIL_BATCH = `
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -89,13 +97,15 @@ export class BatchStore {
   }
 
   /** A batch whose points are all known (JSON bodies): queued at once. */
+  /** Creates a batch's status, unless an earlier attempt of the same request did (see keyedBatchId). */
   async create(batchId: string, fields: BatchFields): Promise<void> {
-    const key = this.batchKey(batchId);
-    await this.redis
-      .multi()
-      .hset(key, { status: 'queued', processedPoints: 0, doneChunks: 0, ...fields })
-      .expire(key, BATCH_TTL_SECONDS)
-      .exec();
+    await this.redis.eval(
+      CREATE_BATCH,
+      1,
+      this.batchKey(batchId),
+      BATCH_TTL_SECONDS,
+      ...Object.entries({ status: 'queued', processedPoints: 0, doneChunks: 0, ...fields }).flat(),
+    );
   }
 
   /** A streamed batch: its jobs wait (delayed) until `commit`, so an aborted stream enqueues nothing. */

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Job } from 'bull';
 import type { ChainableCommander } from 'ioredis';
 import type { Logger } from 'pino';
@@ -40,6 +40,17 @@ export function newBatchId(now: number): string {
   return `${now.toString(36)}${randomBytes(8).toString('hex')}`;
 }
 
+/**
+ * The batch id of a request sent with an Idempotency-Key: the same for every
+ * attempt with the same key, body and caller. If Redis dies after storing a
+ * batch but before answering, the API says 503 and the client sends it again;
+ * the resend then stores nothing new (same jobs, same batch), instead of a
+ * second copy of the points.
+ */
+export function keyedBatchId(scope: string, idempotencyKey: string, fingerprint: string): string {
+  return `k${createHash('sha256').update(`${scope}\n${idempotencyKey}\n${fingerprint}`).digest('hex').slice(0, 31)}`;
+}
+
 export const unavailable = (message: string): AppError =>
   new AppError(503, 'SERVICE_UNAVAILABLE', message, undefined, { 'Retry-After': RETRY_AFTER_SECONDS });
 
@@ -71,9 +82,12 @@ export class IngestService {
     }
   }
 
-  /** Enqueues a whole batch atomically (Bull's addBulk is one MULTI). */
-  async enqueue(points: readonly Point[], receivedAt: number): Promise<string> {
-    const batchId = newBatchId(receivedAt);
+  /**
+   * Enqueues a whole batch atomically (Bull's addBulk is one MULTI). With a
+   * `batchId` of an earlier attempt (see keyedBatchId), whatever that attempt
+   * stored stays as it is: its status is kept and Bull skips job ids it has.
+   */
+  async enqueue(points: readonly Point[], receivedAt: number, batchId = newBatchId(receivedAt)): Promise<string> {
     const chunks = chunk(points, this.settings.chunkSize);
     await this.batches.create(batchId, { points: points.length, chunks: chunks.length, keys: countKeys(points), receivedAt });
     try {

@@ -211,6 +211,31 @@ describe('API keys', () => {
       expect((await get(h.baseUrl, '/api/data/stats/idem%2Fin-flight', bearer(READ_KEY))).body).toMatchObject({ count: 3, sum: 6 });
     });
 
+    it('when a stored batch is sent again under its key after the answer was lost (a 503 freed the key), then it is the same batch and counts once', async () => {
+      const headers = { ...bearer(INGEST_KEY), 'idempotency-key': 'lost-answer-1' };
+      const first = await postJson(h.baseUrl, points('idem/lost-answer', 7, 8), headers);
+      expect(first.status).toBe(202);
+      await waitForBatch(h.baseUrl, first.body.batchId, 30_000, bearer(READ_KEY));
+      // What a Redis crash between storing the jobs and answering leaves: the jobs stored, the key released.
+      for (const key of await h.redis.keys(`${h.config.QUEUE_NAME}:idem:*:lost-answer-1`)) await h.redis.del(key);
+
+      const resent = await postJson(h.baseUrl, points('idem/lost-answer', 7, 8), headers);
+      expect(resent.status).toBe(202);
+      expect(resent.body.batchId).toBe(first.body.batchId);
+      const other = await postJson(h.baseUrl, points('idem/lost-answer', 7, 8), {
+        ...bearer(OTHER_INGEST_KEY),
+        'idempotency-key': 'lost-answer-1',
+      });
+      expect(other.body.batchId).not.toBe(first.body.batchId);
+      await waitForBatch(h.baseUrl, other.body.batchId, 30_000, bearer(READ_KEY));
+      expect(await waitForBatch(h.baseUrl, first.body.batchId, 30_000, bearer(READ_KEY))).toMatchObject({
+        status: 'completed',
+        processedPoints: 2,
+      });
+      // Once from the first attempt (its resend added nothing), once from the other API key.
+      expect((await get(h.baseUrl, '/api/data/stats/idem%2Flost-answer', bearer(READ_KEY))).body).toMatchObject({ count: 4, sum: 30 });
+    });
+
     it('when a key has been used, then it is remembered for 24 h and no longer', async () => {
       await postJson(h.baseUrl, points('idem/ttl', 1), { ...bearer(INGEST_KEY), 'idempotency-key': 'ttl-1' });
       const [stored] = await h.redis.keys(`${h.config.QUEUE_NAME}:idem:*:ttl-1`);
