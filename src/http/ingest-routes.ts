@@ -8,7 +8,7 @@ import { AppError } from '../domain/errors';
 import { extractRawBatch, noValidPoint, partitionPoints } from '../domain/ingest-body';
 import { validatePoint, type Rejection } from '../domain/point-schema';
 import type { IdempotencyKey, IdempotencyStore } from '../queue/idempotency-store';
-import { keyedBatchId, type IngestService } from '../services/ingest-service';
+import type { IngestService } from '../services/ingest-service';
 import type { ApiMetrics } from '../metrics';
 import { callerOf } from './access';
 import { readNdjson } from './ndjson';
@@ -107,8 +107,13 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     const { points, rejected } = partitionPoints(batch, receivedAt);
     deps.metrics.rejected.inc(rejected.length);
     if (points.length === 0) throw noValidPoint(rejected);
-    // With an Idempotency-Key, every attempt of the same body gets the same batch (see keyedBatchId).
-    const keyed = idempotencyKey && keyedBatchId(idempotencyKey.scope, idempotencyKey.key, hash.copy().digest('hex'));
+    // With an Idempotency-Key, every attempt of the same body gets the same batch (see batchIdFor).
+    const keyed =
+      idempotencyKey &&
+      (await deps.ingest.batchIdFor(
+        { scope: idempotencyKey.scope, key: idempotencyKey.key, fingerprint: hash.copy().digest('hex') },
+        receivedAt,
+      ));
     const batchId = await deps.ingest.enqueue(points, receivedAt, keyed);
     return { batchId, accepted: points.length, rejected };
   }

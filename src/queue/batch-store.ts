@@ -97,6 +97,10 @@ export class BatchStore {
   }
 
   /** A batch whose points are all known (JSON bodies): queued at once. */
+  async exists(batchId: string): Promise<boolean> {
+    return (await this.redis.exists(this.batchKey(batchId))) === 1;
+  }
+
   /** Creates a batch's status, unless an earlier attempt of the same request did (see keyedBatchId). */
   async create(batchId: string, fields: BatchFields): Promise<void> {
     await this.redis.eval(

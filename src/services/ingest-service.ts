@@ -40,15 +40,19 @@ export function newBatchId(now: number): string {
   return `${now.toString(36)}${randomBytes(8).toString('hex')}`;
 }
 
-/**
- * The batch id of a request sent with an Idempotency-Key: the same for every
- * attempt with the same key, body and caller. If Redis dies after storing a
- * batch but before answering, the API says 503 and the client sends it again;
- * the resend then stores nothing new (same jobs, same batch), instead of a
- * second copy of the points.
- */
-export function keyedBatchId(scope: string, idempotencyKey: string, fingerprint: string): string {
-  return `k${createHash('sha256').update(`${scope}\n${idempotencyKey}\n${fingerprint}`).digest('hex').slice(0, 31)}`;
+/** A request sent with an Idempotency-Key: who sent it, the key, and its body's fingerprint. */
+export interface KeyedRequest {
+  scope: string;
+  key: string;
+  fingerprint: string;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** The batch id of a keyed request in one UTC day (see IngestService.batchIdFor). */
+export function keyedBatchId(request: KeyedRequest, day: number): string {
+  const { scope, key, fingerprint } = request;
+  return `k${createHash('sha256').update(`${scope}\n${key}\n${fingerprint}\n${day}`).digest('hex').slice(0, 31)}`;
 }
 
 export const unavailable = (message: string): AppError =>
@@ -83,8 +87,23 @@ export class IngestService {
   }
 
   /**
-   * Enqueues a whole batch atomically (Bull's addBulk is one MULTI). With a
-   * `batchId` of an earlier attempt (see keyedBatchId), whatever that attempt
+   * The batch id of a request sent with an Idempotency-Key: the same for every
+   * attempt with the same key, body and caller within 24 h. If Redis dies after
+   * storing a batch but before answering, the API says 503 and the client sends
+   * it again; the resend then stores nothing new (same jobs, same batch) instead
+   * of a second copy of the points. The id is per UTC day, and yesterday's is
+   * reused while its batch still exists (kept 24 h), so the same key and body
+   * sent again after the contract's 24 h is a new batch.
+   */
+  async batchIdFor(request: KeyedRequest, receivedAt: number): Promise<string> {
+    const day = Math.floor(receivedAt / DAY_MS);
+    const yesterdays = keyedBatchId(request, day - 1);
+    return (await this.batches.exists(yesterdays)) ? yesterdays : keyedBatchId(request, day);
+  }
+
+  /**
+   * Enqueues a whole batch atomically (Bull's addBulk is one MULTI). With the
+   * `batchId` of an earlier attempt (see batchIdFor), whatever that attempt
    * stored stays as it is: its status is kept and Bull skips job ids it has.
    */
   async enqueue(points: readonly Point[], receivedAt: number, batchId = newBatchId(receivedAt)): Promise<string> {
