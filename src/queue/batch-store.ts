@@ -122,10 +122,6 @@ export class BatchStore {
       .exec();
   }
 
-  async commit(batchId: string, fields: BatchFields): Promise<void> {
-    await this.commitIn(this.redis.multi(), batchId, fields).exec();
-  }
-
   /** Adds the commit of a streamed batch to a transaction of the caller's (which also releases its jobs). */
   commitIn(transaction: ChainableCommander, batchId: string, fields: BatchFields): ChainableCommander {
     const key = this.batchKey(batchId);

@@ -187,7 +187,9 @@ export class AggregateRepository {
     const byShard = new Map<string, string[]>();
     for (const key of new Set(keys)) {
       const shard = this.shardId(shardOf(key, this.shards));
-      byShard.set(shard, [...(byShard.get(shard) ?? []), key]);
+      const shardKeys = byShard.get(shard);
+      if (shardKeys) shardKeys.push(key);
+      else byShard.set(shard, [key]);
     }
     const views = new Map<string, StatsView | null>();
     await Promise.all(
@@ -228,15 +230,14 @@ export class AggregateRepository {
   private byShard(jobs: readonly { deltas: readonly KeyDelta[]; guard: JobGuard }[]): ShardWrite[] {
     const shards = new Map<string, { deltas: Map<string, KeyDelta>; guards: JobGuard[] }>();
     for (const { deltas, guard } of jobs) {
-      for (const shard of this.shardsOf(deltas.map((delta) => delta.key))) {
-        const entry = shards.get(shard) ?? { deltas: new Map<string, KeyDelta>(), guards: [] };
-        entry.guards.push(guard);
-        shards.set(shard, entry);
-      }
       for (const delta of deltas) {
-        const entry = shards.get(this.shardId(shardOf(delta.key, this.shards)));
-        const current = entry?.deltas.get(delta.key);
-        entry?.deltas.set(delta.key, current ? mergeDeltas(current, delta) : delta);
+        const shard = this.shardId(shardOf(delta.key, this.shards));
+        const entry = shards.get(shard) ?? { deltas: new Map<string, KeyDelta>(), guards: [] };
+        // Jobs come one after the other: a job's guard is added once per shard it touches.
+        if (entry.guards[entry.guards.length - 1] !== guard) entry.guards.push(guard);
+        const current = entry.deltas.get(delta.key);
+        entry.deltas.set(delta.key, current ? mergeDeltas(current, delta) : delta);
+        shards.set(shard, entry);
       }
     }
     return [...shards].map(([shard, { deltas, guards }]) => ({ shard, deltas: [...deltas.values()], guards }));

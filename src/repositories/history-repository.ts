@@ -64,12 +64,7 @@ export class HistoryRepository {
     this.collection = nativeCollection(model);
   }
 
-  /** Inserts one record per point; records already there (a job run again) are left as they are. */
-  insertPoints(batchId: string, points: readonly Point[], receivedAt: Date, processedAt: Date): Promise<number> {
-    return this.insertJobs([{ batchId, points, receivedAt }], processedAt);
-  }
-
-  /** The points of several jobs in one unordered insert (see insertPoints). */
+  /** One record per point of several jobs, in one unordered insert; records already there (a job run again) stay as they are. */
   insertJobs(jobs: readonly { batchId: string; points: readonly Point[]; receivedAt: Date }[], processedAt: Date): Promise<number> {
     const documents = jobs.flatMap(({ batchId, points, receivedAt }) =>
       points.map((point) => {

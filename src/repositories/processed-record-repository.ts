@@ -15,11 +15,6 @@ export class ProcessedRecordRepository {
     return doc !== null;
   }
 
-  /** Records a finished job; a second record of the same job is a no-op. */
-  async record(doc: ProcessedRecordDocument): Promise<void> {
-    await this.recordAll([doc]);
-  }
-
   /** Records finished jobs in one unordered insert; records already there are no-ops. */
   async recordAll(docs: readonly ProcessedRecordDocument[]): Promise<void> {
     await insertNew(this.collection, docs);
