@@ -1,7 +1,7 @@
 import type { Child } from '../support/child';
 import { Checks, eventually, keyNames, takenOverJobs, waitMs, type Random, type ScenarioResult } from '../support/kit';
 import type { Scenario } from '../support/lab';
-import { Ledger, startLoad } from '../support/load';
+import { Ledger, startLoad, type LoadRun } from '../support/load';
 import { settle, verify } from '../support/verify';
 
 const SETTLE_TIMEOUT_MS = 150_000;
@@ -37,6 +37,28 @@ async function killsThatLeftJobsBehind(scenario: Scenario, activeAtKills: readon
 }
 
 /**
+ * Once the load is done: waits until every accepted point is counted, checks that all `kills` came while jobs
+ * waited and each left jobs that another run took over, and that the load got no unexpected answer. Returns how
+ * many jobs were taken over.
+ */
+async function settleAfterKills(
+  scenario: Scenario,
+  ledger: Ledger,
+  load: LoadRun,
+  checks: Checks,
+  activeAtKills: readonly string[][],
+  kills: number,
+): Promise<number> {
+  await settle(scenario, ledger, SETTLE_TIMEOUT_MS);
+  const takenOver = await takenOverJobs(scenario);
+  const midBatch = await killsThatLeftJobsBehind(scenario, activeAtKills);
+  checks.expect(activeAtKills.length === kills, `only ${activeAtKills.length} of ${kills} kills came while jobs were waiting`);
+  checks.expect(midBatch === activeAtKills.length, `only ${midBatch} of ${activeAtKills.length} kills left jobs that were taken over`);
+  checks.expect(load.unexpected.length === 0, `unexpected answers: ${load.unexpected.join('; ')}`);
+  return takenOver;
+}
+
+/**
  * 1. One worker is killed with SIGKILL mid-batch four times (and started again each time) while a second worker
  * keeps going. The jobs the killed worker held are taken over once their 4 s lock expires.
  */
@@ -58,12 +80,7 @@ export async function killOneWorkerRepeatedly(scenario: Scenario, random: Random
   }
   load.stop();
   await load.done;
-  await settle(scenario, ledger, SETTLE_TIMEOUT_MS);
-  const takenOver = await takenOverJobs(scenario);
-  const midBatch = await killsThatLeftJobsBehind(scenario, activeAtKills);
-  checks.expect(activeAtKills.length === kills, `only ${activeAtKills.length} of ${kills} kills came while jobs were waiting`);
-  checks.expect(midBatch === activeAtKills.length, `only ${midBatch} of ${activeAtKills.length} kills left jobs that were taken over`);
-  checks.expect(load.unexpected.length === 0, `unexpected answers: ${load.unexpected.join('; ')}`);
+  const takenOver = await settleAfterKills(scenario, ledger, load, checks, activeAtKills, kills);
   const verdict = await verify(
     scenario,
     ledger,
@@ -110,12 +127,7 @@ export async function killAndRestartAtRandom(scenario: Scenario, random: Random)
     if (!workers[slot]?.running) workers[slot] = await startWorker();
   }
   await load.done;
-  await settle(scenario, ledger, SETTLE_TIMEOUT_MS);
-  const takenOver = await takenOverJobs(scenario);
-  const midBatch = await killsThatLeftJobsBehind(scenario, activeAtKills);
-  checks.expect(activeAtKills.length === kills, `only ${activeAtKills.length} of ${kills} kills came while jobs were waiting`);
-  checks.expect(midBatch === activeAtKills.length, `only ${midBatch} of ${activeAtKills.length} kills left jobs that were taken over`);
-  checks.expect(load.unexpected.length === 0, `unexpected answers: ${load.unexpected.join('; ')}`);
+  const takenOver = await settleAfterKills(scenario, ledger, load, checks, activeAtKills, kills);
   const verdict = await verify(
     scenario,
     ledger,
