@@ -11,7 +11,7 @@ import type { IdempotencyKey, IdempotencyStore } from '../queue/idempotency-stor
 import type { IngestService } from '../services/ingest-service';
 import type { ApiMetrics } from '../metrics';
 import { callerOf } from './access';
-import { readNdjson } from './ndjson';
+import { bodyTooLarge, readNdjson } from './ndjson';
 
 export interface IngestRouteDeps {
   ingest: IngestService;
@@ -153,9 +153,7 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     let bytes = 0;
     for await (const chunk of hashedThrough(decodedBody(req), hash)) {
       bytes += (chunk as Buffer).length;
-      if (bytes > deps.maxBodyBytes) {
-        throw new AppError(413, 'BODY_TOO_LARGE', 'The request body is over the size limit; send fewer points per request.');
-      }
+      if (bytes > deps.maxBodyBytes) throw bodyTooLarge(deps.maxBodyBytes);
     }
     return hash.digest('hex');
   }

@@ -64,6 +64,11 @@ function parseLine(lineNumber: number, bytes: Buffer | undefined): NdjsonLine | 
  * (invalid UTF-8, not JSON, too long); blank lines are skipped but counted.
  * Throws a 413 AppError once more than `maxBytes` have been read.
  */
+/** The 413 of a streamed body past `maxBytes` (decompressed). */
+export function bodyTooLarge(maxBytes: number): AppError {
+  return new AppError(413, 'BODY_TOO_LARGE', `The request body is over ${maxBytes} bytes; split it into several requests.`);
+}
+
 export async function* readNdjson(stream: Readable, maxBytes: number): AsyncGenerator<NdjsonLine> {
   const pending = new LineBuffer();
   let lineNumber = 0;
@@ -71,8 +76,7 @@ export async function* readNdjson(stream: Readable, maxBytes: number): AsyncGene
   for await (const chunk of stream) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
     total += buffer.length;
-    if (total > maxBytes)
-      throw new AppError(413, 'BODY_TOO_LARGE', `The request body is over ${maxBytes} bytes; split it into several requests.`);
+    if (total > maxBytes) throw bodyTooLarge(maxBytes);
     let start = 0;
     for (let newline = buffer.indexOf(NEWLINE); newline !== -1; newline = buffer.indexOf(NEWLINE, start)) {
       pending.append(buffer.subarray(start, newline));
