@@ -26,6 +26,22 @@ export interface QueueSettings {
  */
 const MAX_STALLED_COUNT = 1000;
 
+/** Bull's processJob(job, notFetch): not typed in its declarations. */
+type ProcessJob = (this: IngestQueue, job: unknown, notFetch?: boolean) => Promise<unknown>;
+
+/**
+ * Makes a worker's queue fetch its next job with a call of its own instead of in the same script that marks a job
+ * completed. Bull 4 fetches the next job in that script, and when `close()` comes while the script runs, it drops
+ * the job it got back: the job stays in the active list, locked by nobody who works on it, until its lock runs out
+ * and another worker takes it over as stalled (BullMQ fixed the same race in taskforcesh/bullmq#3059). A fetch of its
+ * own is skipped once the queue closes, and a job it returns is processed and waited for by `close()`. It costs one
+ * Redis round trip per job.
+ */
+function fetchOnlyWhileOpen(queue: IngestQueue): void {
+  const processJob = (Queue.prototype as unknown as { processJob: ProcessJob }).processJob;
+  Object.assign(queue, { processJob: (job: unknown) => processJob.call(queue, job, true) });
+}
+
 export interface IngestQueueHandle {
   queue: IngestQueue;
   /** Stops the queue (a worker's active jobs finish first), then its Redis clients. */
@@ -63,6 +79,7 @@ export function createIngestQueue(settings: QueueSettings, role: 'api' | 'worker
     },
   });
   queue.on('error', (error: Error) => logger.warn({ err: error.message }, 'queue error'));
+  if (role === 'worker') fetchOnlyWhileOpen(queue);
   return {
     queue,
     close: async () => {
