@@ -56,7 +56,7 @@ export async function stopGracefully(scenario: Scenario): Promise<ScenarioResult
       {
         baseUrl: scenario.baseUrl,
         keys: keyNames('s6', 12),
-        points: 8000,
+        points: 16_000,
         firstValue: stop * 100_000,
         perRequest: 500,
         concurrency: 4,

@@ -7,10 +7,15 @@ import { settle, verify } from '../support/verify';
 const SETTLE_TIMEOUT_MS = 150_000;
 
 /**
- * Faster than the workers absorb it (about 15,000 points/s here with 12 keys), so a backlog waits at every kill;
- * the load stops once the kills are done, so how many points a run sends depends on the machine.
+ * As fast as the API takes it while fewer than 40 jobs (10,000 points) wait, so a backlog waits at every kill on any
+ * machine; the load stops once the kills are done, so how many points a run sends depends on the machine (`points`
+ * is only a cap).
  */
-const KILL_LOAD = { points: 160_000, firstValue: 1, perRequest: 500, concurrency: 4, pointsPerSecond: 20_000 } as const;
+function killLoad(scenario: Scenario, name: string, ledger: Ledger): LoadRun {
+  const backlog = { jobs: 40, waiting: async () => (await scenario.queueCounts()).waiting };
+  const options = { baseUrl: scenario.baseUrl, keys: keyNames(name, 12), requestPrefix: name, backlog };
+  return startLoad({ ...options, points: 2_000_000, firstValue: 1, perRequest: 500, concurrency: 4, pointsPerSecond: 100_000 }, ledger);
+}
 
 /**
  * Kills `worker` with SIGKILL while jobs wait in the queue (so every worker has its WORKER_CONCURRENCY slots full:
@@ -68,7 +73,7 @@ export async function killOneWorkerRepeatedly(scenario: Scenario, random: Random
   await scenario.startApi();
   await scenario.startWorker('worker-steady');
   let victim = await scenario.startWorker('worker-victim-1');
-  const load = startLoad({ ...KILL_LOAD, baseUrl: scenario.baseUrl, keys: keyNames('s1', 12), requestPrefix: 's1' }, ledger);
+  const load = killLoad(scenario, 's1', ledger);
   const kills = 4;
   const activeAtKills: string[][] = [];
   for (let kill = 1; kill <= kills; kill += 1) {
@@ -104,7 +109,7 @@ export async function killAndRestartAtRandom(scenario: Scenario, random: Random)
     return scenario.startWorker(`worker-${started}`);
   };
   const workers: (Child | undefined)[] = [await startWorker(), await startWorker(), await startWorker()];
-  const load = startLoad({ ...KILL_LOAD, baseUrl: scenario.baseUrl, keys: keyNames('s2', 12), requestPrefix: 's2' }, ledger);
+  const load = killLoad(scenario, 's2', ledger);
   const activeAtKills: string[][] = [];
   const kills = 6;
   while (activeAtKills.length < kills) {

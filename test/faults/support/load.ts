@@ -67,6 +67,11 @@ export interface LoadOptions {
   pointsPerSecond: number;
   /** Prefix of each request's Idempotency-Key (resends of a request carry the same key and the same bytes). */
   requestPrefix: string;
+  /**
+   * Pacing by the queue as well: no request starts while `waiting()` jobs or more wait. Keeps a backlog of about
+   * `jobs` whatever the workers absorb on this machine, so a fault always lands mid-batch and the drain stays short.
+   */
+  backlog?: { jobs: number; waiting: () => Promise<number> };
 }
 
 // The API says 5 s (503) or 1 s (409); a longer value would only slow the suite down.
@@ -74,6 +79,7 @@ const MAX_RETRY_AFTER_MS = 10_000;
 const ATTEMPT_TIMEOUT_MS = 30_000;
 // A request that is still not accepted after this long fails the scenario.
 const REQUEST_DEADLINE_MS = 90_000;
+const BACKLOG_POLL_MS = 50;
 
 /** A running load: every attempt is recorded, with its status and duration. */
 export class LoadRun {
@@ -121,10 +127,19 @@ export class LoadRun {
         next += 1;
         const due = started + (index * perRequest * 1000) / pointsPerSecond;
         if (due > Date.now()) await sleep(due - Date.now());
+        await this.whileBacklogFull();
         await this.send(index, this.pointsOf(index, requestCount));
       }
     };
     await Promise.all(Array.from({ length: concurrency }, lane));
+  }
+
+  /** Waits while the queue holds the backlog's number of jobs or more (and the load is not stopped). */
+  private async whileBacklogFull(): Promise<void> {
+    const { backlog } = this.options;
+    if (!backlog) return;
+    // A queue that cannot be read (Redis restarting) does not hold the load: the API answers for itself.
+    while (!this.stopped && (await backlog.waiting().catch(() => 0)) >= backlog.jobs) await sleep(BACKLOG_POLL_MS);
   }
 
   private pointsOf(index: number, requestCount: number): Point[] {
