@@ -33,7 +33,11 @@ function isAborted(error: unknown): boolean {
 
 function isUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  return UNAVAILABLE_ERRORS.has(error.name) || /Connection is closed|Stream isn't writeable|ECONNREFUSED/.test(error.message);
+  // ioredis: "Command aborted due to connection close" when a connection drops with part of a pipeline answered.
+  return (
+    UNAVAILABLE_ERRORS.has(error.name) ||
+    /Connection is closed|Stream isn't writeable|ECONNREFUSED|Command aborted due to connection close/.test(error.message)
+  );
 }
 
 /** Maps any error to the contract's error body. Unknown errors are logged once and answered generically. */

@@ -118,7 +118,18 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     return { batchId, accepted: points.length, rejected };
   }
 
-  async function acceptNdjson(req: Request, receivedAt: number, hash: Hash): Promise<IngestResponse> {
+  /**
+   * Streams the body into a batch. With an Idempotency-Key, the 202 is stored in the transaction that commits the
+   * batch: if Redis dies after that transaction ran but before it answered, the client's resend (same key, same
+   * body) gets the stored 202 back instead of making a second batch of the same points (its id is chosen before the
+   * body is read, so unlike a JSON batch's it cannot be derived from the body). test/integration/lost-answer.test.ts
+   */
+  async function acceptNdjson(
+    req: Request,
+    receivedAt: number,
+    hash: Hash,
+    idempotencyKey: IdempotencyKey | undefined,
+  ): Promise<IngestResponse> {
     const batch = await deps.ingest.openStream(receivedAt);
     const rejected: Rejection[] = [];
     try {
@@ -135,12 +146,20 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
       }
       deps.metrics.rejected.inc(rejected.length);
       if (batch.acceptedCount === 0) throw noValidPoint(rejected);
-      await batch.commit();
     } catch (error) {
       await batch.abort();
       throw error;
     }
-    return { batchId: batch.batchId, accepted: batch.acceptedCount, rejected };
+    const response: IngestResponse = { batchId: batch.batchId, accepted: batch.acceptedCount, rejected };
+    // Never undone once sent: when its answer is lost, the commit may have run. If it did, the batch is queued and a
+    // resend gets the stored 202; if not, its chunks stay held and are dropped as uncommitted after 24 h.
+    await batch.commit((transaction) => {
+      if (idempotencyKey) {
+        deps.idempotency.completeIn(transaction, idempotencyKey, hash.copy().digest('hex'), { status: 202, body: response });
+      }
+    });
+    if (idempotencyKey) deps.idempotency.completed(idempotencyKey);
+    return response;
   }
 
   /** Reads a replayed request's whole body (within the size limit) only to fingerprint it. */
@@ -201,11 +220,13 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     const hash = bodyHash(kind);
     try {
       await deps.ingest.assertBacklogBelowLimit();
-      const result =
-        kind === 'application/json'
-          ? await acceptJson(req, res, receivedAt, hash, idempotencyKey)
-          : await acceptNdjson(req, receivedAt, hash);
-      if (idempotencyKey) await deps.idempotency.complete(idempotencyKey, hash.digest('hex'), { status: 202, body: result });
+      let result: IngestResponse;
+      if (kind === 'application/json') {
+        result = await acceptJson(req, res, receivedAt, hash, idempotencyKey);
+        if (idempotencyKey) await deps.idempotency.complete(idempotencyKey, hash.digest('hex'), { status: 202, body: result });
+      } else {
+        result = await acceptNdjson(req, receivedAt, hash, idempotencyKey);
+      }
       deps.metrics.ingested.inc(result.accepted);
       req.log.info({ batchId: result.batchId, accepted: result.accepted, rejected: result.rejected.length }, 'batch accepted');
       res.status(202).json(result);

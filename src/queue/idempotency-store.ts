@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type Redis from 'ioredis';
+import type { ChainableCommander, default as Redis } from 'ioredis';
 
 export interface StoredResponse {
   status: number;
@@ -30,6 +30,11 @@ interface StoredRecord {
   fingerprint?: string;
   status?: number;
   body?: unknown;
+}
+
+function storedRecord(fingerprint: string, response: StoredResponse): string {
+  const record: StoredRecord = { fingerprint, ...response };
+  return JSON.stringify(record);
 }
 
 /**
@@ -76,8 +81,20 @@ export class IdempotencyStore {
 
   /** Stores the response for replays, with the fingerprint of the body that got it. */
   async complete(key: IdempotencyKey, fingerprint: string, response: StoredResponse): Promise<void> {
-    const record: StoredRecord = { fingerprint, ...response };
-    await this.redis.set(this.keyOf(key), JSON.stringify(record), 'EX', IDEMPOTENCY_TTL_SECONDS);
+    await this.redis.set(this.keyOf(key), storedRecord(fingerprint, response), 'EX', IDEMPOTENCY_TTL_SECONDS);
+    this.completed(key);
+  }
+
+  /**
+   * Queues what `complete` stores in a transaction of the caller's, so the response is stored in the same
+   * transaction as what it answers for; call `completed` once that transaction ran.
+   */
+  completeIn(transaction: ChainableCommander, key: IdempotencyKey, fingerprint: string, response: StoredResponse): ChainableCommander {
+    return transaction.set(this.keyOf(key), storedRecord(fingerprint, response), 'EX', IDEMPOTENCY_TTL_SECONDS);
+  }
+
+  /** Forgets the in-flight marker of a key whose response was stored by `completeIn`'s transaction. */
+  completed(key: IdempotencyKey): void {
     this.markers.delete(this.keyOf(key));
   }
 

@@ -173,10 +173,11 @@ export class StreamedBatch {
    * Makes the batch visible and its jobs runnable in one Redis transaction,
    * so a Redis crash leaves both done or neither: a batch marked queued with
    * chunks still held (or the reverse) would be counted although the client
-   * got a 503 and sends it again (found by the fault suite). The 202 is sent
-   * after this.
+   * got a 503 and sends it again (found by the fault suite). `alongside` adds
+   * commands of the caller's to the same transaction (the Idempotency-Key's
+   * stored response). The 202 is sent after this.
    */
-  async commit(): Promise<void> {
+  async commit(alongside: (transaction: ChainableCommander) => void = () => undefined): Promise<void> {
     await this.flush();
     const transaction = this.batches.commitIn(this.queue.client.multi(), this.batchId, {
       points: this.accepted,
@@ -185,6 +186,7 @@ export class StreamedBatch {
       receivedAt: this.receivedAt,
     });
     for (const job of this.jobs) promoteIn(transaction, this.queue, String(job.id));
+    alongside(transaction);
     const results = await transaction.exec();
     const failed = results?.find(([error]) => error !== null);
     if (!results || failed) throw failed?.[0] ?? new Error('the commit transaction was discarded');
