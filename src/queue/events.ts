@@ -1,7 +1,12 @@
 import { z } from 'zod';
 
-/** One message per job on `<QUEUE_NAME>:events`, published after the job's writes are durable. */
+/**
+ * Messages on `<QUEUE_NAME>:events`, two per job: `stats` once its statistics are stored (`keys` changed; the API
+ * sends `stats:update`), `done` once all its writes are (history too; `batchDone` when it was the batch's last job).
+ * A message without `stage` (from a worker of an earlier version) is `done` and may carry keys.
+ */
 export const jobEventSchema = z.object({
+  stage: z.enum(['stats', 'done']).default('done'),
   batchId: z.string(),
   jobId: z.string(),
   keys: z.array(z.string()),

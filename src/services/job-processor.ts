@@ -10,7 +10,7 @@ import type { BatchDone, BatchStore } from '../queue/batch-store';
 import type { JobEvent } from '../queue/events';
 import type { KeyLocks } from '../queue/key-locks';
 import { CLAIM_TTL_SECONDS, formatGuard, parseGuard, type LanePool } from './lane-pool';
-import { WriteCombiner } from './write-combiner';
+import { WriteCombiner, type JobWrites } from './write-combiner';
 
 /** A job that can never succeed (bad payload): fail it at once, do not retry. */
 export class PermanentJobError extends Error {
@@ -47,10 +47,11 @@ export interface JobProcessorDeps {
 const DEFAULT_MAX_GROUP_POINTS = 20_000;
 
 /**
- * Runs one job: aggregates (one bulkWrite), history (one unordered insert),
- * a processed record (all three shared with the other jobs running at the
- * same time, see write-combiner.ts), the batch's progress, then one pub/sub
- * message. Safe to run any number of times for the same job (see lane-pool.ts).
+ * Runs one job: aggregates (one bulkWrite), a pub/sub message that its
+ * keys changed, history (one unordered insert), a processed record (all
+ * shared with the other jobs running at the same time, see
+ * write-combiner.ts), the batch's progress, then a pub/sub message that the
+ * job is done. Safe to run any number of times for the same job (see lane-pool.ts).
  */
 export class JobProcessor {
   private readonly clock: () => number;
@@ -65,6 +66,7 @@ export class JobProcessor {
       locks: deps.locks,
       clock: this.clock,
       maxPoints: deps.maxGroupPoints ?? DEFAULT_MAX_GROUP_POINTS,
+      statsStored: (jobs) => this.publishStats(jobs),
     });
   }
 
@@ -89,7 +91,7 @@ export class JobProcessor {
         return { status: 'abandoned' };
       }
       if (done) {
-        await this.finish(job.id, payload, []);
+        await this.finish(job.id, payload);
         succeeded = true;
         return { status: 'already-processed' };
       }
@@ -115,7 +117,7 @@ export class JobProcessor {
           attempt: job.attempt,
         },
       });
-      await this.finish(job.id, payload, keys);
+      await this.finish(job.id, payload);
       succeeded = true;
       return {
         status: 'processed',
@@ -129,11 +131,43 @@ export class JobProcessor {
     }
   }
 
-  /** Marks the chunk done and tells the API instances; both are idempotent. */
-  private async finish(jobId: string, payload: JobPayload, keys: string[]): Promise<void> {
+  /**
+   * Tells the API instances which keys' statistics a group of jobs changed, as soon as they are stored (one
+   * `stage: 'stats'` message per job, in one round trip): `stats:update` does not wait for the history insert.
+   */
+  private async publishStats(jobs: readonly JobWrites[]): Promise<void> {
+    const now = this.clock();
+    const pipeline = this.deps.publisher.pipeline();
+    for (const job of jobs) {
+      const event: JobEvent = {
+        stage: 'stats',
+        batchId: job.batchId,
+        jobId: job.record._id,
+        keys: job.deltas.map((delta) => delta.key),
+        receivedAt: job.receivedAt.getTime(),
+        processedAt: now,
+        batchDone: null,
+      };
+      pipeline.publish(this.deps.channel, JSON.stringify(event));
+    }
+    const results = await pipeline.exec();
+    const failed = results?.find(([error]) => error !== null);
+    if (failed) throw failed[0] ?? new Error('could not publish stats updates');
+  }
+
+  /** Marks the chunk done (its history is written too) and tells the API instances; both are idempotent. */
+  private async finish(jobId: string, payload: JobPayload): Promise<void> {
     const now = this.clock();
     const batchDone = await this.deps.batches.finishJob(jobId, payload.batchId, payload.chunk, payload.points.length, now);
-    await this.publish({ batchId: payload.batchId, jobId, keys, receivedAt: payload.receivedAt, processedAt: now, batchDone });
+    await this.publish({
+      stage: 'done',
+      batchId: payload.batchId,
+      jobId,
+      keys: [],
+      receivedAt: payload.receivedAt,
+      processedAt: now,
+      batchDone,
+    });
   }
 
   /** Marks the batch of a job that failed for good, and tells the subscribers once. */
@@ -142,7 +176,7 @@ export class JobProcessor {
     if (!batchId) return null;
     const now = this.clock();
     const batchDone = await this.deps.batches.failBatch(batchId, reason, now);
-    if (batchDone) await this.publish({ batchId, jobId, keys: [], receivedAt: now, processedAt: now, batchDone });
+    if (batchDone) await this.publish({ stage: 'done', batchId, jobId, keys: [], receivedAt: now, processedAt: now, batchDone });
     return batchDone;
   }
 

@@ -28,6 +28,8 @@ export interface WriteCombinerDeps {
   clock: () => number;
   /** Most points written together; a single larger job is still written alone. */
   maxPoints: number;
+  /** Called once a group's statistics are stored, before its history is written. */
+  statsStored?: (jobs: readonly JobWrites[]) => Promise<void>;
 }
 
 interface Pending {
@@ -49,7 +51,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * Group commit for the jobs one worker runs at once. While one group is
  * being written, the jobs that finish their preparation queue up; the next
  * group writes them together: one guarded update per key for all of them
- * (see AggregateRepository.applyGroup), one history insert, one insert of
+ * (see AggregateRepository.applyGroup), then `statsStored` (the worker
+ * publishes the new statistics), one history insert, one insert of
  * processed records. The cost of a job's aggregate writes depends on its
  * number of keys, not its points, so under load a worker pays it once per
  * group instead of once per job. A job's promise settles when its group is
@@ -136,6 +139,8 @@ export class WriteCombiner {
     }
     // FerretDB loses concurrent updates of one document: one writer per shard at a time (see key-locks.ts).
     await this.deps.locks.withLocks(this.deps.aggregates.shardsOf(keys), () => this.deps.aggregates.applyGroup(jobs, now));
+    // Subscribers hear of the new statistics now, not after the history insert, which is most of a group's time.
+    await this.deps.statsStored?.(jobs);
     await this.deps.history.insertJobs(jobs, now);
     const recordedAt = this.deps.clock();
     await this.deps.processed.recordAll(jobs.map((job) => ({ ...job.record, durationMs: recordedAt - job.startedAt, processedAt: now })));

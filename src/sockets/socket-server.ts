@@ -225,7 +225,7 @@ function createRelay(
       deps.logger.warn('ignored a malformed job event');
       return;
     }
-    deps.metrics.jobLatency.observe(Math.max(0, event.processedAt - event.receivedAt) / 1000);
+    if (event.stage === 'done') deps.metrics.jobLatency.observe(Math.max(0, event.processedAt - event.receivedAt) / 1000);
     for (const key of event.keys) {
       if (io.sockets.adapter.rooms.has(keyRoom(key))) pending.set(key, event.batchId);
     }
