@@ -72,6 +72,7 @@ function queueSettings(config: Config): QueueSettings {
     backoffMs: config.JOB_BACKOFF_MS,
     lockMs: config.JOB_LOCK_MS,
     stalledIntervalMs: config.JOB_STALLED_INTERVAL_MS,
+    keepCompletedJobs: config.KEEP_COMPLETED_JOBS,
   };
 }
 

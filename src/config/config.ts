@@ -52,6 +52,11 @@ const configSchema = z.object({
   JOB_LOCK_MS: whole(1000, 3_600_000).default(30_000),
   /** How often workers look for jobs whose lock expired and hand them to a live worker. */
   JOB_STALLED_INTERVAL_MS: whole(1000, 3_600_000).default(30_000),
+  /**
+   * Completed jobs kept in Redis (for an hour at most) to look at, each with its points (~120 KB at 1000 points);
+   * exactly-once does not depend on them (see processedrecords).
+   */
+  KEEP_COMPLETED_JOBS: whole(0, 1_000_000).default(100),
   MAX_KEYS_PER_SOCKET: whole(1, 10_000).default(100),
   /** A history page read that takes longer is stopped on the server and answered 503 QUERY_TIMEOUT. */
   HISTORY_QUERY_TIMEOUT_MS: whole(1, 600_000).default(10_000),

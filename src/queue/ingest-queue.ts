@@ -14,6 +14,8 @@ export interface QueueSettings {
   /** JOB_LOCK_MS and JOB_STALLED_INTERVAL_MS. */
   lockMs: number;
   stalledIntervalMs: number;
+  /** KEEP_COMPLETED_JOBS. */
+  keepCompletedJobs: number;
 }
 
 /**
@@ -73,8 +75,9 @@ export function createIngestQueue(settings: QueueSettings, role: 'api' | 'worker
     defaultJobOptions: {
       attempts: settings.attempts,
       backoff: { type: 'exponential', delay: settings.backoffMs },
-      // Bounded: the last hour (at most 1000) of completed jobs, a week (at most 10000) of failed ones.
-      removeOnComplete: { age: 3600, count: 1000 },
+      // Bounded: the last hour (at most KEEP_COMPLETED_JOBS) of completed jobs, a week (at most 10000) of failed ones.
+      // A completed job still holds its points: 1000 of them were ~120 MB of Redis at JOB_CHUNK_SIZE 1000.
+      removeOnComplete: { age: 3600, count: settings.keepCompletedJobs },
       removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
     },
   });

@@ -13,7 +13,15 @@ function payload(chunk: number): JobPayload {
 describe('a worker queue that is closed while a job completes', () => {
   const name = `test-close-${randomBytes(4).toString('hex')}`;
   const logger = createLogger('silent', 'test');
-  const settings = { redisUrl: REDIS_URL, name, attempts: 3, backoffMs: 100, lockMs: 30_000, stalledIntervalMs: 30_000 };
+  const settings = {
+    redisUrl: REDIS_URL,
+    name,
+    attempts: 3,
+    backoffMs: 100,
+    lockMs: 30_000,
+    stalledIntervalMs: 30_000,
+    keepCompletedJobs: 100,
+  };
   let producer: IngestQueueHandle;
 
   beforeAll(() => {

@@ -24,6 +24,8 @@ export const FAULT_SETTINGS = {
   JOB_LOCK_MS: '4000',
   JOB_STALLED_INTERVAL_MS: '4000',
   SHUTDOWN_TIMEOUT_MS: '10000',
+  // Every completed job stays readable: the checks count the jobs that were taken over (their stalledCounter).
+  KEEP_COMPLETED_JOBS: '1000000',
 } as const;
 
 export interface QueueCounts {
