@@ -77,8 +77,8 @@ Settings of every API and worker: ${settings}; everything else is the default (1
 ## Scenarios
 
 1. **Worker killed mid-batch.** Two workers; one is killed with SIGKILL four times, each time while jobs wait
-   (so all its job slots are busy), and started again. The load runs faster than the workers absorb it and
-   stops after the last kill. Each kill must leave jobs behind that Bull hands to another run once their lock
+   (so all its job slots are busy), and started again. The load keeps about 40 jobs waiting whatever the workers
+   absorb, and stops after the last kill. Each kill must leave jobs behind that Bull hands to another run once their lock
    expires.
 2. **Workers killed at random.** Three workers on one queue; every 0.3-1 s one is killed with SIGKILL (never
    the last one, always while jobs wait) or a dead one is started again, so two or three run at any time; six
@@ -152,7 +152,12 @@ the service:
 - Redis killed while a JSON batch was being stored: the jobs were stored but the answer was lost, the API said
   \`503\`, and the client's resend under the same \`Idempotency-Key\` became a second batch (250 points counted
   twice, in one CI run of scenario 3). A batch sent with a key now gets an id derived from the caller, the key and
-  the body, so a resend finds the jobs already there; a streamed batch's commit is one Redis transaction.
+  the body, so a resend finds the jobs already there; a streamed batch's commit is one Redis transaction, which
+  also stores its \`202\` for the key (\`test/integration/lost-answer.test.ts\` loses that transaction's answer on
+  purpose).
+- A worker given SIGTERM left one job behind to be taken over (CI, scenario 6): Bull 4 fetches the next job in the
+  script that marks one completed and drops it when \`close()\` comes meanwhile. The worker now fetches each job with
+  a call of its own, which \`close()\` skips or waits for (\`test/integration/worker-close.test.ts\`).
 `;
   fs.writeFileSync(file, text);
 }
