@@ -153,12 +153,21 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     const response: IngestResponse = { batchId: batch.batchId, accepted: batch.acceptedCount, rejected };
     // Never undone once sent: when its answer is lost, the commit may have run. If it did, the batch is queued and a
     // resend gets the stored 202; if not, its chunks stay held and are dropped as uncommitted after 24 h.
-    await batch.commit((transaction) => {
-      if (idempotencyKey) {
-        deps.idempotency.completeIn(transaction, idempotencyKey, hash.copy().digest('hex'), { status: 202, body: response });
-      }
-    });
-    if (idempotencyKey) deps.idempotency.completed(idempotencyKey);
+    const committed = await batch.commit(
+      idempotencyKey && deps.idempotency.completion(idempotencyKey, hash.copy().digest('hex'), { status: 202, body: response }),
+    );
+    if (!idempotencyKey) return response;
+    deps.idempotency.completed(idempotencyKey);
+    if (!committed) {
+      // This request stalled past its key's lease (Redis out of reach): the key may belong to a resend by now.
+      throw new AppError(
+        409,
+        'IDEMPOTENCY_LEASE_EXPIRED',
+        'This request stalled until its hold on the Idempotency-Key expired, so nothing of it was stored; send it again.',
+        undefined,
+        { 'Retry-After': '1' },
+      );
+    }
     return response;
   }
 

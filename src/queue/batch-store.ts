@@ -22,6 +22,14 @@ export interface BatchDone {
   durationMs: number;
 }
 
+/** A compare-and-set done in the same step as a commit: `key` must hold `expected`, and then holds `value`. */
+export interface Swap {
+  key: string;
+  expected: string;
+  value: string;
+  ttlSeconds: number;
+}
+
 /** Batch status lives 24 h after its last change (the contract's Idempotency-Key horizon too). */
 export const BATCH_TTL_SECONDS = 24 * 3600;
 /** A streamed batch that never commits is dropped after this; its delayed jobs fire later and find it abandoned. */
@@ -52,6 +60,24 @@ if done >= tonumber(redis.call('HGET', KEYS[1], 'chunks')) and status ~= 'failed
   return {'completed', redis.call('HGET', KEYS[1], 'points'), redis.call('HGET', KEYS[1], 'keys'), redis.call('HGET', KEYS[1], 'receivedAt')}
 end
 return {status}
+`;
+
+// Commits a streamed batch: status queued with its totals. With a guard key (KEYS[2]), only while that key still
+// holds the expected value (ARGV[2]), which is then replaced by ARGV[3] for ARGV[4] s; otherwise nothing changes.
+// Run again (ioredis resends a transaction whose answer a dropped connection lost), it changes nothing and says 1:
+// the guard key already holds ARGV[3], and the batch is past 'receiving' (a worker may have moved it on since).
+const COMMIT_BATCH = `
+if #KEYS == 2 then
+  local current = redis.call('GET', KEYS[2])
+  if current == ARGV[3] then return 1 end
+  if current ~= ARGV[2] then return 0 end
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', tonumber(ARGV[4]))
+end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status and status ~= 'receiving' then return 1 end
+redis.call('HSET', KEYS[1], 'status', 'queued', unpack(ARGV, 5))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
 `;
 
 // Creates a batch's hash only if it does not exist: a resend of a batch whose first attempt was stored keeps its progress.
@@ -122,10 +148,26 @@ export class BatchStore {
       .exec();
   }
 
-  /** Adds the commit of a streamed batch to a transaction of the caller's (which also releases its jobs). */
-  commitIn(transaction: ChainableCommander, batchId: string, fields: BatchFields): ChainableCommander {
-    const key = this.batchKey(batchId);
-    return transaction.hset(key, { status: 'queued', ...fields }).expire(key, BATCH_TTL_SECONDS);
+  /**
+   * Adds the commit of a streamed batch to a transaction of the caller's (which also releases its jobs). With
+   * `swap`, the batch is committed only if `swap.key` still holds `swap.expected`, which becomes `swap.value` in
+   * the same step; the command's result in the transaction is 1 when committed, 0 when not (the batch then stays
+   * uncommitted and the worker drops any of its jobs).
+   */
+  commitIn(transaction: ChainableCommander, batchId: string, fields: BatchFields, swap?: Swap): ChainableCommander {
+    const flat = ['points', fields.points, 'chunks', fields.chunks, 'keys', fields.keys, 'receivedAt', fields.receivedAt];
+    if (!swap) return transaction.eval(COMMIT_BATCH, 1, this.batchKey(batchId), BATCH_TTL_SECONDS, '', '', 0, ...flat);
+    return transaction.eval(
+      COMMIT_BATCH,
+      2,
+      this.batchKey(batchId),
+      swap.key,
+      BATCH_TTL_SECONDS,
+      swap.expected,
+      swap.value,
+      swap.ttlSeconds,
+      ...flat,
+    );
   }
 
   async discard(batchId: string): Promise<void> {

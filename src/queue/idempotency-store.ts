@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { ChainableCommander, default as Redis } from 'ioredis';
+import type Redis from 'ioredis';
+import type { Swap } from './batch-store';
 
 export interface StoredResponse {
   status: number;
@@ -17,8 +18,13 @@ export type IdempotencyState = { state: 'new' } | { state: 'in-flight' } | { sta
 
 /** How long a key is remembered: 24 h, as the contract says. */
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
-// A request that holds its key this long without finishing has died with its process.
-const IN_FLIGHT_TTL_SECONDS = 300;
+/**
+ * An in-flight marker lives this long unless the request's process renews it (every third of it): a request whose
+ * API process died frees its key within this, and the client's resend goes through instead of getting 409.
+ */
+const DEFAULT_LEASE_MS = 15_000;
+// Renews the marker only while it is this request's own.
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 // A release that could not reach Redis (the request failed because Redis went down) is tried again this often.
 const RELEASE_RETRY_MS = 1000;
 // Deletes the key only while it holds this request's in-flight marker: never a stored response, never the marker
@@ -46,11 +52,17 @@ function storedRecord(fingerprint: string, response: StoredResponse): string {
 export class IdempotencyStore {
   /** The in-flight marker of each key this instance reserved and has not completed or released yet. */
   private readonly markers = new Map<string, string>();
+  /** The timer that renews each of those markers. */
+  private readonly renewals = new Map<string, NodeJS.Timeout>();
+  private readonly leaseMs: number;
 
   constructor(
     private readonly redis: Redis,
     private readonly namespace: string,
-  ) {}
+    options: { leaseMs?: number } = {},
+  ) {
+    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  }
 
   private keyOf({ scope, key }: IdempotencyKey): string {
     return `${this.namespace}:idem:${scope}:${key}`;
@@ -62,14 +74,14 @@ export class IdempotencyStore {
     const marker = JSON.stringify({ inFlight: true, id: randomBytes(8).toString('hex') });
     let reserved: string | null;
     try {
-      reserved = await this.redis.set(redisKey, marker, 'EX', IN_FLIGHT_TTL_SECONDS, 'NX');
+      reserved = await this.redis.set(redisKey, marker, 'PX', this.leaseMs, 'NX');
     } catch (error) {
       // Redis may have set the key before the connection broke: take it back once Redis answers again.
-      this.releaseLater(redisKey, marker, Date.now() + IN_FLIGHT_TTL_SECONDS * 1000);
+      this.releaseLater(redisKey, marker, Date.now() + this.leaseMs);
       throw error;
     }
     if (reserved === 'OK') {
-      this.markers.set(redisKey, marker);
+      this.hold(redisKey, marker);
       return { state: 'new' };
     }
     const stored = await this.redis.get(redisKey);
@@ -86,16 +98,23 @@ export class IdempotencyStore {
   }
 
   /**
-   * Queues what `complete` stores in a transaction of the caller's, so the response is stored in the same
-   * transaction as what it answers for; call `completed` once that transaction ran.
+   * What `complete` stores, as a compare-and-set for a transaction of the caller's (see BatchStore.commitIn): the
+   * response replaces this request's in-flight marker only if the key still holds it, in the same step as what it
+   * answers for. Call `completed` once that transaction ran.
    */
-  completeIn(transaction: ChainableCommander, key: IdempotencyKey, fingerprint: string, response: StoredResponse): ChainableCommander {
-    return transaction.set(this.keyOf(key), storedRecord(fingerprint, response), 'EX', IDEMPOTENCY_TTL_SECONDS);
+  completion(key: IdempotencyKey, fingerprint: string, response: StoredResponse): Swap {
+    const redisKey = this.keyOf(key);
+    return {
+      key: redisKey,
+      expected: this.markers.get(redisKey) ?? '',
+      value: storedRecord(fingerprint, response),
+      ttlSeconds: IDEMPOTENCY_TTL_SECONDS,
+    };
   }
 
-  /** Forgets the in-flight marker of a key whose response was stored by `completeIn`'s transaction. */
+  /** Stops renewing the in-flight marker of a key whose response was stored by a `completion` swap. */
   completed(key: IdempotencyKey): void {
-    this.markers.delete(this.keyOf(key));
+    this.forget(this.keyOf(key));
   }
 
   /**
@@ -108,18 +127,41 @@ export class IdempotencyStore {
     const redisKey = this.keyOf(key);
     const marker = this.markers.get(redisKey);
     if (marker === undefined) return;
+    this.stopRenewing(redisKey);
     try {
       await this.redis.eval(RELEASE, 1, redisKey, marker);
       this.markers.delete(redisKey);
     } catch (error) {
-      this.releaseLater(redisKey, marker, Date.now() + IN_FLIGHT_TTL_SECONDS * 1000);
+      // Not renewed any more, the marker is gone within the lease anyway.
+      this.releaseLater(redisKey, marker, Date.now() + this.leaseMs);
       throw error;
     }
   }
 
+  private hold(redisKey: string, marker: string): void {
+    this.markers.set(redisKey, marker);
+    const renewal = setInterval(() => {
+      // A failed renewal (Redis down) is not retried: the next one comes a third of the lease later.
+      this.redis.eval(RENEW, 1, redisKey, marker, this.leaseMs).catch(() => undefined);
+    }, this.leaseMs / 3);
+    // Renewals never keep a stopping process alive.
+    renewal.unref();
+    this.renewals.set(redisKey, renewal);
+  }
+
+  private stopRenewing(redisKey: string): void {
+    clearInterval(this.renewals.get(redisKey));
+    this.renewals.delete(redisKey);
+  }
+
+  private forget(redisKey: string): void {
+    this.stopRenewing(redisKey);
+    this.markers.delete(redisKey);
+  }
+
   private releaseLater(redisKey: string, marker: string, giveUpAt: number): void {
     const forget = (): void => {
-      if (this.markers.get(redisKey) === marker) this.markers.delete(redisKey);
+      if (this.markers.get(redisKey) === marker) this.forget(redisKey);
     };
     const retry = setTimeout(() => {
       this.redis.eval(RELEASE, 1, redisKey, marker).then(forget, () => {

@@ -6,7 +6,7 @@ import { AppError } from '../domain/errors';
 import { jobIdOf, type JobPayload } from '../domain/job-payload';
 import type { Point } from '../domain/point-schema';
 import { chunk } from '../domain/stats';
-import type { BatchStore } from '../queue/batch-store';
+import type { BatchStore, Swap } from '../queue/batch-store';
 import type { IngestQueue } from '../queue/ingest-queue';
 import { isRedisReady } from '../queue/redis';
 
@@ -173,23 +173,21 @@ export class StreamedBatch {
    * Makes the batch visible and its jobs runnable in one Redis transaction,
    * so a Redis crash leaves both done or neither: a batch marked queued with
    * chunks still held (or the reverse) would be counted although the client
-   * got a 503 and sends it again (found by the fault suite). `alongside` adds
-   * commands of the caller's to the same transaction (the Idempotency-Key's
-   * stored response). The 202 is sent after this.
+   * got a 503 and sends it again (found by the fault suite). With `swap`
+   * (the Idempotency-Key's stored response replacing the request's in-flight
+   * marker), the batch is committed only if the key is still this request's;
+   * returns false when it was not (nothing of the batch is counted: its jobs
+   * run and find it uncommitted). The 202 is sent after this.
    */
-  async commit(alongside: (transaction: ChainableCommander) => void = () => undefined): Promise<void> {
+  async commit(swap?: Swap): Promise<boolean> {
     await this.flush();
-    const transaction = this.batches.commitIn(this.queue.client.multi(), this.batchId, {
-      points: this.accepted,
-      chunks: this.jobs.length,
-      keys: this.keys.size,
-      receivedAt: this.receivedAt,
-    });
+    const fields = { points: this.accepted, chunks: this.jobs.length, keys: this.keys.size, receivedAt: this.receivedAt };
+    const transaction = this.batches.commitIn(this.queue.client.multi(), this.batchId, fields, swap);
     for (const job of this.jobs) promoteIn(transaction, this.queue, String(job.id));
-    alongside(transaction);
     const results = await transaction.exec();
     const failed = results?.find(([error]) => error !== null);
     if (!results || failed) throw failed?.[0] ?? new Error('the commit transaction was discarded');
+    return results[0]?.[1] === 1;
   }
 
   /** Drops whatever was stored; nothing of an aborted request is processed. */
