@@ -120,8 +120,8 @@ export class IdempotencyStore {
   /**
    * Frees the key after a request that was not accepted, so the client can retry (with a fixed body, or the same
    * one after a 503). When Redis cannot be reached, which is why such a request failed, the release is tried again
-   * every second until Redis is back: otherwise the key stayed in flight, and every resend got 409, for 5 minutes
-   * after the outage (found by the fault suite, test/faults).
+   * every second until Redis is back or the lease has run out: otherwise every resend got 409 until the marker
+   * expired (for 5 minutes after the outage when markers lived 300 s; found by the fault suite, test/faults).
    */
   async release(key: IdempotencyKey): Promise<void> {
     const redisKey = this.keyOf(key);
