@@ -7,9 +7,10 @@ import { killAndRestartAtRandom, killOneWorkerRepeatedly } from './scenarios/wor
 import { restartFerretdb, restartRedis } from './scenarios/outages';
 import { redeliverEveryJob, rerunAtTheWindowEdge, type WindowResult } from './scenarios/replays';
 import { stopGracefully } from './scenarios/graceful-stop';
+import { killApi } from './scenarios/api-kill';
 
 const SCENARIO_TIMEOUT_MS = 6 * 60_000;
-const TESTS = 6;
+const TESTS = 7;
 
 /**
  * The guarantees of the README under real faults, with real processes: each test drives load over HTTP, injects
@@ -130,6 +131,15 @@ describe('fault injection: no loss after 202, no double counting', () => {
     'when a worker or the API gets SIGTERM mid-batch, then running work finishes, the process exits 0 and nothing is lost',
     async () => {
       expectExact(await run('s6', stopGracefully));
+      passed += 1;
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    'when the API is SIGKILLed mid-request, then resends under the same Idempotency-Keys are accepted within the lease and nothing counts twice',
+    async () => {
+      expectExact(await run('s7', killApi));
       passed += 1;
     },
     SCENARIO_TIMEOUT_MS,

@@ -1,7 +1,7 @@
 import type { Child } from '../support/child';
 import { Checks, keyNames, retriedJobs, takenOverJobs, waitMs, type ScenarioResult } from '../support/kit';
 import type { Scenario } from '../support/lab';
-import { Ledger, startLoad, uploadUntilAccepted, type LoadRun } from '../support/load';
+import { Ledger, keyedUploadInFlight, startLoad, type LoadRun } from '../support/load';
 import { settle, verify } from '../support/verify';
 
 const SETTLE_TIMEOUT_MS = 150_000;
@@ -47,21 +47,11 @@ export async function restartRedis(scenario: Scenario): Promise<ScenarioResult> 
   );
   await waitMs(4000);
   // A streamed upload with an Idempotency-Key is in flight when Redis dies; the client resends it afterwards.
-  const uploadPoints = keyNames('s3', 12).flatMap((key, k) =>
-    Array.from({ length: 84 }, (_, i) => ({ key, value: 1_000_000 + k * 1000 + i })),
-  );
-  ledger.sent += uploadPoints.length;
-  let uploadStarted: () => void = () => undefined;
-  const streaming = new Promise<void>((resolve) => {
-    uploadStarted = resolve;
-  });
-  const upload = uploadUntilAccepted(scenario.port, uploadPoints, 's3-stream', {
+  const { points: uploadPoints, upload } = await keyedUploadInFlight(scenario.port, 's3', 's3-stream', ledger, {
     durationMs: 3000,
     deadlineMs: 120_000,
-    onStarted: uploadStarted,
+    inFlightMs: 1000,
   });
-  await streaming;
-  await waitMs(1000);
   const down = Date.now();
   scenario.note('SIGKILL redis');
   await scenario.lab.redis.kill('SIGKILL');

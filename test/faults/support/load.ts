@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { keyNames } from './kit';
 
 export interface Point {
   key: string;
@@ -332,4 +333,28 @@ export async function uploadUntilAccepted(
     }
   }
   return { attempts, accepted: false };
+}
+
+/**
+ * A careful client's upload of 1,008 points (84 on each of the 12 keys of `prefix`), streamed and resent under
+ * `idempotencyKey` until accepted (see uploadUntilAccepted), counted as sent in `ledger`. Resolves once the upload
+ * has been on the wire for `inFlightMs`: a scenario injects its fault then, and awaits `upload` afterwards.
+ */
+export async function keyedUploadInFlight(
+  port: number,
+  prefix: string,
+  idempotencyKey: string,
+  ledger: Ledger,
+  options: { durationMs: number; deadlineMs: number; inFlightMs: number },
+): Promise<{ points: Point[]; upload: Promise<UploadOutcome> }> {
+  const points = keyNames(prefix, 12).flatMap((key, k) => Array.from({ length: 84 }, (_, i) => ({ key, value: 1_000_000 + k * 1000 + i })));
+  ledger.sent += points.length;
+  let started: () => void = () => undefined;
+  const streaming = new Promise<void>((resolve) => {
+    started = resolve;
+  });
+  const upload = uploadUntilAccepted(port, points, idempotencyKey, { ...options, onStarted: started });
+  await streaming;
+  await sleep(options.inFlightMs);
+  return { points, upload };
 }

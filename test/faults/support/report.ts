@@ -99,6 +99,10 @@ Settings of every API and worker: ${settings}; everything else is the default (1
    stopped while a slow NDJSON upload (1,008 points over 4 s) streams: new connections are refused at once, the
    upload gets its \`202\`, the process exits 0, and a new API on the same port takes the load over (the client
    resends under the same \`Idempotency-Key\`).
+7. **API killed.** SIGKILL while a slow NDJSON upload streams and JSON requests are in flight; a new API starts
+   on the same port. The clients resend under their keys: \`409\` while the dead API's 15 s lease on each key runs
+   out, then \`202\`, within 20 s of the kill (a JSON batch the dead API stored but never answered maps to the same
+   batch when resent).
 
 ## Reproduce
 
