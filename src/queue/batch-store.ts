@@ -122,12 +122,14 @@ export class BatchStore {
     return `${this.namespace}:counters`;
   }
 
-  /** A batch whose points are all known (JSON bodies): queued at once. */
   async exists(batchId: string): Promise<boolean> {
     return (await this.redis.exists(this.batchKey(batchId))) === 1;
   }
 
-  /** Creates a batch's status, unless an earlier attempt of the same request did (see keyedBatchId). */
+  /**
+   * A batch whose points are all known (JSON bodies): queued at once. Creates its status unless an earlier attempt
+   * of the same request did (see keyedBatchId).
+   */
   async create(batchId: string, fields: BatchFields): Promise<void> {
     await this.redis.eval(
       CREATE_BATCH,
@@ -155,19 +157,10 @@ export class BatchStore {
    * uncommitted and the worker drops any of its jobs).
    */
   commitIn(transaction: ChainableCommander, batchId: string, fields: BatchFields, swap?: Swap): ChainableCommander {
+    const keys = swap ? [this.batchKey(batchId), swap.key] : [this.batchKey(batchId)];
     const flat = ['points', fields.points, 'chunks', fields.chunks, 'keys', fields.keys, 'receivedAt', fields.receivedAt];
-    if (!swap) return transaction.eval(COMMIT_BATCH, 1, this.batchKey(batchId), BATCH_TTL_SECONDS, '', '', 0, ...flat);
-    return transaction.eval(
-      COMMIT_BATCH,
-      2,
-      this.batchKey(batchId),
-      swap.key,
-      BATCH_TTL_SECONDS,
-      swap.expected,
-      swap.value,
-      swap.ttlSeconds,
-      ...flat,
-    );
+    const guard = [swap?.expected ?? '', swap?.value ?? '', swap?.ttlSeconds ?? 0];
+    return transaction.eval(COMMIT_BATCH, keys.length, ...keys, BATCH_TTL_SECONDS, ...guard, ...flat);
   }
 
   async discard(batchId: string): Promise<void> {

@@ -1,4 +1,4 @@
-import Redis, { type RedisOptions } from 'ioredis';
+import Redis, { type ChainableCommander, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 
 export type RedisRole = 'api' | 'worker' | 'subscriber' | 'blocking';
@@ -29,6 +29,18 @@ export function createRedis(url: string, role: RedisRole, logger: Logger): Redis
     lastError = '';
   });
   return client;
+}
+
+/**
+ * Runs a pipeline or transaction and returns each command's result; throws the first command's error, or when the
+ * transaction was discarded (ioredis answers null), instead of handing back [error, result] pairs to check.
+ */
+export async function execOrThrow(commands: ChainableCommander): Promise<unknown[]> {
+  const results = await commands.exec();
+  if (!results) throw new Error('the transaction was discarded');
+  const failed = results.find(([error]) => error !== null);
+  if (failed?.[0]) throw failed[0];
+  return results.map(([, result]) => result);
 }
 
 export function isRedisReady(client: Redis): boolean {

@@ -144,7 +144,7 @@ export class AggregateRepository {
 
   /** The shard documents that hold these keys: what a writer must lock. */
   shardsOf(keys: readonly string[]): string[] {
-    return [...new Set(keys.map((key) => this.shardId(shardOf(key, this.shards))))];
+    return [...new Set(keys.map((key) => this.shardOfKey(key)))];
   }
 
   /** Records keys for listing (before their first statistics are written); known keys are left as they are. */
@@ -186,7 +186,7 @@ export class AggregateRepository {
   async findByKeys(keys: readonly string[]): Promise<Map<string, StatsView | null>> {
     const byShard = new Map<string, string[]>();
     for (const key of new Set(keys)) {
-      const shard = this.shardId(shardOf(key, this.shards));
+      const shard = this.shardOfKey(key);
       const shardKeys = byShard.get(shard);
       if (shardKeys) shardKeys.push(key);
       else byShard.set(shard, [key]);
@@ -226,12 +226,17 @@ export class AggregateRepository {
     return `shard-${index}`;
   }
 
+  /** The id of the shard document that holds `key`. */
+  private shardOfKey(key: string): string {
+    return this.shardId(shardOf(key, this.shards));
+  }
+
   /** The jobs' deltas per shard, merged per key, with the guard of every job that touches the shard. */
   private byShard(jobs: readonly { deltas: readonly KeyDelta[]; guard: JobGuard }[]): ShardWrite[] {
     const shards = new Map<string, { deltas: Map<string, KeyDelta>; guards: JobGuard[] }>();
     for (const { deltas, guard } of jobs) {
       for (const delta of deltas) {
-        const shard = this.shardId(shardOf(delta.key, this.shards));
+        const shard = this.shardOfKey(delta.key);
         const entry = shards.get(shard) ?? { deltas: new Map<string, KeyDelta>(), guards: [] };
         // Jobs come one after the other: a job's guard is added once per shard it touches.
         if (entry.guards[entry.guards.length - 1] !== guard) entry.guards.push(guard);

@@ -8,7 +8,7 @@ import type { Point } from '../domain/point-schema';
 import { chunk } from '../domain/stats';
 import type { BatchStore, Swap } from '../queue/batch-store';
 import type { IngestQueue } from '../queue/ingest-queue';
-import { isRedisReady } from '../queue/redis';
+import { execOrThrow, isRedisReady } from '../queue/redis';
 
 export interface IngestSettings {
   chunkSize: number;
@@ -184,10 +184,8 @@ export class StreamedBatch {
     const fields = { points: this.accepted, chunks: this.jobs.length, keys: this.keys.size, receivedAt: this.receivedAt };
     const transaction = this.batches.commitIn(this.queue.client.multi(), this.batchId, fields, swap);
     for (const job of this.jobs) promoteIn(transaction, this.queue, String(job.id));
-    const results = await transaction.exec();
-    const failed = results?.find(([error]) => error !== null);
-    if (!results || failed) throw failed?.[0] ?? new Error('the commit transaction was discarded');
-    return results[0]?.[1] === 1;
+    const [committed] = await execOrThrow(transaction);
+    return committed === 1;
   }
 
   /** Drops whatever was stored; nothing of an aborted request is processed. */

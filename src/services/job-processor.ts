@@ -9,6 +9,7 @@ import type { ProcessedRecordRepository } from '../repositories/processed-record
 import type { BatchDone, BatchStore } from '../queue/batch-store';
 import type { JobEvent } from '../queue/events';
 import type { KeyLocks } from '../queue/key-locks';
+import { execOrThrow } from '../queue/redis';
 import { CLAIM_TTL_SECONDS, formatGuard, parseGuard, type LanePool } from './lane-pool';
 import { WriteCombiner, type JobWrites } from './write-combiner';
 
@@ -150,9 +151,7 @@ export class JobProcessor {
       };
       pipeline.publish(this.deps.channel, JSON.stringify(event));
     }
-    const results = await pipeline.exec();
-    const failed = results?.find(([error]) => error !== null);
-    if (failed) throw failed[0] ?? new Error('could not publish stats updates');
+    await execOrThrow(pipeline);
   }
 
   /** Marks the chunk done (its history is written too) and tells the API instances; both are idempotent. */
