@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { getJson, startHarness, waitFor, type Harness } from '../support/harness';
+import { getJson, postJson, startHarness, waitFor, type Harness } from '../support/harness';
 
 /** What the API gets of Redis' answers to the transaction that commits a batch. */
 type Lost = 'every answer' | 'the EXEC answer';
@@ -95,13 +95,9 @@ class AnswerLosingProxy {
   }
 }
 
-async function postNdjson(baseUrl: string, body: string, idempotencyKey: string): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${baseUrl}/api/data/ingest`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-ndjson', 'idempotency-key': idempotencyKey },
-    body,
-  });
-  return { status: response.status, body: await response.json() };
+/** The same NDJSON body under the same Idempotency-Key, as a careful client resends it. */
+function postNdjson(baseUrl: string, body: string, idempotencyKey: string): ReturnType<typeof postJson> {
+  return postJson(baseUrl, body, { 'content-type': 'application/x-ndjson', 'idempotency-key': idempotencyKey });
 }
 
 describe('an answer lost after Redis committed a streamed batch', () => {
