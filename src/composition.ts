@@ -20,7 +20,8 @@ import { AggregateRepository } from './repositories/aggregate-repository';
 import { HistoryRepository } from './repositories/history-repository';
 import { ProcessedRecordRepository } from './repositories/processed-record-repository';
 import { IngestService } from './services/ingest-service';
-import { JobProcessor, PermanentJobError } from './services/job-processor';
+import { batchFailureMessage, PermanentJobError } from './services/job-errors';
+import { JobProcessor } from './services/job-processor';
 import { GUARD_RETENTION, LanePool } from './services/lane-pool';
 import { attachSocketServer, type SocketServer } from './sockets/socket-server';
 
@@ -237,7 +238,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
     );
     if (final) {
       processor
-        .failBatch(String(job.id), job.data, error.message)
+        .failBatch(String(job.id), job.data, batchFailureMessage(error, job.attemptsMade))
         .catch((failure: unknown) => logger.error({ err: failure }, 'could not mark a batch failed'));
     }
   });

@@ -37,9 +37,20 @@ export const keySchema = z
   .refine((key) => !CONTROL_CHARS.test(key), 'key must not contain control characters')
   .refine((key) => !LONE_SURROGATE.test(key), 'key must be valid Unicode (no unpaired UTF-16 surrogates)');
 
-const valueSchema = z.number({
-  error: (issue) => (typeof issue.input === 'number' ? 'value must be a finite number' : required('value', 'a number')(issue)),
-});
+/**
+ * The largest magnitude a value may have. A key's count stays exact up to 2^53 points, and 2^53 values of this size
+ * still sum to less than Number.MAX_VALUE (about 1.8e308): no sum, all-time or per bucket, can overflow to Infinity,
+ * which MongoDB would store and read back as null and FerretDB refuses.
+ */
+export const MAX_ABS_VALUE = 1e292;
+const VALUE_RANGE = `value must be between -1e292 and 1e292, so that the sum of a key's values stays finite`;
+
+const valueSchema = z
+  .number({
+    error: (issue) => (typeof issue.input === 'number' ? 'value must be a finite number' : required('value', 'a number')(issue)),
+  })
+  .min(-MAX_ABS_VALUE, VALUE_RANGE)
+  .max(MAX_ABS_VALUE, VALUE_RANGE);
 
 const typeSchema = z
   .string({ error: required('type', 'a string') })

@@ -1,6 +1,34 @@
-import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Document, type OptionalId, type WriteError } from 'mongodb';
+import {
+  MongoBulkWriteError,
+  MongoServerError,
+  type AnyBulkWriteOperation,
+  type Collection,
+  type Document,
+  type OptionalId,
+  type WriteError,
+} from 'mongodb';
 
 export const DUPLICATE_KEY = 11000;
+
+/**
+ * Codes with which a server refuses a document or an update for what it holds (BadValue, FailedToParse,
+ * TypeMismatch, field names, size): sending the same data again gets the same answer. FerretDB answers BadValue for
+ * values it cannot store (an infinite sum, nested arrays).
+ */
+const REFUSAL_CODES = new Set([2, 9, 14, 52, 56, 57, 10334, 17280]);
+
+/** Whether a server answered the command with an error (as opposed to no answer: network, server selection, timeout). */
+export function isServerAnswer(error: unknown): boolean {
+  return error instanceof MongoServerError;
+}
+
+/** Whether the server refused the data itself: retrying the same write cannot succeed. */
+export function isRefusedData(error: unknown): boolean {
+  if (!(error instanceof MongoServerError)) return false;
+  const failures = bulkWriteErrors(error);
+  if (failures) return failures.some((failure) => failure.code !== undefined && REFUSAL_CODES.has(failure.code));
+  return typeof error.code === 'number' && REFUSAL_CODES.has(error.code);
+}
 
 /** The write errors of a bulk operation, or undefined when the error is of another kind. */
 export function bulkWriteErrors(error: unknown): { index: number; code: number | undefined }[] | undefined {

@@ -11,12 +11,8 @@ import type { JobEvent } from '../queue/events';
 import type { KeyLocks } from '../queue/key-locks';
 import { execOrThrow } from '../queue/redis';
 import { CLAIM_TTL_SECONDS, formatGuard, parseGuard, type LanePool } from './lane-pool';
+import { PermanentJobError } from './job-errors';
 import { WriteCombiner, type JobWrites } from './write-combiner';
-
-/** A job that can never succeed (bad payload): fail it at once, do not retry. */
-export class PermanentJobError extends Error {
-  override name = 'PermanentJobError';
-}
 
 export interface JobInput {
   id: string;

@@ -5,7 +5,9 @@ import type { ProcessedRecordDocument } from '../models/processed-record-model';
 import type { KeyLocks } from '../queue/key-locks';
 import type { AggregateRepository, JobGuard } from '../repositories/aggregate-repository';
 import type { HistoryRepository } from '../repositories/history-repository';
+import { isRefusedData, isServerAnswer } from '../repositories/mongo-errors';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
+import { PermanentJobError } from './job-errors';
 
 /** Everything one job writes to MongoDB. */
 export interface JobWrites {
@@ -56,8 +58,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * processed records. The cost of a job's aggregate writes depends on its
  * number of keys, not its points, so under load a worker pays it once per
  * group instead of once per job. A job's promise settles when its group is
- * written; if the group fails, every job in it fails (and is retried, each
- * under its own claim, as any failed job is).
+ * written; if the store refuses the group, its jobs are written again one
+ * by one (see `settle`), so one bad job never takes the others down.
  */
 export class WriteCombiner {
   private readonly knownKeys = new LRUCache<string, true>({ max: KNOWN_KEYS_CAPACITY });
@@ -79,15 +81,35 @@ export class WriteCombiner {
     this.writing = true;
     try {
       for (let group = await this.gatherGroup(); group.length > 0; group = await this.gatherGroup()) {
-        try {
-          await this.writeGroup(group.map((entry) => entry.writes));
-          for (const entry of group) entry.resolve();
-        } catch (error) {
-          for (const entry of group) entry.reject(error);
-        }
+        await this.settle(group);
       }
     } finally {
       this.writing = false;
+    }
+  }
+
+  /**
+   * Writes a group and settles its jobs. When the store refuses the group, it is written again one job at a time:
+   * a job whose data the store refuses fails alone, the others complete now instead of after a retry. When the store
+   * does not answer at all (down, unreachable), the whole group fails at once and is retried.
+   */
+  private async settle(group: readonly Pending[]): Promise<void> {
+    try {
+      await this.writeGroup(group.map((entry) => entry.writes));
+      for (const entry of group) entry.resolve();
+    } catch (error) {
+      if (group.length === 1 || !isServerAnswer(error)) {
+        for (const entry of group) entry.reject(error);
+        return;
+      }
+      for (const entry of group) {
+        try {
+          await this.writeGroup([entry.writes]);
+          entry.resolve();
+        } catch (alone) {
+          entry.reject(alone);
+        }
+      }
     }
   }
 
@@ -137,12 +159,33 @@ export class WriteCombiner {
       await this.deps.aggregates.register(unknownKeys, now);
       for (const key of unknownKeys) this.knownKeys.set(key, true);
     }
-    // FerretDB loses concurrent updates of one document: one writer per shard at a time (see key-locks.ts).
-    await this.deps.locks.withLocks(this.deps.aggregates.shardsOf(keys), () => this.deps.aggregates.applyGroup(jobs, now));
+    try {
+      // FerretDB loses concurrent updates of one document: one writer per shard at a time (see key-locks.ts).
+      await this.deps.locks.withLocks(this.deps.aggregates.shardsOf(keys), () => this.deps.aggregates.applyGroup(jobs, now));
+    } catch (error) {
+      if (jobs.length > 1 || !isRefusedData(error)) throw error;
+      // A job alone whose statistics the store refuses: its points still go to history, so none is lost and no
+      // key counts points that history lacks; then it fails for good, since the same update would be refused again.
+      await this.insertHistory(jobs, now);
+      throw new PermanentJobError(
+        `the database refused to update the statistics of this batch's keys (a stored statistic is out of range); ` +
+          `its ${jobs[0]?.points.length ?? 0} points are in history, and the statistics of its keys may not count them`,
+      );
+    }
     // Subscribers hear of the new statistics now, not after the history insert, which is most of a group's time.
     await this.deps.statsStored?.(jobs);
-    await this.deps.history.insertJobs(jobs, now);
+    await this.insertHistory(jobs, now);
     const recordedAt = this.deps.clock();
     await this.deps.processed.recordAll(jobs.map((job) => ({ ...job.record, durationMs: recordedAt - job.startedAt, processedAt: now })));
+  }
+
+  /** One history insert for the jobs; a job alone whose points the store refuses fails for good. */
+  private async insertHistory(jobs: readonly JobWrites[], now: Date): Promise<void> {
+    try {
+      await this.deps.history.insertJobs(jobs, now);
+    } catch (error) {
+      if (jobs.length > 1 || !isRefusedData(error)) throw error;
+      throw new PermanentJobError(`the database refused to store some of this batch's points in history`);
+    }
   }
 }

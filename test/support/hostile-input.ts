@@ -108,7 +108,8 @@ export function oracleAccepts(raw: unknown, receivedAt: number): boolean {
   if (!isPlainObject(raw)) return false;
   if (Object.keys(raw).some((name) => !POINT_FIELDS.has(name))) return false;
   if (!has(raw, 'key') || !oracleKeyIsValid(raw.key)) return false;
-  if (typeof raw.value !== 'number' || !Number.isFinite(raw.value)) return false;
+  // Values are bounded so that no key's sum can overflow (README, "Bad input").
+  if (typeof raw.value !== 'number' || !Number.isFinite(raw.value) || Math.abs(raw.value) > 1e292) return false;
   if (raw.timestamp !== undefined) {
     const epoch = oracleEpoch(raw.timestamp);
     if (epoch === undefined || epoch > receivedAt + DAY_MS) return false;
@@ -287,7 +288,7 @@ export interface ItemOptions {
 
 export function validPointArb(
   receivedAt: number,
-  { valueArb = fc.double({ noNaN: true, noDefaultInfinity: true }), slackMs = 0 }: ItemOptions = {},
+  { valueArb = fc.double({ min: -1e292, max: 1e292, noNaN: true }), slackMs = 0 }: ItemOptions = {},
 ) {
   return fc.record(
     {
@@ -353,6 +354,8 @@ function mutations(receivedAt: number, slackMs: number): Mutation[] {
           Number.NaN,
           Number.POSITIVE_INFINITY,
           Number.NEGATIVE_INFINITY,
+          Number.MAX_VALUE,
+          -2e292,
           null,
           true,
           [1],

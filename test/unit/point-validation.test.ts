@@ -82,12 +82,24 @@ describe('validatePoint: text that is not valid Unicode', () => {
 });
 
 describe('validatePoint: value', () => {
-  it.each([0, -0.5, 42, -1e6, 3.14159, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE])(
+  it.each([0, -0.5, 42, -1e6, 3.14159, 1e292, -1e292, Number.MIN_VALUE])(
     'when the value is the finite number %p, then it is kept as sent',
     (value) => {
       expect(accept({ key: 'k', value }).value).toBe(value);
     },
   );
+
+  it.each([Number.MAX_VALUE, -Number.MAX_VALUE, 1.0000000000000001e292 * 1.0000001, -2e292])(
+    'when the value is %p, beyond what a sum can hold, then the point is rejected naming the range',
+    (value) => {
+      expect(reject({ key: 'k', value })).toBe("value must be between -1e292 and 1e292, so that the sum of a key's values stays finite");
+    },
+  );
+
+  it('when 2^53 values of the largest allowed magnitude are summed, then the sum is still finite', () => {
+    expect(Number.isFinite(2 ** 53 * 1e292)).toBe(true);
+    expect(Number.isFinite(2 ** 53 * -1e292)).toBe(true);
+  });
 
   it.each([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY])(
     'when the value is %p, then the point is rejected as not finite',
