@@ -8,9 +8,10 @@ import { restartFerretdb, restartRedis } from './scenarios/outages';
 import { redeliverEveryJob, rerunAtTheWindowEdge, type WindowResult } from './scenarios/replays';
 import { stopGracefully } from './scenarios/graceful-stop';
 import { killApi } from './scenarios/api-kill';
+import { poisonAmidLoad } from './scenarios/poison';
 
 const SCENARIO_TIMEOUT_MS = 6 * 60_000;
-const TESTS = 7;
+const TESTS = 8;
 
 /**
  * The guarantees of the README under real faults, with real processes: each test drives load over HTTP, injects
@@ -140,6 +141,15 @@ describe('fault injection: no loss after 202, no double counting', () => {
     'when the API is SIGKILLed mid-request, then resends under the same Idempotency-Keys are accepted within the lease and nothing counts twice',
     async () => {
       expectExact(await run('s7', killApi));
+      passed += 1;
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    'when batches whose update the store refuses arrive amid load, then each fails alone at once and the healthy ones complete on their first attempt',
+    async () => {
+      expectExact(await run('s8', poisonAmidLoad));
       passed += 1;
     },
     SCENARIO_TIMEOUT_MS,

@@ -76,7 +76,7 @@ export async function verify(
   ledger: Ledger,
   label: string,
   notes: string,
-  options: { keys?: readonly string[] } = {},
+  options: { keys?: readonly string[]; /** Jobs the scenario fails on purpose. */ failedJobs?: number } = {},
 ): Promise<Verdict> {
   const keys = options.keys ?? ledger.keys;
   const problems: string[] = [];
@@ -124,7 +124,8 @@ export async function verify(
   if (notStored > 0) problems.push(`${notStored} accepted points are missing from history`);
 
   const failedJobs = (await scenario.queueCounts()).failed;
-  if (failedJobs > 0) problems.push(`${failedJobs} jobs failed for good`);
+  const expectedFailures = options.failedJobs ?? 0;
+  if (failedJobs !== expectedFailures) problems.push(`${failedJobs} jobs failed for good (expected ${expectedFailures})`);
 
   const accepted = keys.reduce((total, key) => total + ledger.expected(key).count, 0);
   return {
