@@ -13,11 +13,13 @@ import { validatePoint, type Point } from '../src/domain/point-schema';
 import { chunk, groupByKey } from '../src/domain/stats';
 import { createLogger } from '../src/logger';
 import type { Config } from '../src/config/config';
-import { createModels, ensureIndexes, type Models } from '../src/models';
-import { AggregateRepository } from '../src/repositories/aggregate-repository';
-import { HistoryRepository } from '../src/repositories/history-repository';
+import Redis from 'ioredis';
+import type { Connection } from 'mongoose';
+import type { Logger } from 'pino';
+import type { AggregateStore } from '../src/repositories/aggregate-store';
+import { createRepositories } from '../src/storage';
 import { newBatchId } from '../src/services/ingest-service';
-import { GUARD_RETENTION, LanePool } from '../src/services/lane-pool';
+import { LanePool } from '../src/services/lane-pool';
 import { databaseUri, dropDatabase, loadOptions, log, withUriOption, type BenchContext } from './common';
 
 const PROGRESS_MS = 5000;
@@ -63,36 +65,27 @@ function requestJobs(ctx: BenchContext, size: number, index: number): Job[] {
 }
 
 interface JobWriter {
-  aggregates: AggregateRepository;
+  aggregates: AggregateStore;
   /** Writes these jobs together as the worker does; returns the history records inserted. */
   write(jobs: readonly Job[]): Promise<number>;
 }
 
 /**
  * What the worker writes to MongoDB for a group of jobs, through the
- * service's own repositories, built from the same configuration (keep in
- * step with src/composition.ts and src/services/write-combiner.ts): new keys
- * into the key list, the jobs' deltas under fresh lane sequences (one lane
- * per job, as a worker's concurrent jobs have), their history. Left out on
- * purpose: Redis locks and claims, processed records, the batch status and
- * the publish, which are the service's bookkeeping, not storage.
+ * service's own repositories, built by the same factory (src/storage): the
+ * jobs' deltas under fresh lane sequences (one lane per job, as a worker's
+ * concurrent jobs have), their history. Left out on purpose: claims,
+ * processed records, the batch status and the publish, which are the
+ * service's bookkeeping, not storage.
  */
-async function createJobWriter(models: Models, config: Config): Promise<JobWriter> {
-  const aggregates = new AggregateRepository(models.aggregate, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH, config.AGGREGATE_SHARDS);
-  const history = new HistoryRepository(models.dataPoint);
-  await aggregates.prepare(new Date());
+async function createJobWriter(connection: Connection, config: Config, redis: Redis, logger: Logger): Promise<JobWriter> {
+  const { aggregates, history } = await createRepositories({ connection, config, redis, logger });
   const lanes = new LanePool();
-  const knownKeys = new Set<string>();
   return {
     aggregates,
     async write(jobs) {
       const now = new Date();
       const grouped = jobs.map((job) => ({ ...job, deltas: groupByKey(job.points), guard: lanes.acquire(now.getTime()) }));
-      const unknownKeys = [...new Set(grouped.flatMap((job) => job.deltas.map((delta) => delta.key)))].filter((key) => !knownKeys.has(key));
-      if (unknownKeys.length > 0) {
-        await aggregates.register(unknownKeys, now);
-        for (const key of unknownKeys) knownKeys.add(key);
-      }
       await aggregates.applyGroup(grouped, now);
       for (const job of grouped) lanes.release(job.guard, true);
       return history.insertJobs(grouped, now);
@@ -126,15 +119,14 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
   const logger = createLogger('warn', 'bench-ceiling');
   // monitorCommands in the URI: the driver reports every command sent, which counts the round trips per job.
   const connection = await connectMongo(withUriOption(databaseUri(ctx.mongoBase, dbName), 'monitorCommands=true'), logger, false);
+  const redis = new Redis(ctx.config.REDIS_URL);
   const commands = new Map<string, number>();
   const client = connection.getClient();
   const countCommand = (event: CommandStartedEvent): void => {
     commands.set(event.commandName, (commands.get(event.commandName) ?? 0) + 1);
   };
   try {
-    const models = createModels(connection);
-    await ensureIndexes(models, connection);
-    const writer = await createJobWriter(models, ctx.config);
+    const writer = await createJobWriter(connection, ctx.config, redis, logger);
     client.on('commandStarted', countCommand);
     let lastLog = performance.now();
     let pending: Job[] = [];
@@ -172,12 +164,13 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
     result.error = describe(error);
   } finally {
     await connection.close().catch(() => undefined);
+    redis.disconnect();
     await dropDatabase(ctx.mongoBase, dbName);
   }
   return result;
 }
 
-async function compareStored(ctx: BenchContext, size: number, aggregates: AggregateRepository): Promise<Mismatch[]> {
+async function compareStored(ctx: BenchContext, size: number, aggregates: AggregateStore): Promise<Mismatch[]> {
   const stored = new Map<string, LoadStatsView>();
   let after: string | undefined;
   for (;;) {

@@ -9,20 +9,16 @@ import { answerClientError } from './http/error-middleware';
 import { RateLimiter } from './http/rate-limit';
 import { createShutdown, type ShutdownStep } from './lifecycle/shutdown';
 import { createMetrics } from './metrics';
-import { createModels, ensureIndexes, type Models } from './models';
 import { BatchStore } from './queue/batch-store';
 import { eventsChannel } from './queue/events';
 import { IdempotencyStore } from './queue/idempotency-store';
-import { DEFAULT_KEY_LOCK_SETTINGS, KeyLocks } from './queue/key-locks';
 import { createIngestQueue, type IngestQueue, type QueueSettings } from './queue/ingest-queue';
 import { createRedis } from './queue/redis';
-import { AggregateRepository } from './repositories/aggregate-repository';
-import { HistoryRepository } from './repositories/history-repository';
-import { ProcessedRecordRepository } from './repositories/processed-record-repository';
 import { IngestService } from './services/ingest-service';
 import { batchFailureMessage, PermanentJobError } from './services/job-errors';
 import { JobProcessor } from './services/job-processor';
-import { GUARD_RETENTION, LanePool } from './services/lane-pool';
+import { LanePool } from './services/lane-pool';
+import { createRepositories } from './storage';
 import { attachSocketServer, type SocketServer } from './sockets/socket-server';
 
 // Server selection gives up after 5 s, so a request or job fails (and is retried) instead of hanging while MongoDB is down.
@@ -57,14 +53,6 @@ export async function connectMongo(uri: string, logger: Logger, patient: boolean
   }
 }
 
-function repositories(models: Models, config: Config) {
-  return {
-    aggregates: new AggregateRepository(models.aggregate, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH, config.AGGREGATE_SHARDS),
-    history: new HistoryRepository(models.dataPoint, config.HISTORY_QUERY_TIMEOUT_MS),
-    processed: new ProcessedRecordRepository(models.processedRecord),
-  };
-}
-
 function queueSettings(config: Config): QueueSettings {
   return {
     redisUrl: config.REDIS_URL,
@@ -88,11 +76,8 @@ export interface ApiComponents {
 /** Wires the API: HTTP and Socket.io on one server, not listening yet. */
 export async function createApiComponents(config: Config, logger: Logger): Promise<ApiComponents> {
   const connection = await connectMongo(config.MONGODB_URI, logger, false);
-  const models = createModels(connection);
-  await ensureIndexes(models, connection);
-  const { aggregates, history } = repositories(models, config);
-  await aggregates.prepare(new Date());
   const redis = createRedis(config.REDIS_URL, 'api', logger);
+  const { aggregates, history } = await createRepositories({ connection, config, redis, logger });
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
   const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'api', logger);
   const batches = new BatchStore(redis, config.QUEUE_NAME);
@@ -210,20 +195,15 @@ export interface WorkerOptions {
 /** Wires the worker: the queue consumer, the repositories and the publisher. */
 export async function createWorkerComponents(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerComponents> {
   const connection = await connectMongo(config.MONGODB_URI, logger, true);
-  const models = createModels(connection);
-  await ensureIndexes(models, connection);
-  const repos = repositories(models, config);
-  await repos.aggregates.prepare(new Date());
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
+  const { aggregates, history, processed } = await createRepositories({ connection, config, redis, logger });
   const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'worker', logger);
   const processor = new JobProcessor({
-    ...repos,
+    aggregates,
+    history,
+    processed,
     batches: new BatchStore(redis, config.QUEUE_NAME),
     lanes: new LanePool(),
-    // A dead worker's key locks free themselves as soon as its jobs do (JOB_LOCK_MS), not 30 s later.
-    locks: new KeyLocks(redis, config.QUEUE_NAME, { ...DEFAULT_KEY_LOCK_SETTINGS, ttlMs: config.JOB_LOCK_MS }, (lost) =>
-      logger.error({ lost }, 'key locks were lost while writing aggregates'),
-    ),
     publisher: redis,
     channel: eventsChannel(config.QUEUE_NAME),
     logger,

@@ -39,14 +39,16 @@ const configSchema = z.object({
   MAX_BODY_BYTES: whole(1).default(16 * 1024 * 1024),
   /** Waiting points over which ingest answers 503 (back-pressure). */
   MAX_QUEUE_BACKLOG: whole(1).default(2_000_000),
-  /** Aggregate updates per MongoDB command; FerretDB 1.24 (SQLite) hangs at 100, MongoDB takes any (see aggregate-repository.ts). */
+  /** Which storage layout to use: `auto` picks by the server's buildInfo (see storage/profile.ts). */
+  STORAGE_PROFILE: z.enum(['auto', 'mongodb', 'ferretdb']).default('auto'),
+  /** FerretDB profile only: aggregate updates per command; FerretDB 1.24 (SQLite) hangs at 100 (see storage/profile.ts). */
   AGGREGATE_WRITE_BATCH: whole(1, 1000).default(50),
-  /** Documents the per-key statistics are spread over; fixed once data is written (see aggregate-repository.ts). */
+  /** FerretDB profile only: shard documents the statistics are spread over; fixed once data is written. */
   AGGREGATE_SHARDS: whole(1, 4096).default(8),
   /** Jobs a worker runs at once; their writes are combined (see write-combiner.ts), so more means fewer writes per point. */
   WORKER_CONCURRENCY: whole(1, 64).default(16),
   JOB_ATTEMPTS: whole(1, 100).default(10),
-  /** First retry delay; Bull doubles it on each attempt (1 s, 2 s, 4 s ... ~8.5 min in all for 10 attempts). */
+  /** Backoff unit: Bull waits (2^n - 1) × this before attempt n + 1 (1 s, 3 s, 7 s ... ~17 min in all for 10 attempts). */
   JOB_BACKOFF_MS: whole(1).default(1000),
   /** A worker that stops renewing its job lock (killed, frozen) loses the job after this long. */
   JOB_LOCK_MS: whole(1000, 3_600_000).default(30_000),

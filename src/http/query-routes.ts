@@ -11,12 +11,12 @@ import {
   statsCursorSchema,
   statsListQuerySchema,
 } from '../domain/query-schemas';
-import type { AggregateRepository } from '../repositories/aggregate-repository';
+import type { AggregateStore } from '../repositories/aggregate-store';
 import type { HistoryRepository } from '../repositories/history-repository';
 import type { BatchStore } from '../queue/batch-store';
 
 export interface QueryRouteDeps {
-  aggregates: AggregateRepository;
+  aggregates: AggregateStore;
   history: HistoryRepository;
   batches: BatchStore;
 }

@@ -28,6 +28,15 @@ export interface AggregateShardDocument {
   createdAt: Date;
 }
 
+/**
+ * The MongoDB profile's statistics: one document per key (`_id` is the key), with its own exactly-once guard `g`
+ * (see services/lane-pool.ts). No document is shared by all writers and none grows with the number of keys.
+ */
+export interface KeyStatsDocument extends Partial<KeyStats> {
+  _id: string;
+  g?: Record<string, Record<string, number>>;
+}
+
 /** Every key ever counted, for listing in key order. */
 export interface KeyDocument {
   _id: string;
@@ -45,6 +54,11 @@ const shardSchema = new Schema<AggregateShardDocument>(
   { collection: 'statshards', versionKey: false, autoIndex: false, minimize: false },
 );
 
+const keyStatsSchema = new Schema<KeyStatsDocument>(
+  { _id: { type: String, required: true }, g: { type: Schema.Types.Mixed } },
+  { collection: 'stats', versionKey: false, autoIndex: false, strict: false },
+);
+
 const keySchema = new Schema<KeyDocument>(
   { _id: { type: String, required: true }, createdAt: Date },
   { collection: 'statkeys', versionKey: false, autoIndex: false },
@@ -53,11 +67,13 @@ const keySchema = new Schema<KeyDocument>(
 export interface AggregateModel {
   shards: Model<AggregateShardDocument>;
   keys: Model<KeyDocument>;
+  perKey: Model<KeyStatsDocument>;
 }
 
 export function createAggregateModel(connection: Connection): AggregateModel {
   return {
     shards: connection.model<AggregateShardDocument>('AggregateShard', shardSchema),
     keys: connection.model<KeyDocument>('StatKey', keySchema),
+    perKey: connection.model<KeyStatsDocument>('KeyStats', keyStatsSchema),
   };
 }

@@ -18,20 +18,8 @@ export function createModels(connection: Connection): Models {
   };
 }
 
-/** Whether the server is FerretDB (its buildInfo says so), not MongoDB. */
-export async function isFerretDb(connection: Connection): Promise<boolean> {
-  const info = await connection.db?.admin().command({ buildInfo: 1 });
-  return typeof info?.ferretdbVersion === 'string';
-}
-
-/**
- * Creates the secondary indexes (idempotent). Called by both composition
- * roots at start-up. Not on FerretDB: v1's SQLite backend uses no index but
- * `_id` for any query or sort, and three indexes on the history doubled the
- * cost of inserting it (measured: 65 vs 125 µs per record).
- */
-export async function ensureIndexes(models: Models, connection: Connection): Promise<void> {
-  if (await isFerretDb(connection)) return;
+/** Creates the secondary indexes (idempotent); the storage profile decides whether (see storage/profile.ts). */
+export async function ensureIndexes(models: Models): Promise<void> {
   await Promise.all([models.dataPoint.createIndexes(), models.processedRecord.createIndexes()]);
 }
 

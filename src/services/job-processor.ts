@@ -3,12 +3,11 @@ import type { Logger } from 'pino';
 import { jobIdOf, jobPayloadSchema, type JobPayload } from '../domain/job-payload';
 import { describeIssues } from '../domain/point-schema';
 import { groupByKey } from '../domain/stats';
-import type { AggregateRepository } from '../repositories/aggregate-repository';
+import type { AggregateStore } from '../repositories/aggregate-store';
 import type { HistoryRepository } from '../repositories/history-repository';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
 import type { BatchDone, BatchStore } from '../queue/batch-store';
 import type { JobEvent } from '../queue/events';
-import type { KeyLocks } from '../queue/key-locks';
 import { execOrThrow } from '../queue/redis';
 import { CLAIM_TTL_SECONDS, formatGuard, parseGuard, type LanePool } from './lane-pool';
 import { PermanentJobError } from './job-errors';
@@ -26,12 +25,11 @@ export type JobOutcome =
   | { status: 'abandoned' };
 
 export interface JobProcessorDeps {
-  aggregates: AggregateRepository;
+  aggregates: AggregateStore;
   history: HistoryRepository;
   processed: ProcessedRecordRepository;
   batches: BatchStore;
   lanes: LanePool;
-  locks: KeyLocks;
   publisher: Redis;
   channel: string;
   logger: Logger;
@@ -60,7 +58,6 @@ export class JobProcessor {
       aggregates: deps.aggregates,
       history: deps.history,
       processed: deps.processed,
-      locks: deps.locks,
       clock: this.clock,
       maxPoints: deps.maxGroupPoints ?? DEFAULT_MAX_GROUP_POINTS,
       statsStored: (jobs) => this.publishStats(jobs),

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { GuardRetention, JobGuard } from '../repositories/aggregate-repository';
+import type { GuardRetention, JobGuard } from '../repositories/aggregate-store';
 
 /**
  * Exactly-once counting without transactions.

@@ -1,9 +1,7 @@
-import { LRUCache } from 'lru-cache';
 import type { Point } from '../domain/point-schema';
 import type { KeyDelta } from '../domain/stats';
 import type { ProcessedRecordDocument } from '../models/processed-record-model';
-import type { KeyLocks } from '../queue/key-locks';
-import type { AggregateRepository, JobGuard } from '../repositories/aggregate-repository';
+import type { AggregateStore, JobGuard } from '../repositories/aggregate-store';
 import type { HistoryRepository } from '../repositories/history-repository';
 import { isRefusedData, isServerAnswer } from '../repositories/mongo-errors';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
@@ -23,10 +21,9 @@ export interface JobWrites {
 }
 
 export interface WriteCombinerDeps {
-  aggregates: AggregateRepository;
+  aggregates: AggregateStore;
   history: HistoryRepository;
   processed: ProcessedRecordRepository;
-  locks: KeyLocks;
   clock: () => number;
   /** Most points written together; a single larger job is still written alone. */
   maxPoints: number;
@@ -40,8 +37,6 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
-// Keys known to be in the key list skip registering; 100k keys is ~10 MB.
-const KNOWN_KEYS_CAPACITY = 100_000;
 // Before a group is taken, wait while jobs keep arriving (every few ms), up to a bound: the jobs Bull hands over
 // after a group completes arrive one by one, and without this the first of them would be written alone.
 const GATHER_STEP_MS = 5;
@@ -53,7 +48,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * Group commit for the jobs one worker runs at once. While one group is
  * being written, the jobs that finish their preparation queue up; the next
  * group writes them together: one guarded update per key for all of them
- * (see AggregateRepository.applyGroup), then `statsStored` (the worker
+ * (see AggregateStore.applyGroup), then `statsStored` (the worker
  * publishes the new statistics), one history insert, one insert of
  * processed records. The cost of a job's aggregate writes depends on its
  * number of keys, not its points, so under load a worker pays it once per
@@ -62,7 +57,6 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * by one (see `settle`), so one bad job never takes the others down.
  */
 export class WriteCombiner {
-  private readonly knownKeys = new LRUCache<string, true>({ max: KNOWN_KEYS_CAPACITY });
   private readonly pending: Pending[] = [];
   private writing = false;
 
@@ -153,15 +147,8 @@ export class WriteCombiner {
 
   private async writeGroup(jobs: readonly JobWrites[]): Promise<void> {
     const now = new Date(this.deps.clock());
-    const keys = [...new Set(jobs.flatMap((job) => job.deltas.map((delta) => delta.key)))];
-    const unknownKeys = keys.filter((key) => !this.knownKeys.has(key));
-    if (unknownKeys.length > 0) {
-      await this.deps.aggregates.register(unknownKeys, now);
-      for (const key of unknownKeys) this.knownKeys.set(key, true);
-    }
     try {
-      // FerretDB loses concurrent updates of one document: one writer per shard at a time (see key-locks.ts).
-      await this.deps.locks.withLocks(this.deps.aggregates.shardsOf(keys), () => this.deps.aggregates.applyGroup(jobs, now));
+      await this.deps.aggregates.applyGroup(jobs, now);
     } catch (error) {
       if (jobs.length > 1 || !isRefusedData(error)) throw error;
       // A job alone whose statistics the store refuses: its points still go to history, so none is lost and no

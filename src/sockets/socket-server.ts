@@ -5,7 +5,7 @@ import { Server, type Socket } from 'socket.io';
 import type { ZodError } from 'zod';
 import { AppError } from '../domain/errors';
 import { presentedKey, type AccessControl } from '../http/access';
-import type { AggregateRepository } from '../repositories/aggregate-repository';
+import type { AggregateStore } from '../repositories/aggregate-store';
 import type { StatsView } from '../domain/stats';
 import { jobEventSchema, type JobEvent } from '../queue/events';
 import type { ApiMetrics } from '../metrics';
@@ -19,7 +19,7 @@ import {
 } from './socket-events';
 
 export interface SocketDeps {
-  aggregates: AggregateRepository;
+  aggregates: AggregateStore;
   /** A Redis connection of its own: a subscribed connection can run no other command. */
   subscriber: Redis;
   channel: string;

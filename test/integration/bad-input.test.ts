@@ -494,7 +494,7 @@ describe('bad input, on real Redis and the MongoDB-compatible server', () => {
         expect({ batchId, status: (await getJson(h.baseUrl, `/api/data/batches/${batchId}`)).status }).toEqual({ batchId, status: 404 });
       }
 
-      for (const collection of ['statkeys', 'datapoints', 'processedrecords']) {
+      for (const collection of ['statkeys', 'stats', 'datapoints', 'processedrecords']) {
         expect({ collection, documents: await h.db.collection(collection).countDocuments() }).toEqual({ collection, documents: 0 });
       }
       expect(await h.db.collection('statshards').countDocuments({ k: { $exists: true } })).toBe(0);

@@ -1,6 +1,6 @@
 import type { Point } from '../../src/domain/point-schema';
 import { groupByKey, type KeyDelta } from '../../src/domain/stats';
-import type { AggregateRepository, JobGuard } from '../../src/repositories/aggregate-repository';
+import type { AggregateStore, JobGuard } from '../../src/repositories/aggregate-store';
 import { PermanentJobError } from '../../src/services/job-errors';
 import type { JobProcessorDeps } from '../../src/services/job-processor';
 import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
@@ -48,8 +48,8 @@ function job(lane: string, points: [string, number][]): JobWrites {
   };
 }
 
-function countingAggregates(real: AggregateRepository, groups: number[]): AggregateRepository {
-  const counting = Object.create(real) as AggregateRepository;
+function countingAggregates(real: AggregateStore, groups: number[]): AggregateStore {
+  const counting = Object.create(real) as AggregateStore;
   counting.applyGroup = (jobs, now) => {
     groups.push(jobs.length);
     return real.applyGroup(jobs, now);

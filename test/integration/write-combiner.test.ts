@@ -1,6 +1,6 @@
 import type { Point } from '../../src/domain/point-schema';
 import { groupByKey } from '../../src/domain/stats';
-import type { AggregateRepository, JobGuard } from '../../src/repositories/aggregate-repository';
+import type { AggregateStore, JobGuard } from '../../src/repositories/aggregate-store';
 import type { JobProcessorDeps } from '../../src/services/job-processor';
 import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
 import { getJson, startHarness, type Harness } from '../support/harness';
@@ -39,8 +39,8 @@ function job(lane: string, seq: number, points: [string, number][]): JobWrites {
 }
 
 /** The aggregates repository with a record of the jobs of each group write. */
-function countingAggregates(real: AggregateRepository, groups: number[]): AggregateRepository {
-  const counting = Object.create(real) as AggregateRepository;
+function countingAggregates(real: AggregateStore, groups: number[]): AggregateStore {
+  const counting = Object.create(real) as AggregateStore;
   counting.applyGroup = (jobs, now) => {
     groups.push(jobs.length);
     return real.applyGroup(jobs, now);
@@ -53,7 +53,7 @@ async function stats(key: string): Promise<{ count: number; sum: number; min: nu
   return { count: body.count, sum: body.sum, min: body.min, max: body.max };
 }
 
-function combiner(aggregates: AggregateRepository, maxPoints = 20_000): WriteCombiner {
+function combiner(aggregates: AggregateStore, maxPoints = 20_000): WriteCombiner {
   return new WriteCombiner({ ...deps, aggregates, clock: Date.now, maxPoints });
 }
 

@@ -11,15 +11,11 @@ import {
   type WorkerOptions,
 } from '../../src/composition';
 import { createLogger } from '../../src/logger';
-import { createModels } from '../../src/models';
 import { BatchStore } from '../../src/queue/batch-store';
 import { eventsChannel } from '../../src/queue/events';
-import { KeyLocks } from '../../src/queue/key-locks';
-import { AggregateRepository } from '../../src/repositories/aggregate-repository';
-import { HistoryRepository } from '../../src/repositories/history-repository';
-import { ProcessedRecordRepository } from '../../src/repositories/processed-record-repository';
 import { JobProcessor, type JobProcessorDeps } from '../../src/services/job-processor';
-import { GUARD_RETENTION, LanePool } from '../../src/services/lane-pool';
+import { LanePool } from '../../src/services/lane-pool';
+import { createRepositories } from '../../src/storage';
 import { connectMongo } from '../../src/composition';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../src/sockets/socket-events';
 
@@ -55,6 +51,8 @@ export async function startHarness(overrides: Record<string, string> = {}, optio
     REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     QUEUE_NAME: `test-${suffix}`,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // CI runs the integration suite once per storage profile (see storage/profile.ts).
+    STORAGE_PROFILE: process.env.STORAGE_PROFILE ?? 'auto',
     // Retries come quickly in tests; production uses 1 s.
     JOB_BACKOFF_MS: '100',
     ...overrides,
@@ -99,14 +97,13 @@ export async function startHarness(overrides: Record<string, string> = {}, optio
         () => connection.close(),
         () => publisher.quit(),
       );
-      const models = createModels(connection);
+      const { aggregates, history, processed } = await createRepositories({ connection, config, redis: publisher, logger });
       const deps: JobProcessorDeps = {
-        aggregates: new AggregateRepository(models.aggregate, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH, config.AGGREGATE_SHARDS),
-        history: new HistoryRepository(models.dataPoint),
-        processed: new ProcessedRecordRepository(models.processedRecord),
+        aggregates,
+        history,
+        processed,
         batches: new BatchStore(publisher, config.QUEUE_NAME),
         lanes: new LanePool(),
-        locks: new KeyLocks(publisher, config.QUEUE_NAME),
         publisher,
         channel: eventsChannel(config.QUEUE_NAME),
         logger,

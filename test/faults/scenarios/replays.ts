@@ -131,12 +131,12 @@ async function interruptThenRerun(scenario: Scenario, prefix: string, firstValue
     };
 
     const interrupted = Array.from({ length: INTERRUPTED_JOBS }, (_, n) => jobOf(`${prefix}-interrupted-${n}`, 10, T0));
-    const shards = factory.aggregates().shardsOf(keys);
+    const shards = factory.aggregates().documentsOf(keys);
     const dyingAfter = new Set(shards.slice(0, Math.ceil(shards.length / 2)));
     const writtenKeys = keys.filter((key) =>
       factory
         .aggregates()
-        .shardsOf([key])
+        .documentsOf([key])
         .every((shard) => dyingAfter.has(shard)),
     );
     const pointsWrittenBeforeDying = new Map<string, number>();

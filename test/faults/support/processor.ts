@@ -3,15 +3,12 @@ import type { Connection } from 'mongoose';
 import { loadConfig, type Config } from '../../../src/config/config';
 import { connectMongo } from '../../../src/composition';
 import { createLogger } from '../../../src/logger';
-import { createModels, type Models } from '../../../src/models';
 import { BatchStore } from '../../../src/queue/batch-store';
 import { eventsChannel } from '../../../src/queue/events';
-import { KeyLocks } from '../../../src/queue/key-locks';
-import { AggregateRepository } from '../../../src/repositories/aggregate-repository';
-import { HistoryRepository } from '../../../src/repositories/history-repository';
-import { ProcessedRecordRepository } from '../../../src/repositories/processed-record-repository';
 import { JobProcessor, type JobProcessorDeps } from '../../../src/services/job-processor';
-import { GUARD_RETENTION, LanePool } from '../../../src/services/lane-pool';
+import { LanePool } from '../../../src/services/lane-pool';
+import type { AggregateStore } from '../../../src/repositories/aggregate-store';
+import { createRepositories, type Repositories } from '../../../src/storage';
 import type { Scenario } from './lab';
 
 /**
@@ -22,29 +19,29 @@ export class ProcessorFactory {
   private constructor(
     private readonly config: Config,
     private readonly connection: Connection,
-    private readonly models: Models,
+    private readonly repos: Repositories,
     private readonly redis: Redis,
   ) {}
 
   static async open(scenario: Scenario): Promise<ProcessorFactory> {
     const config = loadConfig(scenario.env());
-    const connection = await connectMongo(config.MONGODB_URI, createLogger('silent', 'test'), false);
-    const factory = new ProcessorFactory(config, connection, createModels(connection), new Redis(config.REDIS_URL));
-    // As every worker does at start-up (idempotent): the shard documents exist before any guarded update.
-    await factory.aggregates().prepare(new Date());
-    return factory;
+    const logger = createLogger('silent', 'test');
+    const connection = await connectMongo(config.MONGODB_URI, logger, false);
+    const redis = new Redis(config.REDIS_URL);
+    // As every worker does at start-up: the same profile, and the documents that must exist before any update.
+    const repos = await createRepositories({ connection, config, redis, logger });
+    return new ProcessorFactory(config, connection, repos, redis);
   }
 
   /** A processor (its own lanes, like a worker process of its own) whose clock reads `clock()`. */
   build(clock: () => number, override?: (deps: JobProcessorDeps) => Partial<JobProcessorDeps>): JobProcessor {
-    const { config, models } = this;
+    const { config, repos } = this;
     const deps: JobProcessorDeps = {
-      aggregates: this.aggregates(),
-      history: new HistoryRepository(models.dataPoint),
-      processed: new ProcessedRecordRepository(models.processedRecord),
+      aggregates: repos.aggregates,
+      history: repos.history,
+      processed: repos.processed,
       batches: new BatchStore(this.redis, config.QUEUE_NAME),
       lanes: new LanePool(),
-      locks: new KeyLocks(this.redis, config.QUEUE_NAME),
       publisher: this.redis,
       channel: eventsChannel(config.QUEUE_NAME),
       logger: createLogger('silent', 'test'),
@@ -53,10 +50,9 @@ export class ProcessorFactory {
     return new JobProcessor({ ...deps, ...override?.(deps) });
   }
 
-  /** The aggregate repository a worker of the scenario uses (same shards, same write batches). */
-  aggregates(): AggregateRepository {
-    const { config, models } = this;
-    return new AggregateRepository(models.aggregate, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH, config.AGGREGATE_SHARDS);
+  /** The aggregate store a worker of the scenario uses (same profile, same shards). */
+  aggregates(): AggregateStore {
+    return this.repos.aggregates;
   }
 
   async close(): Promise<void> {
@@ -69,11 +65,11 @@ export class ProcessorFactory {
  * An aggregate repository that writes the shards of `dyingAfter` and then "dies": a worker killed between two
  * statements of its aggregate write. (A shard is one statement: it is written entirely or not at all.)
  */
-export function dyingHalfWay(real: AggregateRepository, dyingAfter: ReadonlySet<string>): AggregateRepository {
-  const dying = Object.create(real) as AggregateRepository;
+export function dyingHalfWay(real: AggregateStore, dyingAfter: ReadonlySet<string>): AggregateStore {
+  const dying = Object.create(real) as AggregateStore;
   dying.applyGroup = async (jobs, now) => {
     for (const { deltas, guard } of jobs) {
-      const written = deltas.filter((delta) => real.shardsOf([delta.key]).every((shard) => dyingAfter.has(shard)));
+      const written = deltas.filter((delta) => real.documentsOf([delta.key]).every((shard) => dyingAfter.has(shard)));
       await real.applyDeltas(written, guard, now);
     }
     throw new Error('worker killed half-way through the aggregate writes');

@@ -1,28 +1,21 @@
+import { LRUCache } from 'lru-cache';
 import type { AnyBulkWriteOperation, Collection, Filter } from 'mongodb';
-import type { AggregateModel, AggregateShardDocument, KeyDocument, KeyStats } from '../models/aggregate-model';
+import type { AggregateModel, AggregateShardDocument, KeyDocument } from '../models/aggregate-model';
 import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
 import { nativeCollection } from '../models';
+import type { KeyLocks } from '../queue/key-locks';
+import {
+  addDelta,
+  addGuards,
+  prefixPattern,
+  toStatsView,
+  type AggregatePage,
+  type AggregateStore,
+  type GuardedDeltas,
+  type GuardRetention,
+  type JobGuard,
+} from './aggregate-store';
 import { bulkWriteErrors, DUPLICATE_KEY, insertNew } from './mongo-errors';
-
-/** Identifies one job's writes: lane `lane` of time slot `slot` applying its job number `seq`. */
-export interface JobGuard {
-  slot: number;
-  lane: string;
-  seq: number;
-}
-
-/** Guard slots older than these are dropped on each update (see lane-pool.ts for the window). */
-export interface GuardRetention {
-  /** Slots kept: the current one and `keepSlots - 1` before it. */
-  keepSlots: number;
-  /** How many slots before the kept ones each update also removes. */
-  pruneSlots: number;
-}
-
-export interface AggregatePage {
-  items: StatsView[];
-  nextCursor: string | null;
-}
 
 /** The number of shards when none is given: AGGREGATE_SHARDS's default. */
 export const DEFAULT_AGGREGATE_SHARDS = 8;
@@ -43,31 +36,6 @@ export function shardOf(key: string, shards: number): number {
   return hash % shards;
 }
 
-/** The view of one key's statistics, or null when the key has none (yet). */
-export function toStatsView(key: string, stats: Partial<KeyStats> | undefined): StatsView | null {
-  if (!stats) return null;
-  const { count, sum, min, max, first, lastTs, last, updatedAt } = stats;
-  // All are set together by the first applied job's update.
-  if (count === undefined || sum === undefined || min === undefined || max === undefined) return null;
-  if (first === undefined || lastTs === undefined || last === undefined || updatedAt === undefined) return null;
-  return {
-    key,
-    count,
-    sum,
-    avg: count > 0 ? sum / count : 0,
-    min,
-    max,
-    firstTimestamp: first.toISOString(),
-    lastTimestamp: lastTs.toISOString(),
-    lastValue: last.v,
-    updatedAt: updatedAt.toISOString(),
-  };
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
 /** The deltas of one job (or of several, merged) that fall in one shard, with the guards they are written under. */
 interface ShardWrite {
   shard: string;
@@ -75,8 +43,11 @@ interface ShardWrite {
   guards: JobGuard[];
 }
 
+// Keys known to be in the key list skip registering; 100k keys is ~10 MB.
+const KNOWN_KEYS_CAPACITY = 100_000;
+
 /**
- * Per-key statistics, stored in a fixed number of shard documents.
+ * The FerretDB profile's statistics: keys in a fixed number of shard documents, written under Redis locks.
  *
  * Why shards and not one document per key: on FerretDB an update whose
  * filter is more than `{_id}` (ours holds the exactly-once guard) reads and
@@ -87,19 +58,22 @@ interface ShardWrite {
  * became 40-120 ms. A shard is updated by one statement, so a job is applied
  * to a shard entirely or not at all, and the guard lives with the shard.
  */
-export class AggregateRepository {
+export class ShardAggregateRepository implements AggregateStore {
   private readonly collection: Collection<AggregateShardDocument>;
   private readonly keys: Collection<KeyDocument>;
+  private readonly knownKeys = new LRUCache<string, true>({ max: KNOWN_KEYS_CAPACITY });
 
   /**
    * `writeBatchSize` caps the updates per command. FerretDB 1.24 on SQLite
    * opens one cursor per update statement from a pool of 100 and hangs for
    * good at 100 statements in one command (measured: 99 work, 100 hang).
    * `shards` (AGGREGATE_SHARDS) is fixed once data is written: `prepare`
-   * refuses another value.
+   * refuses another value. `locks`: FerretDB loses concurrent updates of one document, so one writer per shard at
+   * a time.
    */
   constructor(
     model: AggregateModel,
+    private readonly locks: KeyLocks,
     private readonly retention: GuardRetention,
     private readonly writeBatchSize: number,
     private readonly shards = DEFAULT_AGGREGATE_SHARDS,
@@ -142,27 +116,28 @@ export class AggregateRepository {
     }
   }
 
-  /** The shard documents that hold these keys: what a writer must lock. */
-  shardsOf(keys: readonly string[]): string[] {
+  documentsOf(keys: readonly string[]): string[] {
     return [...new Set(keys.map((key) => this.shardOfKey(key)))];
   }
 
   /** Records keys for listing (before their first statistics are written); known keys are left as they are. */
-  async register(keys: readonly string[], now: Date): Promise<void> {
+  private async register(keys: readonly string[], now: Date): Promise<void> {
+    const unknown = keys.filter((key) => !this.knownKeys.has(key));
+    if (unknown.length === 0) return;
     await insertNew(
       this.keys,
-      keys.map((key) => ({ _id: key, createdAt: now })),
+      unknown.map((key) => ({ _id: key, createdAt: now })),
     );
+    for (const key of unknown) this.knownKeys.set(key, true);
   }
 
   /**
    * Applies one job's deltas once: one update per shard, whose filter
    * matches only while this lane's recorded sequence there is below
    * `guard.seq`, and which raises it in the same single-document update.
-   * Returns how many shards changed now; the others already had this job.
    */
-  async applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<number> {
-    return this.write(this.byShard([{ deltas, guard }]).map((write) => this.update(write, now)));
+  async applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<void> {
+    await this.applyGroup([{ deltas, guard }], now);
   }
 
   /**
@@ -172,10 +147,14 @@ export class AggregateRepository {
    * nothing (some job there was applied before: a re-run), each job's deltas
    * are applied on their own, guarded: those already applied change nothing.
    */
-  async applyGroup(jobs: readonly { deltas: readonly KeyDelta[]; guard: JobGuard }[], now: Date): Promise<void> {
-    const operations = this.byShard(jobs).map((write) => this.update(write, now));
-    if ((await this.write(operations)) === operations.length || jobs.length === 1) return;
-    for (const { deltas, guard } of jobs) await this.applyDeltas(deltas, guard, now);
+  async applyGroup(jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
+    const keys = [...new Set(jobs.flatMap((job) => job.deltas.map((delta) => delta.key)))];
+    await this.register(keys, now);
+    await this.locks.withLocks(this.documentsOf(keys), async () => {
+      const operations = this.byShard(jobs).map((write) => this.update(write, now));
+      if ((await this.write(operations)) === operations.length || jobs.length === 1) return;
+      for (const job of jobs) await this.write(this.byShard([job]).map((write) => this.update(write, now)));
+    });
   }
 
   async findByKey(key: string): Promise<StatsView | null> {
@@ -204,9 +183,8 @@ export class AggregateRepository {
 
   /** Keys in order from the key list, then their statistics; a key listed before its first write is left out. */
   async list(options: { prefix?: string; limit: number; after?: string }): Promise<AggregatePage> {
-    // An anchored, case-sensitive regex is MongoDB's indexed prefix match.
     const idFilter: { $regex?: RegExp; $gt?: string } = {};
-    if (options.prefix) idFilter.$regex = new RegExp(`^${escapeRegExp(options.prefix)}`);
+    if (options.prefix) idFilter.$regex = prefixPattern(options.prefix);
     if (options.after !== undefined) idFilter.$gt = options.after;
     const docs = await this.keys
       .find(Object.keys(idFilter).length > 0 ? { _id: idFilter } : {}, { projection: { _id: 1 } })
@@ -232,7 +210,7 @@ export class AggregateRepository {
   }
 
   /** The jobs' deltas per shard, merged per key, with the guard of every job that touches the shard. */
-  private byShard(jobs: readonly { deltas: readonly KeyDelta[]; guard: JobGuard }[]): ShardWrite[] {
+  private byShard(jobs: readonly GuardedDeltas[]): ShardWrite[] {
     const shards = new Map<string, { deltas: Map<string, KeyDelta>; guards: JobGuard[] }>();
     for (const { deltas, guard } of jobs) {
       for (const delta of deltas) {
@@ -250,36 +228,16 @@ export class AggregateRepository {
 
   /** One shard's guarded update; its guards are of distinct lanes. */
   private update({ shard, deltas, guards }: ShardWrite, now: Date): AnyBulkWriteOperation<AggregateShardDocument> {
-    const filter: Filter<AggregateShardDocument> = { _id: shard };
-    const inc: Record<string, number> = {};
-    const min: Record<string, number | Date> = {};
-    const max: Record<string, number | Date | { t: Date; v: number }> = {};
-    const set: Record<string, Date> = {};
-    for (const delta of deltas) {
-      const path = `k.${keyField(delta.key)}`;
-      inc[`${path}.count`] = delta.count;
-      inc[`${path}.sum`] = delta.sum;
-      min[`${path}.min`] = delta.min;
-      min[`${path}.first`] = new Date(delta.firstTs);
-      max[`${path}.max`] = delta.max;
-      max[`${path}.lastTs`] = new Date(delta.lastTs);
-      // Field order matters: BSON compares t first, then v.
-      max[`${path}.last`] = { t: new Date(delta.lastTs), v: delta.lastValue };
-      set[`${path}.updatedAt`] = now;
-    }
-    const written = new Set(guards.map((guard) => guard.slot));
-    const pruned = new Set<number>();
-    for (const guard of guards) {
-      const guardPath = `g.${guard.slot}.${guard.lane}`;
-      filter[guardPath] = { $not: { $gte: guard.seq } };
-      max[guardPath] = guard.seq;
-      for (let age = this.retention.keepSlots; age < this.retention.keepSlots + this.retention.pruneSlots; age += 1) {
-        // Jobs of neighbouring slots in one update: never drop a slot that one of them writes.
-        if (!written.has(guard.slot - age)) pruned.add(guard.slot - age);
-      }
-    }
-    const prune = Object.fromEntries([...pruned].map((slot) => [`g.${slot}`, ''] as const));
-    return { updateOne: { filter, update: { $inc: inc, $min: min, $max: max, $set: set, $unset: prune } } };
+    const filter: Record<string, unknown> = { _id: shard };
+    const ops = { inc: {}, min: {}, max: {}, set: {}, unset: {} as Record<string, ''> };
+    for (const delta of deltas) addDelta(ops, `k.${keyField(delta.key)}.`, delta, now);
+    addGuards(filter, ops, guards, this.retention);
+    return {
+      updateOne: {
+        filter: filter as Filter<AggregateShardDocument>,
+        update: { $inc: ops.inc, $min: ops.min, $max: ops.max, $set: ops.set, $unset: ops.unset },
+      },
+    };
   }
 
   /** Runs updates in commands of `writeBatchSize`; returns how many matched. */

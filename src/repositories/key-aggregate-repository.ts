@@ -1,0 +1,151 @@
+import type { AnyBulkWriteOperation, BulkWriteResult, Collection, Filter } from 'mongodb';
+import { mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
+import type { AggregateModel, KeyStatsDocument } from '../models/aggregate-model';
+import { nativeCollection } from '../models';
+import {
+  addDelta,
+  addGuards,
+  prefixPattern,
+  toStatsView,
+  type AggregatePage,
+  type AggregateStore,
+  type GuardedDeltas,
+  type GuardRetention,
+  type JobGuard,
+} from './aggregate-store';
+import { bulkWriteErrors, DUPLICATE_KEY } from './mongo-errors';
+
+/** One key's merged deltas, with the guard of every job that touches it. */
+interface KeyWrite {
+  delta: KeyDelta;
+  guards: JobGuard[];
+}
+
+const WITHOUT_GUARD = { g: 0 } as const;
+
+/**
+ * The MongoDB profile's statistics: one document per key, each with its own
+ * exactly-once guard, checked and raised in the same single-document update
+ * as the `$inc`. MongoDB applies concurrent updates of one document one after
+ * the other, so no lock is needed, and no document is shared by all writers:
+ * workers on many machines write side by side, and the number of keys has
+ * no ceiling. Every read is by `_id` (the key), an index range.
+ */
+export class KeyAggregateRepository implements AggregateStore {
+  private readonly collection: Collection<KeyStatsDocument>;
+
+  constructor(
+    model: AggregateModel,
+    private readonly retention: GuardRetention,
+  ) {
+    this.collection = nativeCollection(model.perKey);
+  }
+
+  /** Nothing to create: a key's document is created by its first update. */
+  async prepare(): Promise<void> {}
+
+  documentsOf(keys: readonly string[]): string[] {
+    return [...new Set(keys)];
+  }
+
+  async applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<void> {
+    await this.write(deltas.map((delta) => this.update({ delta, guards: [guard] }, now)));
+  }
+
+  /**
+   * One guarded update per key for all the jobs. Where one matches nothing (some job was applied to that key
+   * before: a re-run), each job is applied on its own, guarded: those already applied change nothing.
+   */
+  async applyGroup(jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
+    const operations = this.byKey(jobs).map((write) => this.update(write, now));
+    if ((await this.write(operations)) === operations.length || jobs.length === 1) return;
+    for (const { deltas, guard } of jobs) await this.applyDeltas(deltas, guard, now);
+  }
+
+  async findByKey(key: string): Promise<StatsView | null> {
+    return toStatsView(key, await this.collection.findOne({ _id: key }, { projection: WITHOUT_GUARD }));
+  }
+
+  async findByKeys(keys: readonly string[]): Promise<Map<string, StatsView | null>> {
+    const unique = [...new Set(keys)];
+    const docs = await this.collection.find({ _id: { $in: unique } }, { projection: WITHOUT_GUARD }).toArray();
+    const byId = new Map(docs.map((doc) => [doc._id, doc]));
+    return new Map(unique.map((key) => [key, toStatsView(key, byId.get(key))]));
+  }
+
+  async list(options: { prefix?: string; limit: number; after?: string }): Promise<AggregatePage> {
+    const idFilter: { $regex?: RegExp; $gt?: string } = {};
+    if (options.prefix) idFilter.$regex = prefixPattern(options.prefix);
+    if (options.after !== undefined) idFilter.$gt = options.after;
+    const docs = await this.collection
+      .find(Object.keys(idFilter).length > 0 ? { _id: idFilter } : {}, { projection: WITHOUT_GUARD })
+      .sort({ _id: 1 })
+      .limit(options.limit + 1)
+      .toArray();
+    const page = docs.slice(0, options.limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map((doc) => toStatsView(doc._id, doc)).filter((view): view is StatsView => view !== null),
+      nextCursor: docs.length > options.limit && last !== undefined ? last._id : null,
+    };
+  }
+
+  private byKey(jobs: readonly GuardedDeltas[]): KeyWrite[] {
+    const writes = new Map<string, KeyWrite>();
+    for (const { deltas, guard } of jobs) {
+      for (const delta of deltas) {
+        const current = writes.get(delta.key);
+        if (current) {
+          current.delta = mergeDeltas(current.delta, delta);
+          current.guards.push(guard);
+        } else {
+          writes.set(delta.key, { delta, guards: [guard] });
+        }
+      }
+    }
+    return [...writes.values()];
+  }
+
+  /** A key's guarded upsert: a new key's document is created by it. */
+  private update({ delta, guards }: KeyWrite, now: Date): AnyBulkWriteOperation<KeyStatsDocument> {
+    const filter: Record<string, unknown> = { _id: delta.key };
+    const ops = { inc: {}, min: {}, max: {}, set: {}, unset: {} as Record<string, ''> };
+    addDelta(ops, '', delta, now);
+    addGuards(filter, ops, guards, this.retention);
+    return {
+      updateOne: {
+        filter: filter as Filter<KeyStatsDocument>,
+        update: { $inc: ops.inc, $min: ops.min, $max: ops.max, $set: ops.set, $unset: ops.unset },
+        upsert: true,
+      },
+    };
+  }
+
+  /**
+   * Runs the upserts; returns how many applied. An upsert whose guard does not match an existing document tries
+   * to insert a second document with its `_id`: a duplicate-key error. It is sent once more without the upsert: if
+   * it then matches, it applies now (another writer had just created the document); if not, it was applied before.
+   */
+  private async write(operations: readonly AnyBulkWriteOperation<KeyStatsDocument>[]): Promise<number> {
+    if (operations.length === 0) return 0;
+    let result: BulkWriteResult;
+    let collided: number[] = [];
+    try {
+      result = await this.collection.bulkWrite(operations, { ordered: false });
+    } catch (error) {
+      const failures = bulkWriteErrors(error);
+      if (!failures || failures.some((failure) => failure.code !== DUPLICATE_KEY)) throw error;
+      result = (error as { result: BulkWriteResult }).result;
+      collided = failures.map((failure) => failure.index);
+    }
+    let applied = result.matchedCount + result.upsertedCount;
+    if (collided.length > 0) {
+      const retries = collided.map((index) => {
+        const operation = operations[index] as { updateOne: { filter: Filter<KeyStatsDocument>; update: object } };
+        return { updateOne: { filter: operation.updateOne.filter, update: operation.updateOne.update } };
+      });
+      applied += (await this.collection.bulkWrite(retries, { ordered: false })).matchedCount;
+    }
+    return applied;
+  }
+}

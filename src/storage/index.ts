@@ -1,0 +1,61 @@
+import type Redis from 'ioredis';
+import type { Connection } from 'mongoose';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config';
+import { createModels, ensureIndexes, type Models } from '../models';
+import { DEFAULT_KEY_LOCK_SETTINGS, KeyLocks } from '../queue/key-locks';
+import type { AggregateStore } from '../repositories/aggregate-store';
+import { HistoryRepository } from '../repositories/history-repository';
+import { KeyAggregateRepository } from '../repositories/key-aggregate-repository';
+import { ProcessedRecordRepository } from '../repositories/processed-record-repository';
+import { ShardAggregateRepository } from '../repositories/shard-aggregate-repository';
+import { GUARD_RETENTION } from '../services/lane-pool';
+import { chooseProfile, detectServer, type StorageProfile } from './profile';
+
+export { PROFILES, type StorageProfile } from './profile';
+
+export interface Repositories {
+  profile: StorageProfile;
+  models: Models;
+  aggregates: AggregateStore;
+  history: HistoryRepository;
+  processed: ProcessedRecordRepository;
+}
+
+export interface StorageDeps {
+  connection: Connection;
+  config: Config;
+  /** For the FerretDB profile's locks. */
+  redis: Redis;
+  logger: Logger;
+}
+
+/**
+ * The one place the storage is built: detects the server, picks its profile, creates the indexes the profile
+ * wants and the documents that must exist before the first write. Every process, test, the fault suite and the
+ * bench get their repositories here.
+ */
+export async function createRepositories({ connection, config, redis, logger }: StorageDeps): Promise<Repositories> {
+  const profile = chooseProfile(config.STORAGE_PROFILE, await detectServer(connection));
+  const models = createModels(connection);
+  if (profile.indexes) await ensureIndexes(models);
+  const aggregates = createAggregateStore(profile, models, config, redis, logger);
+  await aggregates.prepare(new Date());
+  logger.debug({ profile: profile.name }, 'storage profile');
+  return {
+    profile,
+    models,
+    aggregates,
+    history: new HistoryRepository(models.dataPoint, config.HISTORY_QUERY_TIMEOUT_MS),
+    processed: new ProcessedRecordRepository(models.processedRecord),
+  };
+}
+
+function createAggregateStore(profile: StorageProfile, models: Models, config: Config, redis: Redis, logger: Logger): AggregateStore {
+  if (profile.aggregates === 'per-key') return new KeyAggregateRepository(models.aggregate, GUARD_RETENTION);
+  // A dead worker's locks free themselves as soon as its jobs do (JOB_LOCK_MS), not 30 s later.
+  const locks = new KeyLocks(redis, config.QUEUE_NAME, { ...DEFAULT_KEY_LOCK_SETTINGS, ttlMs: config.JOB_LOCK_MS }, (lost) =>
+    logger.error({ lost }, 'key locks were lost while writing aggregates'),
+  );
+  return new ShardAggregateRepository(models.aggregate, locks, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH, config.AGGREGATE_SHARDS);
+}
