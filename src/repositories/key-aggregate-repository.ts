@@ -1,5 +1,5 @@
 import type { AnyBulkWriteOperation, BulkWriteResult, Collection, Filter } from 'mongodb';
-import { mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
+import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
 import type { AggregateModel, KeyStatsDocument } from '../models/aggregate-model';
 import { nativeCollection } from '../models';
 import {
@@ -34,9 +34,11 @@ const WITHOUT_GUARD = { g: 0 } as const;
 export class KeyAggregateRepository implements AggregateStore {
   private readonly collection: Collection<KeyStatsDocument>;
 
+  /** `writeBatchSize`: most updates per command, null for the driver's own split (see storage/profile.ts). */
   constructor(
     model: AggregateModel,
     private readonly retention: GuardRetention,
+    private readonly writeBatchSize: number | null = null,
   ) {
     this.collection = nativeCollection(model.perKey);
   }
@@ -114,7 +116,7 @@ export class KeyAggregateRepository implements AggregateStore {
     addGuards(filter, ops, guards, this.retention);
     return {
       updateOne: {
-        filter: filter as Filter<KeyStatsDocument>,
+        filter: filter,
         update: { $inc: ops.inc, $min: ops.min, $max: ops.max, $set: ops.set, $unset: ops.unset },
         upsert: true,
       },
@@ -127,6 +129,13 @@ export class KeyAggregateRepository implements AggregateStore {
    * it then matches, it applies now (another writer had just created the document); if not, it was applied before.
    */
   private async write(operations: readonly AnyBulkWriteOperation<KeyStatsDocument>[]): Promise<number> {
+    if (this.writeBatchSize === null) return this.writeCommand(operations);
+    let applied = 0;
+    for (const batch of chunk(operations, this.writeBatchSize)) applied += await this.writeCommand(batch);
+    return applied;
+  }
+
+  private async writeCommand(operations: readonly AnyBulkWriteOperation<KeyStatsDocument>[]): Promise<number> {
     if (operations.length === 0) return 0;
     let result: BulkWriteResult;
     let collided: number[] = [];

@@ -234,7 +234,7 @@ export class ShardAggregateRepository implements AggregateStore {
     addGuards(filter, ops, guards, this.retention);
     return {
       updateOne: {
-        filter: filter as Filter<AggregateShardDocument>,
+        filter: filter,
         update: { $inc: ops.inc, $min: ops.min, $max: ops.max, $set: ops.set, $unset: ops.unset },
       },
     };

@@ -36,7 +36,7 @@ export interface StorageDeps {
  * bench get their repositories here.
  */
 export async function createRepositories({ connection, config, redis, logger }: StorageDeps): Promise<Repositories> {
-  const profile = chooseProfile(config.STORAGE_PROFILE, await detectServer(connection));
+  const profile = chooseProfile(config.STORAGE_PROFILE, await detectServer(connection), config.AGGREGATE_WRITE_BATCH);
   const models = createModels(connection);
   if (profile.indexes) await ensureIndexes(models);
   const aggregates = createAggregateStore(profile, models, config, redis, logger);
@@ -52,10 +52,10 @@ export async function createRepositories({ connection, config, redis, logger }: 
 }
 
 function createAggregateStore(profile: StorageProfile, models: Models, config: Config, redis: Redis, logger: Logger): AggregateStore {
-  if (profile.aggregates === 'per-key') return new KeyAggregateRepository(models.aggregate, GUARD_RETENTION);
+  if (profile.aggregates === 'per-key') return new KeyAggregateRepository(models.aggregate, GUARD_RETENTION, profile.writeBatch);
   // A dead worker's locks free themselves as soon as its jobs do (JOB_LOCK_MS), not 30 s later.
   const locks = new KeyLocks(redis, config.QUEUE_NAME, { ...DEFAULT_KEY_LOCK_SETTINGS, ttlMs: config.JOB_LOCK_MS }, (lost) =>
     logger.error({ lost }, 'key locks were lost while writing aggregates'),
   );
-  return new ShardAggregateRepository(models.aggregate, locks, GUARD_RETENTION, config.AGGREGATE_WRITE_BATCH, config.AGGREGATE_SHARDS);
+  return new ShardAggregateRepository(models.aggregate, locks, GUARD_RETENTION, profile.writeBatch ?? Infinity, config.AGGREGATE_SHARDS);
 }

@@ -18,9 +18,14 @@ export interface StorageProfile {
   locks: boolean;
   /** Secondary indexes: FerretDB v1 (SQLite) uses none but `_id`, and each one slows inserts. */
   indexes: boolean;
+  /**
+   * Most update statements per command, or null for the driver's own split. A property of the server, whatever
+   * the layout: FerretDB 1.24 (SQLite) hangs for good at 100 statements in one command (AGGREGATE_WRITE_BATCH).
+   */
+  writeBatch: number | null;
 }
 
-export const PROFILES: Record<ServerKind, StorageProfile> = {
+export const PROFILES: Record<ServerKind, Omit<StorageProfile, 'writeBatch'>> = {
   mongodb: { name: 'mongodb', aggregates: 'per-key', locks: false, indexes: true },
   ferretdb: { name: 'ferretdb', aggregates: 'shards', locks: true, indexes: false },
 };
@@ -36,6 +41,6 @@ export async function detectServer(connection: Connection): Promise<ServerKind> 
  * tests of the production layout with a single writer (FerretDB would lose concurrent updates); forcing
  * `ferretdb` on MongoDB works but gives up what MongoDB offers.
  */
-export function chooseProfile(configured: 'auto' | ServerKind, server: ServerKind): StorageProfile {
-  return PROFILES[configured === 'auto' ? server : configured];
+export function chooseProfile(configured: 'auto' | ServerKind, server: ServerKind, ferretdbWriteBatch: number): StorageProfile {
+  return { ...PROFILES[configured === 'auto' ? server : configured], writeBatch: server === 'ferretdb' ? ferretdbWriteBatch : null };
 }

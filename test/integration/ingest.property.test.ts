@@ -159,7 +159,9 @@ describe('ingest over HTTP, property-based, on real Redis and the MongoDB-compat
     expect(listed.body.items.map((item: { key: string }) => item.key).sort()).toEqual([...tallies.keys()].sort());
     expect(await h.db.collection('datapoints').countDocuments()).toBe(acceptedTotal);
 
-    const stored = await Promise.all(['statshards', 'statkeys', 'stats', 'datapoints'].map((collection) => unsafeFieldNames(h, collection)));
+    const stored = await Promise.all(
+      ['statshards', 'statkeys', 'stats', 'datapoints'].map((collection) => unsafeFieldNames(h, collection)),
+    );
     expect(stored.flat()).toEqual([]);
   });
 });
