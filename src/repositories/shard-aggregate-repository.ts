@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { AnyBulkWriteOperation, Collection, Filter } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection } from 'mongodb';
 import type { AggregateModel, AggregateShardDocument, KeyDocument } from '../models/aggregate-model';
 import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
 import { nativeCollection } from '../models';
