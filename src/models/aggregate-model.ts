@@ -25,6 +25,8 @@ export interface AggregateShardDocument {
   k?: Record<string, KeyStats>;
   g?: Record<string, Record<string, number>>;
   shards?: number;
+  /** On the layout document: each shard in a collection of its own (see shard-aggregate-repository.ts). */
+  ownCollections?: boolean;
   createdAt: Date;
 }
 
@@ -49,6 +51,7 @@ const shardSchema = new Schema<AggregateShardDocument>(
     k: { type: Schema.Types.Mixed },
     g: { type: Schema.Types.Mixed },
     shards: Number,
+    ownCollections: Boolean,
     createdAt: Date,
   },
   { collection: 'statshards', versionKey: false, autoIndex: false, minimize: false },

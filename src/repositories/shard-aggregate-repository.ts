@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { AnyBulkWriteOperation, Collection } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
 import type { AggregateModel, AggregateShardDocument, KeyDocument } from '../models/aggregate-model';
 import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
 import { nativeCollection } from '../models';
@@ -17,9 +17,18 @@ import {
 } from './aggregate-store';
 import { bulkWriteErrors, DUPLICATE_KEY, insertNew } from './mongo-errors';
 
-/** The number of shards when none is given: AGGREGATE_SHARDS's default. */
-export const DEFAULT_AGGREGATE_SHARDS = 8;
+/** Shards of a new database when AGGREGATE_SHARDS is not set (see the class comment for why this many). */
+export const DEFAULT_AGGREGATE_SHARDS = 128;
 const LAYOUT_ID = 'layout';
+// How many shard collections are written at once: FerretDB decodes, validates and encodes in Go, on every core.
+const PARALLEL_SHARD_WRITES = 4;
+
+/** How a database's statistics are laid out, fixed by its first process (the `layout` document). */
+interface Layout {
+  shards: number;
+  /** Each shard document in a collection of its own (`statshards_<n>`); databases written before that hold all in `statshards`. */
+  ownCollections: boolean;
+}
 
 /** The field name of a key inside its shard: base64url never holds `.` or `$`. */
 export function keyField(key: string): string {
@@ -38,6 +47,7 @@ export function shardOf(key: string, shards: number): number {
 
 /** The deltas of one job (or of several, merged) that fall in one shard, with the guards they are written under. */
 interface ShardWrite {
+  index: number;
   shard: string;
   deltas: KeyDelta[];
   guards: JobGuard[];
@@ -49,53 +59,74 @@ const KNOWN_KEYS_CAPACITY = 100_000;
 /**
  * The FerretDB profile's statistics: keys in a fixed number of shard documents, written under Redis locks.
  *
- * Why shards and not one document per key: on FerretDB an update whose
- * filter is more than `{_id}` (ours holds the exactly-once guard) reads and
- * decodes every document of the collection, so its cost grows with the
- * number of documents, and a job paid it once per key. Now a job pays it
- * once per shard it touches, over a handful of documents: measured on
- * FerretDB with 100 keys and 15 jobs' guards, 850 ms per group of updates
- * became 40-120 ms. A shard is updated by one statement, so a job is applied
- * to a shard entirely or not at all, and the guard lives with the shard.
+ * Why shards: on FerretDB an update whose filter is more than `{_id}` (ours
+ * holds the exactly-once guard) reads and decodes every document of its
+ * collection, so per-key documents would cost O(keys) per key. A shard is
+ * updated by one statement, so a job is applied to a shard entirely or not
+ * at all, and the guard lives with the shard.
+ *
+ * Why each shard in a collection of its own, and this many: a statement
+ * decodes every document of its collection, and FerretDB checks every pair
+ * of paths of an update against each other, so a statement's cost grows with
+ * its collection's size and with the square of the keys it writes. With 8
+ * shards in one collection, 10,000 keys cost ~1,250 keys per statement; with
+ * 128 collections a statement decodes one document and writes ~1/128 of a
+ * group's keys, at ~1.5 ms per statement even for one key (docs/storage.md
+ * has the measurements behind the number).
  */
 export class ShardAggregateRepository implements AggregateStore {
   private readonly collection: Collection<AggregateShardDocument>;
   private readonly keys: Collection<KeyDocument>;
   private readonly knownKeys = new LRUCache<string, true>({ max: KNOWN_KEYS_CAPACITY });
+  private layout: Layout | undefined;
+  /** Shard collections whose document this process knows to exist. */
+  private readonly ensured = new Set<number>();
 
   /**
    * `writeBatchSize` caps the updates per command. FerretDB 1.24 on SQLite
    * opens one cursor per update statement from a pool of 100 and hangs for
    * good at 100 statements in one command (measured: 99 work, 100 hang).
-   * `shards` (AGGREGATE_SHARDS) is fixed once data is written: `prepare`
-   * refuses another value. `locks`: FerretDB loses concurrent updates of one document, so one writer per shard at
-   * a time.
+   * `shards` (AGGREGATE_SHARDS) is fixed once data is written: undefined
+   * takes the database's, and `prepare` refuses another. `locks`: FerretDB
+   * loses concurrent updates of one document, so one writer per shard at a time.
    */
   constructor(
     model: AggregateModel,
+    private readonly db: Db,
     private readonly locks: KeyLocks,
     private readonly retention: GuardRetention,
     private readonly writeBatchSize: number,
-    private readonly shards = DEFAULT_AGGREGATE_SHARDS,
+    private readonly requestedShards: number | undefined,
   ) {
     this.collection = nativeCollection(model.shards);
     this.keys = nativeCollection(model.keys);
   }
 
   /**
-   * Creates the shard documents (idempotent; every process calls it at
-   * start-up). They exist before any guarded update, because an upsert whose
-   * guard does not match (a replayed job) would insert a second document with
-   * the same `_id`. Throws when the data was written with another number of shards.
+   * Reads the layout, or records one for a new database (idempotent; every process calls it at start-up). In the
+   * layout of one collection, creates the shard documents: they exist before any guarded update, because an upsert
+   * whose guard does not match (a replayed job) would insert a second document with the same `_id`. Shards in
+   * collections of their own are created on first use (see `ensureShards`). Throws when AGGREGATE_SHARDS names
+   * another number of shards than the data was written with.
    */
   async prepare(now: Date): Promise<void> {
-    const ids = [LAYOUT_ID, ...Array.from({ length: this.shards }, (_, index) => this.shardId(index))];
-    let remaining = ids.map((id) => ({
-      updateOne: {
-        filter: { _id: id },
-        update: { $setOnInsert: id === LAYOUT_ID ? { shards: this.shards, createdAt: now } : { createdAt: now } },
-        upsert: true,
-      },
+    const proposed = { _id: LAYOUT_ID, shards: this.requestedShards ?? DEFAULT_AGGREGATE_SHARDS, ownCollections: true, createdAt: now };
+    await insertNew(this.collection, [proposed]);
+    const stored = await this.collection.findOne({ _id: LAYOUT_ID }, { projection: { shards: 1, ownCollections: 1 } });
+    if (typeof stored?.shards !== 'number') throw new Error('the statistics layout document has no number of shards');
+    if (this.requestedShards !== undefined && stored.shards !== this.requestedShards) {
+      throw new Error(
+        `AGGREGATE_SHARDS is ${this.requestedShards}, but this database holds statistics written with ${stored.shards} shards; set it back to that, or leave it unset.`,
+      );
+    }
+    this.layout = { shards: stored.shards, ownCollections: stored.ownCollections === true };
+    if (!this.layout.ownCollections) await this.createSharedShards(now);
+  }
+
+  /** The shard documents of the one-collection layout, created where missing. */
+  private async createSharedShards(now: Date): Promise<void> {
+    let remaining = Array.from({ length: this.currentLayout().shards }, (_, index) => ({
+      updateOne: { filter: { _id: this.shardId(index) }, update: { $setOnInsert: { createdAt: now } }, upsert: true },
     }));
     while (remaining.length > 0) {
       try {
@@ -108,11 +139,25 @@ export class ShardAggregateRepository implements AggregateStore {
         remaining = remaining.slice(failed.index + 1);
       }
     }
-    const layout = await this.collection.findOne({ _id: LAYOUT_ID }, { projection: { shards: 1 } });
-    if (layout?.shards !== this.shards) {
-      throw new Error(
-        `AGGREGATE_SHARDS is ${this.shards}, but this database holds statistics written with ${String(layout?.shards)} shards; set it back to that.`,
-      );
+  }
+
+  private currentLayout(): Layout {
+    if (!this.layout) throw new Error('the statistics layout is not read yet: call prepare() first');
+    return this.layout;
+  }
+
+  /** The collection that holds shard `index`. */
+  private collectionOf(index: number): Collection<AggregateShardDocument> {
+    return this.currentLayout().ownCollections ? this.db.collection<AggregateShardDocument>(`statshards_${index}`) : this.collection;
+  }
+
+  /** Creates the documents of shards in collections of their own before their first guarded update. */
+  private async ensureShards(indexes: readonly number[], now: Date): Promise<void> {
+    if (!this.currentLayout().ownCollections) return;
+    for (const index of indexes) {
+      if (this.ensured.has(index)) continue;
+      await insertNew(this.collectionOf(index), [{ _id: this.shardId(index), createdAt: now }]);
+      this.ensured.add(index);
     }
   }
 
@@ -150,10 +195,14 @@ export class ShardAggregateRepository implements AggregateStore {
   async applyGroup(jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
     const keys = [...new Set(jobs.flatMap((job) => job.deltas.map((delta) => delta.key)))];
     await this.register(keys, now);
+    const writes = this.byShard(jobs);
+    await this.ensureShards(
+      writes.map((write) => write.index),
+      now,
+    );
     await this.locks.withLocks(this.documentsOf(keys), async () => {
-      const operations = this.byShard(jobs).map((write) => this.update(write, now));
-      if ((await this.write(operations)) === operations.length || jobs.length === 1) return;
-      for (const job of jobs) await this.write(this.byShard([job]).map((write) => this.update(write, now)));
+      if ((await this.write(writes, now)) === writes.length || jobs.length === 1) return;
+      for (const job of jobs) await this.write(this.byShard([job]), now);
     });
   }
 
@@ -163,18 +212,18 @@ export class ShardAggregateRepository implements AggregateStore {
 
   /** One read per shard, of only the keys asked for. */
   async findByKeys(keys: readonly string[]): Promise<Map<string, StatsView | null>> {
-    const byShard = new Map<string, string[]>();
+    const byShard = new Map<number, string[]>();
     for (const key of new Set(keys)) {
-      const shard = this.shardOfKey(key);
-      const shardKeys = byShard.get(shard);
+      const index = this.shardIndexOf(key);
+      const shardKeys = byShard.get(index);
       if (shardKeys) shardKeys.push(key);
-      else byShard.set(shard, [key]);
+      else byShard.set(index, [key]);
     }
     const views = new Map<string, StatsView | null>();
     await Promise.all(
-      [...byShard].map(async ([shard, shardKeys]) => {
+      [...byShard].map(async ([index, shardKeys]) => {
         const projection = Object.fromEntries(shardKeys.map((key) => [`k.${keyField(key)}`, 1]));
-        const doc = await this.collection.findOne({ _id: shard }, { projection });
+        const doc = await this.collectionOf(index).findOne({ _id: this.shardId(index) }, { projection });
         for (const key of shardKeys) views.set(key, toStatsView(key, doc?.k?.[keyField(key)]));
       }),
     );
@@ -204,17 +253,21 @@ export class ShardAggregateRepository implements AggregateStore {
     return `shard-${index}`;
   }
 
+  private shardIndexOf(key: string): number {
+    return shardOf(key, this.currentLayout().shards);
+  }
+
   /** The id of the shard document that holds `key`. */
   private shardOfKey(key: string): string {
-    return this.shardId(shardOf(key, this.shards));
+    return this.shardId(this.shardIndexOf(key));
   }
 
   /** The jobs' deltas per shard, merged per key, with the guard of every job that touches the shard. */
   private byShard(jobs: readonly GuardedDeltas[]): ShardWrite[] {
-    const shards = new Map<string, { deltas: Map<string, KeyDelta>; guards: JobGuard[] }>();
+    const shards = new Map<number, { deltas: Map<string, KeyDelta>; guards: JobGuard[] }>();
     for (const { deltas, guard } of jobs) {
       for (const delta of deltas) {
-        const shard = this.shardOfKey(delta.key);
+        const shard = this.shardIndexOf(delta.key);
         const entry = shards.get(shard) ?? { deltas: new Map<string, KeyDelta>(), guards: [] };
         // Jobs come one after the other: a job's guard is added once per shard it touches.
         if (entry.guards[entry.guards.length - 1] !== guard) entry.guards.push(guard);
@@ -223,7 +276,7 @@ export class ShardAggregateRepository implements AggregateStore {
         shards.set(shard, entry);
       }
     }
-    return [...shards].map(([shard, { deltas, guards }]) => ({ shard, deltas: [...deltas.values()], guards }));
+    return [...shards].map(([index, { deltas, guards }]) => ({ index, shard: this.shardId(index), deltas: [...deltas.values()], guards }));
   }
 
   /** One shard's guarded update; its guards are of distinct lanes. */
@@ -240,11 +293,24 @@ export class ShardAggregateRepository implements AggregateStore {
     };
   }
 
-  /** Runs updates in commands of `writeBatchSize`; returns how many matched. */
-  private async write(operations: readonly AnyBulkWriteOperation<AggregateShardDocument>[]): Promise<number> {
+  /** Runs the shards' updates (in commands of `writeBatchSize` where they share a collection); returns how many matched. */
+  private async write(writes: readonly ShardWrite[], now: Date): Promise<number> {
+    if (!this.currentLayout().ownCollections) {
+      let matched = 0;
+      for (const batch of chunk(writes, this.writeBatchSize)) {
+        matched += (
+          await this.collection.bulkWrite(
+            batch.map((write) => this.update(write, now)),
+            { ordered: false },
+          )
+        ).matchedCount;
+      }
+      return matched;
+    }
     let matched = 0;
-    for (const batch of chunk(operations, this.writeBatchSize)) {
-      matched += (await this.collection.bulkWrite(batch, { ordered: false })).matchedCount;
+    for (const batch of chunk(writes, PARALLEL_SHARD_WRITES)) {
+      const results = await Promise.all(batch.map((write) => this.collectionOf(write.index).bulkWrite([this.update(write, now)])));
+      for (const result of results) matched += result.matchedCount;
     }
     return matched;
   }

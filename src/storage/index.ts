@@ -1,4 +1,5 @@
 import type Redis from 'ioredis';
+import type { Db } from 'mongodb';
 import type { Connection } from 'mongoose';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config';
@@ -39,7 +40,9 @@ export async function createRepositories({ connection, config, redis, logger }: 
   const profile = chooseProfile(config.STORAGE_PROFILE, await detectServer(connection), config.AGGREGATE_WRITE_BATCH);
   const models = createModels(connection);
   if (profile.indexes) await ensureIndexes(models);
-  const aggregates = createAggregateStore(profile, models, config, redis, logger);
+  const db = connection.db;
+  if (!db) throw new Error('the MongoDB connection is not open');
+  const aggregates = createAggregateStore(profile, models, db, config, redis, logger);
   await aggregates.prepare(new Date());
   logger.debug({ profile: profile.name }, 'storage profile');
   return {
@@ -51,11 +54,25 @@ export async function createRepositories({ connection, config, redis, logger }: 
   };
 }
 
-function createAggregateStore(profile: StorageProfile, models: Models, config: Config, redis: Redis, logger: Logger): AggregateStore {
+function createAggregateStore(
+  profile: StorageProfile,
+  models: Models,
+  db: Db,
+  config: Config,
+  redis: Redis,
+  logger: Logger,
+): AggregateStore {
   if (profile.aggregates === 'per-key') return new KeyAggregateRepository(models.aggregate, GUARD_RETENTION, profile.writeBatch);
   // A dead worker's locks free themselves as soon as its jobs do (JOB_LOCK_MS), not 30 s later.
   const locks = new KeyLocks(redis, config.QUEUE_NAME, { ...DEFAULT_KEY_LOCK_SETTINGS, ttlMs: config.JOB_LOCK_MS }, (lost) =>
     logger.error({ lost }, 'key locks were lost while writing aggregates'),
   );
-  return new ShardAggregateRepository(models.aggregate, locks, GUARD_RETENTION, profile.writeBatch ?? Infinity, config.AGGREGATE_SHARDS);
+  return new ShardAggregateRepository(
+    models.aggregate,
+    db,
+    locks,
+    GUARD_RETENTION,
+    profile.writeBatch ?? Infinity,
+    config.AGGREGATE_SHARDS,
+  );
 }
