@@ -43,7 +43,7 @@ const configSchema = z.object({
   STORAGE_PROFILE: z.enum(['auto', 'mongodb', 'ferretdb']).default('auto'),
   /** FerretDB profile only: aggregate updates per command; FerretDB 1.24 (SQLite) hangs at 100 (see storage/profile.ts). */
   AGGREGATE_WRITE_BATCH: whole(1, 1000).default(50),
-  /** FerretDB profile only: shard documents the statistics are spread over; unset: the database's, or 128 for a new one. */
+  /** FerretDB profile only: shard documents the statistics are spread over; unset: the database's, or 32 for a new one. */
   AGGREGATE_SHARDS: whole(1, 4096).optional(),
   /** Jobs a worker runs at once; their writes are combined (see write-combiner.ts), so more means fewer writes per point. */
   WORKER_CONCURRENCY: whole(1, 64).default(16),

@@ -18,7 +18,7 @@ import {
 import { bulkWriteErrors, DUPLICATE_KEY, insertNew } from './mongo-errors';
 
 /** Shards of a new database when AGGREGATE_SHARDS is not set (see the class comment for why this many). */
-export const DEFAULT_AGGREGATE_SHARDS = 128;
+export const DEFAULT_AGGREGATE_SHARDS = 32;
 const LAYOUT_ID = 'layout';
 // How many shard collections are written at once: FerretDB decodes, validates and encodes in Go, on every core.
 const PARALLEL_SHARD_WRITES = 4;
@@ -65,14 +65,14 @@ const KNOWN_KEYS_CAPACITY = 100_000;
  * updated by one statement, so a job is applied to a shard entirely or not
  * at all, and the guard lives with the shard.
  *
- * Why each shard in a collection of its own, and this many: a statement
- * decodes every document of its collection, and FerretDB checks every pair
- * of paths of an update against each other, so a statement's cost grows with
- * its collection's size and with the square of the keys it writes. With 8
- * shards in one collection, 10,000 keys cost ~1,250 keys per statement; with
- * 128 collections a statement decodes one document and writes ~1/128 of a
- * group's keys, at ~1.5 ms per statement even for one key (docs/storage.md
- * has the measurements behind the number).
+ * Why each shard in a collection of its own: a statement decodes every
+ * document of its collection, and FerretDB checks every pair of paths of an
+ * update against each other, so a statement's cost grows with its
+ * collection's size and with the square of the keys it writes (8 shards in one
+ * collection: ~1,250 keys per statement at 10,000 keys). Why 32 by default: a
+ * statement costs ~1.5 ms even for one key, and a group writes one per shard
+ * it touches, so more shards slow down a few hundred keys while they speed up
+ * tens of thousands; docs/storage.md has the measurements on both sides.
  */
 export class ShardAggregateRepository implements AggregateStore {
   private readonly collection: Collection<AggregateShardDocument>;

@@ -53,7 +53,7 @@ function delta(key: string, value: number): KeyDelta {
 }
 
 describe("the FerretDB profile's shard layout", () => {
-  it('when a database is new, then it gets 128 shards, each in a collection of its own holding one document', async () => {
+  it('when a database is new, then it gets 32 shards, each in a collection of its own holding one document', async () => {
     const { store, db } = await repository('new');
     await store.prepare(new Date());
     const keys = ['lay/a', 'lay/b', 'lay/c'];
@@ -62,9 +62,9 @@ describe("the FerretDB profile's shard layout", () => {
       { slot: 10, lane: 'lanea', seq: 1 },
       new Date(),
     );
-    expect(await db.collection('statshards').findOne({ _id: 'layout' as never })).toMatchObject({ shards: 128, ownCollections: true });
+    expect(await db.collection('statshards').findOne({ _id: 'layout' as never })).toMatchObject({ shards: 32, ownCollections: true });
     for (const key of keys) {
-      const shard = db.collection(`statshards_${shardOf(key, 128)}`);
+      const shard = db.collection(`statshards_${shardOf(key, 32)}`);
       expect(await shard.countDocuments()).toBe(1);
       expect(await shard.findOne({})).toHaveProperty(['k', keyField(key), 'count'], 1);
     }
