@@ -1,9 +1,8 @@
-import type { Point } from '../../src/domain/point-schema';
-import { groupByKey, type KeyDelta } from '../../src/domain/stats';
-import type { AggregateStore, JobGuard } from '../../src/repositories/aggregate-store';
+import type { KeyDelta } from '../../src/domain/stats';
 import { PermanentJobError } from '../../src/services/job-errors';
 import type { JobProcessorDeps } from '../../src/services/job-processor';
 import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
+import { countingAggregates, jobWrites } from '../support/group-writes';
 import { getJson, postJson, startHarness, waitForBatch, type Harness } from '../support/harness';
 
 let h: Harness;
@@ -31,31 +30,7 @@ async function poisonAggregate(key: string, lane: string): Promise<void> {
   await deps.aggregates.applyDeltas([delta], { slot: 1000, lane, seq: 1 }, new Date());
 }
 
-let jobCounter = 0;
-function job(lane: string, points: [string, number][]): JobWrites {
-  jobCounter += 1;
-  const batchId = `poison-batch-${jobCounter}`;
-  const pointList: Point[] = points.map(([key, value], i) => ({ key, value, ts: 1_700_000_000_000 + i, i }));
-  const guard: JobGuard = { slot: 1000, lane, seq: 1 };
-  return {
-    guard,
-    deltas: groupByKey(pointList),
-    batchId,
-    points: pointList,
-    receivedAt: new Date(),
-    startedAt: Date.now(),
-    record: { _id: `${batchId}:0`, batchId, chunk: 0, points: pointList.length, keys: 1, guard: `1000.${lane}.1`, attempt: 1 },
-  };
-}
-
-function countingAggregates(real: AggregateStore, groups: number[]): AggregateStore {
-  const counting = Object.create(real) as AggregateStore;
-  counting.applyGroup = (jobs, now) => {
-    groups.push(jobs.length);
-    return real.applyGroup(jobs, now);
-  };
-  return counting;
-}
+const job = (lane: string, points: [string, number][]): JobWrites => jobWrites(lane, 1, points, 'poison-batch');
 
 async function stats(key: string): Promise<{ status: number; body: any }> {
   return getJson(h.baseUrl, `/api/data/stats/${encodeURIComponent(key)}`);

@@ -1,13 +1,11 @@
-import type { Point } from '../../src/domain/point-schema';
-import { groupByKey } from '../../src/domain/stats';
-import type { AggregateStore, JobGuard } from '../../src/repositories/aggregate-store';
+import type { AggregateStore } from '../../src/repositories/aggregate-store';
 import type { JobProcessorDeps } from '../../src/services/job-processor';
 import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
+import { countingAggregates, jobWrites } from '../support/group-writes';
 import { getJson, startHarness, type Harness } from '../support/harness';
 
 let h: Harness;
 let deps: JobProcessorDeps;
-const slot = 1000;
 
 beforeAll(async () => {
   h = await startHarness({}, { workers: 0 });
@@ -21,32 +19,7 @@ afterAll(async () => {
   await h.close();
 });
 
-let jobCounter = 0;
-function job(lane: string, seq: number, points: [string, number][]): JobWrites {
-  jobCounter += 1;
-  const batchId = `combiner-batch-${jobCounter}`;
-  const pointList: Point[] = points.map(([key, value], i) => ({ key, value, ts: 1_700_000_000_000 + i, i }));
-  const guard: JobGuard = { slot, lane, seq };
-  return {
-    guard,
-    deltas: groupByKey(pointList),
-    batchId,
-    points: pointList,
-    receivedAt: new Date(),
-    startedAt: Date.now(),
-    record: { _id: `${batchId}:0`, batchId, chunk: 0, points: pointList.length, keys: 1, guard: `${slot}.${lane}.${seq}`, attempt: 1 },
-  };
-}
-
-/** The aggregates repository with a record of the jobs of each group write. */
-function countingAggregates(real: AggregateStore, groups: number[]): AggregateStore {
-  const counting = Object.create(real) as AggregateStore;
-  counting.applyGroup = (jobs, now) => {
-    groups.push(jobs.length);
-    return real.applyGroup(jobs, now);
-  };
-  return counting;
-}
+const job = (lane: string, seq: number, points: [string, number][]): JobWrites => jobWrites(lane, seq, points, 'combiner-batch');
 
 async function stats(key: string): Promise<{ count: number; sum: number; min: number; max: number }> {
   const { body } = await getJson(h.baseUrl, `/api/data/stats/${encodeURIComponent(key)}`);
