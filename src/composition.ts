@@ -196,7 +196,8 @@ export interface WorkerOptions {
 export async function createWorkerComponents(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerComponents> {
   const connection = await connectMongo(config.MONGODB_URI, logger, true);
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
-  const { aggregates, history, processed } = await createRepositories({ connection, config, redis, logger });
+  const { aggregates, history, processed, retention } = await createRepositories({ connection, config, redis, logger });
+  await retention.start();
   const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'worker', logger);
   const processor = new JobProcessor({
     aggregates,
@@ -226,6 +227,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
   const steps: ShutdownStep[] = [
     // Bull's close stops taking jobs and waits for the active ones to finish.
     { name: 'queue', run: closeQueue },
+    { name: 'history retention', run: () => retention.stop() },
     {
       name: 'redis',
       run: async () => {

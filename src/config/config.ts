@@ -18,6 +18,15 @@ const csv = z
       .filter((part) => part.length > 0),
   );
 
+const DURATION_UNITS_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** `keep` (null) or a whole number of minutes, hours or days (`90d`), as milliseconds. */
+const retention = z
+  .string()
+  .regex(/^(keep|[1-9]\d{0,5}[mhd])$/, 'must be "keep" or a whole number of minutes, hours or days, e.g. 90d')
+  .transform((text) =>
+    text === 'keep' ? null : Number(text.slice(0, -1)) * DURATION_UNITS_MS[text.slice(-1) as keyof typeof DURATION_UNITS_MS],
+  );
+
 const configSchema = z.object({
   PORT: port.default(3000),
   MONGODB_URI: z
@@ -62,6 +71,8 @@ const configSchema = z.object({
   MAX_KEYS_PER_SOCKET: whole(1, 10_000).default(100),
   /** A history page read that takes longer is stopped on the server and answered 503 QUERY_TIMEOUT. */
   HISTORY_QUERY_TIMEOUT_MS: whole(1, 600_000).default(10_000),
+  /** How long history records are kept, by their timestamp: `keep` (for good) or e.g. `90d` (see storage/retention.ts). */
+  HISTORY_RETENTION: retention.default(null),
   CORS_ORIGINS: csv,
   /** Keys that may ingest (and read); empty keeps ingest open. */
   INGEST_API_KEYS: csv,

@@ -50,6 +50,9 @@ function toRecord(doc: DataPointDocument): HistoryRecord {
 
 /** HISTORY_QUERY_TIMEOUT_MS's default. */
 export const DEFAULT_HISTORY_QUERY_TIMEOUT_MS = 10_000;
+const NAMESPACE_NOT_FOUND = 26;
+// The TTL index of HISTORY_RETENTION on MongoDB.
+const TTL_INDEX = 'history_retention';
 // MongoDB's (and FerretDB's) code for a command stopped by maxTimeMS.
 const MAX_TIME_EXPIRED = 50;
 
@@ -121,6 +124,39 @@ export class HistoryRepository {
       items: page.map(toRecord),
       next: docs.length > query.limit && last ? { t: last.timestamp.getTime(), id: last._id } : null,
     };
+  }
+
+  /** Deletes the records whose timestamp is before `cutoff`; returns how many. */
+  async deleteOlderThan(cutoff: Date): Promise<number> {
+    return (await this.collection.deleteMany({ timestamp: { $lt: cutoff } })).deletedCount;
+  }
+
+  /**
+   * Makes the server expire records `seconds` after their timestamp (a TTL index), or keep them (`null`: the index
+   * is dropped). Idempotent; a changed retention is applied to the existing index.
+   */
+  async setExpiry(seconds: number | null): Promise<void> {
+    const indexes: { name?: string; expireAfterSeconds?: number }[] = await this.collection
+      .listIndexes()
+      .toArray()
+      .catch((error: unknown) => {
+        // A collection that does not exist yet has no index.
+        if (error instanceof MongoServerError && error.code === NAMESPACE_NOT_FOUND) return [];
+        throw error;
+      });
+    const existing = indexes.find((index) => index.name === TTL_INDEX);
+    if (seconds === null) {
+      if (existing) await this.collection.dropIndex(TTL_INDEX);
+      return;
+    }
+    if (!existing) {
+      await this.collection.createIndex({ timestamp: 1 }, { name: TTL_INDEX, expireAfterSeconds: seconds });
+    } else if (existing.expireAfterSeconds !== seconds) {
+      await this.collection.db.command({
+        collMod: this.collection.collectionName,
+        index: { name: TTL_INDEX, expireAfterSeconds: seconds },
+      });
+    }
   }
 
   async countByBatch(batchId: string): Promise<number> {

@@ -34,11 +34,11 @@ const WITHOUT_GUARD = { g: 0 } as const;
 export class KeyAggregateRepository implements AggregateStore {
   private readonly collection: Collection<KeyStatsDocument>;
 
-  /** `writeBatchSize`: most updates per command, null for the driver's own split (see storage/profile.ts). */
+  /** `writeBatchSize`: most updates per command (see storage/profile.ts). */
   constructor(
     model: AggregateModel,
     private readonly retention: GuardRetention,
-    private readonly writeBatchSize: number | null = null,
+    private readonly writeBatchSize: number,
   ) {
     this.collection = nativeCollection(model.perKey);
   }
@@ -129,7 +129,6 @@ export class KeyAggregateRepository implements AggregateStore {
    * it then matches, it applies now (another writer had just created the document); if not, it was applied before.
    */
   private async write(operations: readonly AnyBulkWriteOperation<KeyStatsDocument>[]): Promise<number> {
-    if (this.writeBatchSize === null) return this.writeCommand(operations);
     let applied = 0;
     for (const batch of chunk(operations, this.writeBatchSize)) applied += await this.writeCommand(batch);
     return applied;

@@ -11,31 +11,36 @@ import {
 export const DUPLICATE_KEY = 11000;
 
 /**
- * Codes with which a server refuses a document or an update for what it holds (BadValue, FailedToParse,
- * TypeMismatch, field names, size): sending the same data again gets the same answer. FerretDB answers BadValue for
- * values it cannot store (an infinite sum, nested arrays).
+ * Codes with which a server refuses a statement for what it holds (BadValue, FailedToParse, TypeMismatch, field
+ * names): sending the same data again gets the same answer. FerretDB answers BadValue for values it cannot store
+ * (an infinite sum, nested arrays). Capacity errors (a document over 16 MB) are not among them: they are retried.
  */
-const REFUSAL_CODES = new Set([2, 9, 14, 52, 56, 57, 10334, 17280]);
+const REFUSAL_CODES = new Set([2, 9, 14, 52, 56, 57]);
 
-/** Whether a server answered the command with an error (as opposed to no answer: network, server selection, timeout). */
-export function isServerAnswer(error: unknown): boolean {
-  return error instanceof MongoServerError;
-}
-
-/** Whether the server refused the data itself: retrying the same write cannot succeed. */
-export function isRefusedData(error: unknown): boolean {
-  if (!(error instanceof MongoServerError)) return false;
-  const failures = bulkWriteErrors(error);
-  if (failures) return failures.some((failure) => failure.code !== undefined && REFUSAL_CODES.has(failure.code));
-  return typeof error.code === 'number' && REFUSAL_CODES.has(error.code);
-}
-
-/** The write errors of a bulk operation, or undefined when the error is of another kind. */
+/**
+ * The per-statement errors of a bulk write, or undefined when the error is of another kind. The driver wraps any
+ * failure of a bulk write in MongoBulkWriteError, a lost connection or a timeout too, with no write errors: only
+ * write errors without a write-concern error are the server's answer about the statements.
+ */
 export function bulkWriteErrors(error: unknown): { index: number; code: number | undefined }[] | undefined {
   if (!(error instanceof MongoBulkWriteError)) return undefined;
   const raw: unknown = error.writeErrors;
   const writeErrors = (Array.isArray(raw) ? raw : [raw]) as WriteError[];
+  if (writeErrors.length === 0 || error.result.getWriteConcernError() !== undefined) return undefined;
   return writeErrors.map((writeError) => ({ index: writeError.index, code: writeError.code }));
+}
+
+/** Whether the server answered that it refused some statements (as opposed to not answering: network, timeout). */
+export function isRefusal(error: unknown): boolean {
+  return bulkWriteErrors(error) !== undefined || isRefusedData(error);
+}
+
+/** Whether the server refused the data itself: retrying the same write cannot succeed. */
+export function isRefusedData(error: unknown): boolean {
+  const failures = bulkWriteErrors(error);
+  if (failures) return failures.some((failure) => failure.code !== undefined && REFUSAL_CODES.has(failure.code));
+  if (!(error instanceof MongoServerError) || error instanceof MongoBulkWriteError) return false;
+  return typeof error.code === 'number' && REFUSAL_CODES.has(error.code);
 }
 
 /**

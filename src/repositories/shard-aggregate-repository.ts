@@ -309,8 +309,12 @@ export class ShardAggregateRepository implements AggregateStore {
     }
     let matched = 0;
     for (const batch of chunk(writes, PARALLEL_SHARD_WRITES)) {
-      const results = await Promise.all(batch.map((write) => this.collectionOf(write.index).bulkWrite([this.update(write, now)])));
-      for (const result of results) matched += result.matchedCount;
+      // Every write settles before any error is thrown: the caller releases the shards' locks right after.
+      const results = await Promise.allSettled(batch.map((write) => this.collectionOf(write.index).bulkWrite([this.update(write, now)])));
+      for (const result of results) {
+        if (result.status === 'rejected') throw result.reason;
+        matched += result.value.matchedCount;
+      }
     }
     return matched;
   }

@@ -3,7 +3,7 @@ import type { KeyDelta } from '../domain/stats';
 import type { ProcessedRecordDocument } from '../models/processed-record-model';
 import type { AggregateStore, JobGuard } from '../repositories/aggregate-store';
 import type { HistoryRepository } from '../repositories/history-repository';
-import { isRefusedData, isServerAnswer } from '../repositories/mongo-errors';
+import { isRefusal, isRefusedData } from '../repositories/mongo-errors';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
 import { PermanentJobError } from './job-errors';
 
@@ -83,25 +83,29 @@ export class WriteCombiner {
   }
 
   /**
-   * Writes a group and settles its jobs. When the store refuses the group, it is written again one job at a time:
-   * a job whose data the store refuses fails alone, the others complete now instead of after a retry. When the store
-   * does not answer at all (down, unreachable), the whole group fails at once and is retried.
+   * Writes a group and settles its jobs. When the store refuses some of the group's statements, the group is
+   * written again one job at a time: a job whose data the store refuses fails alone, the others complete now
+   * instead of after a retry. When the store does not answer (down, unreachable, timed out), the whole group fails
+   * at once and is retried, and so do the jobs still to be written alone.
    */
   private async settle(group: readonly Pending[]): Promise<void> {
     try {
       await this.writeGroup(group.map((entry) => entry.writes));
       for (const entry of group) entry.resolve();
     } catch (error) {
-      if (group.length === 1 || !isServerAnswer(error)) {
+      if (group.length === 1 || !isRefusal(error)) {
         for (const entry of group) entry.reject(error);
         return;
       }
-      for (const entry of group) {
+      for (const [index, entry] of group.entries()) {
         try {
           await this.writeGroup([entry.writes]);
           entry.resolve();
         } catch (alone) {
           entry.reject(alone);
+          if (alone instanceof PermanentJobError || isRefusal(alone)) continue;
+          for (const rest of group.slice(index + 1)) rest.reject(alone);
+          return;
         }
       }
     }

@@ -11,7 +11,8 @@ import { KeyAggregateRepository } from '../repositories/key-aggregate-repository
 import { ProcessedRecordRepository } from '../repositories/processed-record-repository';
 import { ShardAggregateRepository } from '../repositories/shard-aggregate-repository';
 import { GUARD_RETENTION } from '../services/lane-pool';
-import { chooseProfile, detectServer, type StorageProfile } from './profile';
+import { chooseProfile, detectServer, reconcileWithStored, type StorageProfile, type StoredLayouts } from './profile';
+import { createHistoryRetention, type HistoryRetention } from './retention';
 
 export { PROFILES, type StorageProfile } from './profile';
 
@@ -21,6 +22,8 @@ export interface Repositories {
   aggregates: AggregateStore;
   history: HistoryRepository;
   processed: ProcessedRecordRepository;
+  /** HISTORY_RETENTION; a worker starts it. */
+  retention: HistoryRetention;
 }
 
 export interface StorageDeps {
@@ -37,20 +40,26 @@ export interface StorageDeps {
  * bench get their repositories here.
  */
 export async function createRepositories({ connection, config, redis, logger }: StorageDeps): Promise<Repositories> {
-  const profile = chooseProfile(config.STORAGE_PROFILE, await detectServer(connection), config.AGGREGATE_WRITE_BATCH);
-  const models = createModels(connection);
-  if (profile.indexes) await ensureIndexes(models);
   const db = connection.db;
   if (!db) throw new Error('the MongoDB connection is not open');
+  const chosen = chooseProfile(config.STORAGE_PROFILE, await detectServer(connection), config.AGGREGATE_WRITE_BATCH);
+  const profile = reconcileWithStored(chosen, await storedLayouts(db), config.STORAGE_PROFILE);
+  if (profile.aggregates !== chosen.aggregates) {
+    logger.warn('this database holds statistics in shards (statshards): they stay there; docs/storage.md says how the layouts differ');
+  }
+  const models = createModels(connection);
+  if (profile.indexes) await ensureIndexes(models);
   const aggregates = createAggregateStore(profile, models, db, config, redis, logger);
   await aggregates.prepare(new Date());
   logger.debug({ profile: profile.name }, 'storage profile');
+  const history = new HistoryRepository(models.dataPoint, config.HISTORY_QUERY_TIMEOUT_MS);
   return {
     profile,
     models,
     aggregates,
-    history: new HistoryRepository(models.dataPoint, config.HISTORY_QUERY_TIMEOUT_MS),
+    history,
     processed: new ProcessedRecordRepository(models.processedRecord),
+    retention: createHistoryRetention(profile, history, config.HISTORY_RETENTION, logger),
   };
 }
 
@@ -67,12 +76,13 @@ function createAggregateStore(
   const locks = new KeyLocks(redis, config.QUEUE_NAME, { ...DEFAULT_KEY_LOCK_SETTINGS, ttlMs: config.JOB_LOCK_MS }, (lost) =>
     logger.error({ lost }, 'key locks were lost while writing aggregates'),
   );
-  return new ShardAggregateRepository(
-    models.aggregate,
-    db,
-    locks,
-    GUARD_RETENTION,
-    profile.writeBatch ?? Infinity,
-    config.AGGREGATE_SHARDS,
-  );
+  return new ShardAggregateRepository(models.aggregate, db, locks, GUARD_RETENTION, profile.writeBatch, config.AGGREGATE_SHARDS);
+}
+
+async function storedLayouts(db: Db): Promise<StoredLayouts> {
+  const [shards, perKey] = await Promise.all([
+    db.collection<{ _id: string }>('statshards').findOne({ _id: 'layout' }, { projection: { _id: 1 } }),
+    db.collection('stats').findOne({}, { projection: { _id: 1 } }),
+  ]);
+  return { shards: shards !== null, perKey: perKey !== null };
 }

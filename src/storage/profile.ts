@@ -2,6 +2,8 @@ import type { Connection } from 'mongoose';
 
 export type ServerKind = 'mongodb' | 'ferretdb';
 
+const MONGODB_WRITE_BATCH = 1000;
+
 /**
  * How the service stores its data on one kind of server. Production runs MongoDB; FerretDB 1.24 is the default
  * stack's stand-in, and every workaround it needs is named here and applied only in storage/ and repositories/.
@@ -19,13 +21,16 @@ export interface StorageProfile {
   /** Secondary indexes: FerretDB v1 (SQLite) uses none but `_id`, and each one slows inserts. */
   indexes: boolean;
   /**
-   * Most update statements per command, or null for the driver's own split. A property of the server, whatever
-   * the layout: FerretDB 1.24 (SQLite) hangs for good at 100 statements in one command (AGGREGATE_WRITE_BATCH).
+   * Most statistics statements per command. A property of the server, whatever the layout: FerretDB 1.24 (SQLite)
+   * hangs for good at 100 statements in one command (AGGREGATE_WRITE_BATCH); on MongoDB the repository chunks
+   * itself, because the driver stops at the first of its own batches that has a write error.
    */
-  writeBatch: number | null;
+  writeBatch: number;
+  /** How HISTORY_RETENTION is applied, by the server: MongoDB expires records itself, FerretDB v1 has no TTL indexes. */
+  historyExpiry: 'ttl-index' | 'sweep';
 }
 
-export const PROFILES: Record<ServerKind, Omit<StorageProfile, 'writeBatch'>> = {
+export const PROFILES: Record<ServerKind, Omit<StorageProfile, 'writeBatch' | 'historyExpiry'>> = {
   mongodb: { name: 'mongodb', aggregates: 'per-key', locks: false, indexes: true },
   ferretdb: { name: 'ferretdb', aggregates: 'shards', locks: true, indexes: false },
 };
@@ -42,5 +47,39 @@ export async function detectServer(connection: Connection): Promise<ServerKind> 
  * `ferretdb` on MongoDB works but gives up what MongoDB offers.
  */
 export function chooseProfile(configured: 'auto' | ServerKind, server: ServerKind, ferretdbWriteBatch: number): StorageProfile {
-  return { ...PROFILES[configured === 'auto' ? server : configured], writeBatch: server === 'ferretdb' ? ferretdbWriteBatch : null };
+  const ferretdb = server === 'ferretdb';
+  return {
+    ...PROFILES[configured === 'auto' ? server : configured],
+    writeBatch: ferretdb ? ferretdbWriteBatch : MONGODB_WRITE_BATCH,
+    historyExpiry: ferretdb ? 'sweep' : 'ttl-index',
+  };
+}
+
+/** Which statistics layouts a database already holds. */
+export interface StoredLayouts {
+  /** A `layout` document in `statshards`: written by the FerretDB profile or by versions before profiles. */
+  shards: boolean;
+  /** Documents in `stats`: written by the MongoDB profile. */
+  perKey: boolean;
+}
+
+/**
+ * A database keeps the layout its statistics were written with: a profile that would not see them must not start
+ * writing beside them. Under `auto`, a database written with shards (every MongoDB deployment before profiles) keeps
+ * the shard layout, locks included; an explicit profile that contradicts the data, or per-key data under the shard
+ * layout, stops the process with a message that says what to do.
+ */
+export function reconcileWithStored(profile: StorageProfile, stored: StoredLayouts, configured: 'auto' | ServerKind): StorageProfile {
+  if (profile.aggregates === 'per-key' && stored.shards) {
+    if (configured === 'auto') return { ...profile, aggregates: 'shards', locks: true };
+    throw new Error(
+      'STORAGE_PROFILE is mongodb, but this database holds its statistics in shards (statshards, written by the FerretDB profile or an earlier version); unset STORAGE_PROFILE to keep using them.',
+    );
+  }
+  if (profile.aggregates === 'shards' && stored.perKey) {
+    throw new Error(
+      `STORAGE_PROFILE is ${configured}, which keeps statistics in shards, but this database holds them one document per key (stats, the MongoDB profile); set STORAGE_PROFILE=mongodb.`,
+    );
+  }
+  return profile;
 }

@@ -70,6 +70,11 @@ describe('loadConfig', () => {
     ['JOB_CHUNK_SIZE', '10001'],
     ['WORKER_CONCURRENCY', '65'],
     ['JOB_ATTEMPTS', '1.5'],
+    ['HISTORY_RETENTION', '0d'],
+    ['HISTORY_RETENTION', '90 days'],
+    ['HISTORY_RETENTION', '2w'],
+    ['STORAGE_PROFILE', 'postgres'],
+    ['AGGREGATE_SHARDS', '0'],
   ])('when %s=%p, then start-up fails with a message naming the variable', (name, value) => {
     const message = startupError({ [name]: value });
     expect(message).toMatch(/^Invalid configuration: /);
@@ -90,6 +95,18 @@ describe('loadConfig', () => {
   it('when a variable is wrong, then the message does not echo other variables that may hold secrets', () => {
     const message = startupError({ PORT: 'abc', MONGODB_URI: 'mongodb://admin:s3cret@db.example/realtime' });
     expect(message).not.toContain('s3cret');
+  });
+});
+
+describe('HISTORY_RETENTION', () => {
+  it.each([
+    [undefined, null],
+    ['keep', null],
+    ['30m', 30 * 60_000],
+    ['12h', 12 * 3_600_000],
+    ['90d', 90 * 86_400_000],
+  ])('when it is %p, then history is kept for %p ms (null: for good)', (value, ms) => {
+    expect(loadConfig(value === undefined ? {} : { HISTORY_RETENTION: value }).HISTORY_RETENTION).toBe(ms);
   });
 });
 

@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import Redis from 'ioredis';
+import type { Connection } from 'mongoose';
+import { loadConfig } from '../../src/config/config';
+import { connectMongo } from '../../src/composition';
+import type { Point } from '../../src/domain/point-schema';
+import { createLogger } from '../../src/logger';
+import { createRepositories, type Repositories } from '../../src/storage';
+import { waitFor } from '../support/harness';
+
+const DAY = 24 * 3600 * 1000;
+const baseUri = (process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017').replace(/^(mongodb:\/\/[^/]+)\/?[^?]*/, '$1');
+const logger = createLogger('silent', 'test');
+let redis: Redis;
+const opened: Connection[] = [];
+
+beforeAll(() => {
+  redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+});
+
+afterAll(async () => {
+  for (const connection of opened) {
+    await connection.db?.dropDatabase();
+    await connection.close();
+  }
+  await redis.quit();
+});
+
+async function open(retention: string): Promise<Repositories> {
+  const uri = `${baseUri}/test_retention_${randomBytes(4).toString('hex')}`;
+  const config = loadConfig({ MONGODB_URI: uri, HISTORY_RETENTION: retention, STORAGE_PROFILE: process.env.STORAGE_PROFILE ?? 'auto' });
+  const connection = await connectMongo(uri, logger, false);
+  opened.push(connection);
+  return createRepositories({ connection, config, redis, logger });
+}
+
+/** History records of `key` at these ages (days before now). */
+async function storeAged(repos: Repositories, key: string, agesInDays: number[]): Promise<void> {
+  const now = Date.now();
+  const points: Point[] = agesInDays.map((age, i) => ({ i, key, value: age, ts: now - age * DAY }));
+  await repos.history.insertJobs([{ batchId: `retention-${key}`, points, receivedAt: new Date(now) }], new Date(now));
+}
+
+async function agesKept(repos: Repositories, key: string): Promise<number[]> {
+  const page = await repos.history.page({ key, limit: 100 });
+  return page.items.map((item) => item.value).sort((a, b) => a - b);
+}
+
+describe('HISTORY_RETENTION', () => {
+  it('when retention is 30d, then a sweep deletes the records whose timestamp is older and keeps the rest', async () => {
+    const repos = await open('30d');
+    await storeAged(repos, 'ret/a', [1, 29, 31, 400]);
+    expect(await repos.retention.sweep()).toBe(2);
+    expect(await agesKept(repos, 'ret/a')).toEqual([1, 29]);
+  });
+
+  it('when history is kept (the default), then a sweep deletes nothing', async () => {
+    const repos = await open('keep');
+    await storeAged(repos, 'ret/b', [1, 4000]);
+    expect(await repos.retention.sweep()).toBe(0);
+    expect(await agesKept(repos, 'ret/b')).toEqual([1, 4000]);
+  });
+
+  it('when a worker starts retention where the server has no TTL index, then old records go without waiting for the timer', async () => {
+    const repos = await open('7d');
+    if (repos.profile.historyExpiry !== 'sweep') return expect(repos.profile.historyExpiry).toBe('ttl-index');
+    await storeAged(repos, 'ret/c', [2, 8]);
+    await repos.retention.start();
+    try {
+      await waitFor(async () => ((await agesKept(repos, 'ret/c')).length === 1 ? true : undefined), 5000, 'the start-up sweep');
+      expect(await agesKept(repos, 'ret/c')).toEqual([2]);
+    } finally {
+      await repos.retention.stop();
+    }
+  });
+});
