@@ -1,7 +1,7 @@
 /**
  * Load test: sends generated points to `POST /api/data/ingest`, waits until
- * the workers have counted every accepted point, then checks that each
- * aggregate is exactly what was sent.
+ * every accepted batch is processed, then checks that each aggregate is
+ * exactly what was sent.
  *
  *   npm run load-test -- --points 100000 --batch 1000 --concurrency 4
  *
@@ -16,8 +16,9 @@ import { z } from 'zod';
 
 const HELP = `Usage: npm run load-test -- [options]
 
-Sends generated points to the ingest API, waits until all are counted and
-checks every aggregate is exact. Exit code 0 when exact, 1 when not (or on a
+Sends generated points to the ingest API, waits until every accepted batch
+is processed (its status, GET /api/data/batches/:id) and checks every
+aggregate is exact. Exit code 0 when exact, 1 when not (or on a
 timeout or a failed request), 2 for bad options.
 
 Options:
@@ -78,6 +79,8 @@ const TTY_PROGRESS_MS = 200;
 const LOG_PROGRESS_MS = 5000;
 const MAX_MISMATCHES_SHOWN = 20;
 const MIN_POLL_TIMEOUT_MS = 1000;
+// The final read of every aggregate after the batches are done gets at least this long, even past the deadline.
+const READ_AFTER_MS = 60_000;
 
 function positiveInt(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -259,6 +262,8 @@ export interface SendCounters {
   retries: number;
   sentPoints: number;
   acceptedPoints: number;
+  /** When present, the batch id of every accepted request is added: waitUntilCounted then polls batch status. */
+  batchIds?: string[];
 }
 
 /** Retry-After in seconds (the server's form) or an HTTP date, capped. */
@@ -292,7 +297,7 @@ export async function sendRequest(
   idempotencyKey: string,
   counters: SendCounters,
   stop: AbortSignal,
-): Promise<number> {
+): Promise<{ accepted: number; batchId: string }> {
   let networkFailures = 0;
   for (;;) {
     let response: Response;
@@ -327,14 +332,14 @@ export async function sendRequest(
 }
 
 /** Every generated point is valid, so anything short of "all accepted" is a bug worth stopping for. */
-function acceptedPoints(text: string, sent: number): number {
+function acceptedPoints(text: string, sent: number): { accepted: number; batchId: string } {
   const parsed = ingestResponseSchema.safeParse(safeJson(text));
   if (!parsed.success) throw new LoadTestError(`202 with an unexpected body: ${text.slice(0, 2000)}`);
   const { accepted, rejected } = parsed.data;
   if (accepted !== sent || rejected.length > 0) {
     throw new LoadTestError(`sent ${sent} valid points, ${accepted} accepted; rejected: ${JSON.stringify(rejected.slice(0, 5))}`);
   }
-  return accepted;
+  return { accepted, batchId: parsed.data.batchId };
 }
 
 function safeJson(text: string): unknown {
@@ -362,8 +367,9 @@ export async function sendAll(options: Options, baseTs: number, counters: SendCo
       counters.sentPoints += request.points;
       try {
         // Not `counters.acceptedPoints += await ...`: that reads the total before the await and loses the other lanes' additions.
-        const accepted = await sendRequest(url, options.apiKey, request, `${runId}-${index}`, counters, stop.signal);
+        const { accepted, batchId } = await sendRequest(url, options.apiKey, request, `${runId}-${index}`, counters, stop.signal);
         counters.acceptedPoints += accepted;
+        counters.batchIds?.push(batchId);
       } catch (error) {
         // Only the first failure is the cause; the others are the aborts it triggered.
         failure ??= error instanceof Error ? error : new LoadTestError(describe(error));
@@ -427,13 +433,71 @@ export interface WaitResult {
   timedOut: boolean;
 }
 
+const batchStatusSchema = z.object({ status: z.string(), processedPoints: z.number() });
+// Batch statuses read at once per poll: the oldest pending first, as the workers take them.
+const STATUS_READS_PER_POLL = 32;
+
+/**
+ * Polls the status of the accepted batches (kept in Redis by the service: no database read) until each is completed
+ * or failed, then reads every aggregate once. Reading all aggregates on every poll would load the store with reads
+ * of every key several times a second, which at 10,000 keys is a load of its own beside the one being measured.
+ */
+async function waitUntilBatchesDone(options: Options, batchIds: readonly string[], startedAt: number): Promise<WaitResult> {
+  const deadline = performance.now() + options.timeoutSeconds * 1000;
+  const pending = [...batchIds];
+  let processed = 0;
+  let lastError = '';
+  const finish = startProgress(
+    () =>
+      `processed ${formatNumber(processed)} points, ${formatNumber(pending.length)} batches pending (${formatNumber(processed / secondsSince(startedAt))} points/s end-to-end)` +
+      (lastError ? ` last error: ${lastError}` : ''),
+  );
+  while (pending.length > 0 && performance.now() < deadline) {
+    const checked = pending.slice(0, STATUS_READS_PER_POLL);
+    const statuses = await Promise.all(
+      checked.map(async (batchId) => {
+        try {
+          const url = new URL(`/api/data/batches/${encodeURIComponent(batchId)}`, options.url);
+          const parsed = batchStatusSchema.safeParse(await fetchJson(url, options.apiKey, MIN_POLL_TIMEOUT_MS * 10));
+          lastError = '';
+          return parsed.success ? parsed.data : undefined;
+        } catch (error) {
+          if (error instanceof LoadTestError) throw error;
+          lastError = describe(error);
+          return undefined;
+        }
+      }),
+    );
+    checked.forEach((batchId, index) => {
+      const status = statuses[index];
+      if (status?.status !== 'completed' && status?.status !== 'failed') return;
+      processed += status.processedPoints;
+      pending.splice(pending.indexOf(batchId), 1);
+    });
+    if (pending.length > 0 && checked.length === statuses.filter((status) => status?.status === 'completed').length) continue;
+    if (pending.length > 0) await sleep(POLL_INTERVAL_MS);
+  }
+  const endedAt = performance.now();
+  const timedOut = pending.length > 0;
+  const stats = await readAllStats(options, Math.max(deadline - performance.now(), READ_AFTER_MS));
+  const counted = countOf(stats);
+  finish(`counted ${formatNumber(counted)} points${timedOut ? ` (timed out, ${pending.length} batches pending)` : ''}`);
+  return { stats, counted, endedAt, timedOut };
+}
+
 /**
  * Polls the stats until they count every accepted point. Stops as well when
  * they count more (double counting: waiting longer cannot fix it). Server
  * errors are retried until the deadline: a worker or database may be
  * restarting, and the contract says nothing accepted is lost.
  */
-export async function waitUntilCounted(options: Options, accepted: number, startedAt: number): Promise<WaitResult> {
+export async function waitUntilCounted(
+  options: Options,
+  accepted: number,
+  startedAt: number,
+  batchIds?: readonly string[],
+): Promise<WaitResult> {
+  if (batchIds) return waitUntilBatchesDone(options, batchIds, startedAt);
   const deadline = performance.now() + options.timeoutSeconds * 1000;
   let stats = new Map<string, StatsView>();
   let counted = 0;
@@ -547,7 +611,7 @@ export function printSummary(summary: Summary, out: NodeJS.WriteStream): void {
 /** Sends, waits and checks; `baseTs` (the last point's timestamp) is fixed by callers that send the same data twice. */
 export async function run(options: Options, baseTs = Date.now()): Promise<Summary> {
   const expected = expectedTotals(options, baseTs);
-  const counters: SendCounters = { requests: 0, retries: 0, sentPoints: 0, acceptedPoints: 0 };
+  const counters: SendCounters = { requests: 0, retries: 0, sentPoints: 0, acceptedPoints: 0, batchIds: [] };
   const startedAt = performance.now();
   const finishSending = startProgress(
     () =>
@@ -562,7 +626,7 @@ export async function run(options: Options, baseTs = Date.now()): Promise<Summar
     );
   }
   const sendSeconds = secondsSince(startedAt);
-  const waited = await waitUntilCounted(options, counters.acceptedPoints, startedAt);
+  const waited = await waitUntilCounted(options, counters.acceptedPoints, startedAt, counters.batchIds);
   const mismatches = waited.timedOut ? [] : compareTotals(expected, waited.stats);
   const endToEndSeconds = waited.timedOut ? null : (waited.endedAt - startedAt) / 1000;
   return {

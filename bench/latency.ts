@@ -134,7 +134,7 @@ export async function measureLatency(ctx: BenchContext, url: string, pointsPerSe
   const ingestUrl = new URL('/api/data/ingest', url);
   const runId = randomUUID();
   const stop = new AbortController();
-  const counters: SendCounters = { requests: 0, retries: 0, sentPoints: 0, acceptedPoints: 0 };
+  const counters: SendCounters = { requests: 0, retries: 0, sentPoints: 0, acceptedPoints: 0, batchIds: [] };
   const latencies: number[] = [];
   const sent: GeneratedPoint[] = [];
 
@@ -149,8 +149,9 @@ export async function measureLatency(ctx: BenchContext, url: string, pointsPerSe
       const body: RequestBody = { points: points.length, body: JSON.stringify({ points }), contentType: 'application/json' };
       const postedAt = performance.now();
       // Not `+= await`: that would read the total before the await and lose the other probes' additions.
-      const accepted = await sendRequest(ingestUrl, undefined, body, `${runId}-${index}`, counters, stop.signal);
+      const { accepted, batchId } = await sendRequest(ingestUrl, undefined, body, `${runId}-${index}`, counters, stop.signal);
       counters.acceptedPoints += accepted;
+      counters.batchIds?.push(batchId);
       const at = await Promise.race([arrived, sleep(PROBE_TIMEOUT_MS, null)]);
       if (at === null) throw new Error(`no stats:update for ${probeKey} within ${PROBE_TIMEOUT_MS / 1000} s`);
       latencies.push(at - postedAt);
@@ -172,7 +173,7 @@ export async function measureLatency(ctx: BenchContext, url: string, pointsPerSe
     await Promise.all(inFlight);
     log(`latency: ${latencies.length}/${plan.requests} probes answered; waiting until the phase's points are counted`);
     const options = { ...loadOptions(ctx, sent.length, url, PROBE_TIMEOUT_MS / 1000), prefix };
-    const waited = await waitUntilCounted(options, counters.acceptedPoints, started);
+    const waited = await waitUntilCounted(options, counters.acceptedPoints, started, counters.batchIds);
     if (waited.timedOut) {
       note(`the phase's ${counters.acceptedPoints} points were not all counted within ${PROBE_TIMEOUT_MS / 1000} s`);
     } else {
