@@ -479,7 +479,7 @@ async function waitUntilBatchesDone(options: Options, batchIds: readonly string[
   }
   const endedAt = performance.now();
   const timedOut = pending.length > 0;
-  const stats = await readAllStats(options, Math.max(deadline - performance.now(), READ_AFTER_MS));
+  const stats = await readAllStats(options, Math.ceil(Math.max(deadline - performance.now(), READ_AFTER_MS)));
   const counted = countOf(stats);
   finish(`counted ${formatNumber(counted)} points${timedOut ? ` (timed out, ${pending.length} batches pending)` : ''}`);
   return { stats, counted, endedAt, timedOut };
