@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import { MongoClient, type AnyBulkWriteOperation } from 'mongodb';
 import { keyField, shardOf } from '../src/repositories/shard-aggregate-repository';
-import { addDelta, addGuards } from '../src/repositories/aggregate-store';
+import { guardedUpdate } from '../src/repositories/aggregate-store';
 import { GUARD_RETENTION } from '../src/services/lane-pool';
 
 interface Layout {
@@ -37,18 +37,11 @@ function median(values: readonly number[]): number {
 }
 
 function statement(index: number, keys: readonly string[], seq: number, now: Date): AnyBulkWriteOperation {
-  const filter: Record<string, unknown> = { _id: `shard-${index}` };
-  const ops = { inc: {}, min: {}, max: {}, set: {}, unset: {} as Record<string, ''> };
-  for (const key of keys) {
-    addDelta(
-      ops,
-      `k.${keyField(key)}.`,
-      { key, count: 1, sum: 1, min: 1, max: 1, firstTs: now.getTime(), lastTs: now.getTime(), lastValue: 1 },
-      now,
-    );
-  }
-  addGuards(filter, ops, [{ slot: 1, lane: 'bench', seq }], GUARD_RETENTION);
-  return { updateOne: { filter, update: { $inc: ops.inc, $min: ops.min, $max: ops.max, $set: ops.set, $unset: ops.unset } } };
+  const ts = now.getTime();
+  const deltas = keys.map(
+    (key) => [`k.${keyField(key)}.`, { key, count: 1, sum: 1, min: 1, max: 1, firstTs: ts, lastTs: ts, lastValue: 1 }] as const,
+  );
+  return { updateOne: guardedUpdate(`shard-${index}`, deltas, [{ slot: 1, lane: 'bench', seq }], GUARD_RETENTION, now) };
 }
 
 async function measure(

@@ -79,44 +79,44 @@ export function prefixPattern(prefix: string): RegExp {
 }
 
 /**
- * The update operators that add `delta` to the statistics at `path` (`''` for a document's top level, `k.<field>.`
- * inside a shard). Count and sum are guarded by the caller's filter; the rest are idempotent by nature.
+ * The guarded update of one statistics document: `deltas` pairs each delta with the path of its key's statistics
+ * (`''` for a document's top level, `k.<field>.` inside a shard). The filter matches only while none of `guards`
+ * was applied to the document; the update adds the deltas (count and sum guarded by that filter, the rest
+ * idempotent by nature), raises every guard and drops guard slots past the retention, all in one statement.
  */
-export function addDelta(
-  ops: { inc: Record<string, number>; min: Record<string, unknown>; max: Record<string, unknown>; set: Record<string, unknown> },
-  path: string,
-  delta: KeyDelta,
-  now: Date,
-): void {
-  ops.inc[`${path}count`] = delta.count;
-  ops.inc[`${path}sum`] = delta.sum;
-  ops.min[`${path}min`] = delta.min;
-  ops.min[`${path}first`] = new Date(delta.firstTs);
-  ops.max[`${path}max`] = delta.max;
-  ops.max[`${path}lastTs`] = new Date(delta.lastTs);
-  // Field order matters: BSON compares t first, then v.
-  ops.max[`${path}last`] = { t: new Date(delta.lastTs), v: delta.lastValue };
-  ops.set[`${path}updatedAt`] = now;
-}
-
-/**
- * The guard conditions and operators of `guards` on a document whose guard lives at `g`: the filter matches only
- * while none of these jobs was applied, the update raises them all and drops slots past the retention.
- */
-export function addGuards(
-  filter: Record<string, unknown>,
-  ops: { max: Record<string, unknown>; unset: Record<string, ''> },
+export function guardedUpdate(
+  id: string,
+  deltas: readonly (readonly [path: string, delta: KeyDelta])[],
   guards: readonly JobGuard[],
   retention: GuardRetention,
-): void {
+  now: Date,
+): { filter: Record<string, unknown>; update: Record<string, Record<string, unknown>> } {
+  const filter: Record<string, unknown> = { _id: id };
+  const inc: Record<string, number> = {};
+  const min: Record<string, unknown> = {};
+  const max: Record<string, unknown> = {};
+  const set: Record<string, unknown> = {};
+  const unset: Record<string, ''> = {};
+  for (const [path, delta] of deltas) {
+    inc[`${path}count`] = delta.count;
+    inc[`${path}sum`] = delta.sum;
+    min[`${path}min`] = delta.min;
+    min[`${path}first`] = new Date(delta.firstTs);
+    max[`${path}max`] = delta.max;
+    max[`${path}lastTs`] = new Date(delta.lastTs);
+    // Field order matters: BSON compares t first, then v.
+    max[`${path}last`] = { t: new Date(delta.lastTs), v: delta.lastValue };
+    set[`${path}updatedAt`] = now;
+  }
   const written = new Set(guards.map((guard) => guard.slot));
   for (const guard of guards) {
     const guardPath = `g.${guard.slot}.${guard.lane}`;
     filter[guardPath] = { $not: { $gte: guard.seq } };
-    ops.max[guardPath] = guard.seq;
+    max[guardPath] = guard.seq;
     for (let age = retention.keepSlots; age < retention.keepSlots + retention.pruneSlots; age += 1) {
       // Jobs of neighbouring slots in one update: never drop a slot that one of them writes.
-      if (!written.has(guard.slot - age)) ops.unset[`g.${guard.slot - age}`] = '';
+      if (!written.has(guard.slot - age)) unset[`g.${guard.slot - age}`] = '';
     }
   }
+  return { filter, update: { $inc: inc, $min: min, $max: max, $set: set, $unset: unset } };
 }

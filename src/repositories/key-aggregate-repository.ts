@@ -3,8 +3,7 @@ import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/sta
 import type { AggregateModel, KeyStatsDocument } from '../models/aggregate-model';
 import { nativeCollection } from '../models';
 import {
-  addDelta,
-  addGuards,
+  guardedUpdate,
   prefixPattern,
   toStatsView,
   type AggregatePage,
@@ -110,17 +109,7 @@ export class KeyAggregateRepository implements AggregateStore {
 
   /** A key's guarded upsert: a new key's document is created by it. */
   private update({ delta, guards }: KeyWrite, now: Date): AnyBulkWriteOperation<KeyStatsDocument> {
-    const filter: Record<string, unknown> = { _id: delta.key };
-    const ops = { inc: {}, min: {}, max: {}, set: {}, unset: {} as Record<string, ''> };
-    addDelta(ops, '', delta, now);
-    addGuards(filter, ops, guards, this.retention);
-    return {
-      updateOne: {
-        filter: filter,
-        update: { $inc: ops.inc, $min: ops.min, $max: ops.max, $set: ops.set, $unset: ops.unset },
-        upsert: true,
-      },
-    };
+    return { updateOne: { ...guardedUpdate(delta.key, [['', delta]], guards, this.retention, now), upsert: true } };
   }
 
   /**

@@ -5,8 +5,7 @@ import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/sta
 import { nativeCollection } from '../models';
 import type { KeyLocks } from '../queue/key-locks';
 import {
-  addDelta,
-  addGuards,
+  guardedUpdate,
   prefixPattern,
   toStatsView,
   type AggregatePage,
@@ -200,10 +199,14 @@ export class ShardAggregateRepository implements AggregateStore {
       writes.map((write) => write.index),
       now,
     );
-    await this.locks.withLocks(this.documentsOf(keys), async () => {
-      if ((await this.write(writes, now)) === writes.length || jobs.length === 1) return;
-      for (const job of jobs) await this.write(this.byShard([job]), now);
-    });
+    // The shards the writes touch are exactly the documents that hold these keys.
+    await this.locks.withLocks(
+      writes.map((write) => write.shard),
+      async () => {
+        if ((await this.write(writes, now)) === writes.length || jobs.length === 1) return;
+        for (const job of jobs) await this.write(this.byShard([job]), now);
+      },
+    );
   }
 
   async findByKey(key: string): Promise<StatsView | null> {
@@ -281,16 +284,8 @@ export class ShardAggregateRepository implements AggregateStore {
 
   /** One shard's guarded update; its guards are of distinct lanes. */
   private update({ shard, deltas, guards }: ShardWrite, now: Date): AnyBulkWriteOperation<AggregateShardDocument> {
-    const filter: Record<string, unknown> = { _id: shard };
-    const ops = { inc: {}, min: {}, max: {}, set: {}, unset: {} as Record<string, ''> };
-    for (const delta of deltas) addDelta(ops, `k.${keyField(delta.key)}.`, delta, now);
-    addGuards(filter, ops, guards, this.retention);
-    return {
-      updateOne: {
-        filter: filter,
-        update: { $inc: ops.inc, $min: ops.min, $max: ops.max, $set: ops.set, $unset: ops.unset },
-      },
-    };
+    const paths = deltas.map((delta) => [`k.${keyField(delta.key)}.`, delta] as const);
+    return { updateOne: guardedUpdate(shard, paths, guards, this.retention, now) };
   }
 
   /** Runs the shards' updates (in commands of `writeBatchSize` where they share a collection); returns how many matched. */
