@@ -6,6 +6,7 @@ import { createApiComponents, createWorkerComponents, type ApiComponents, type W
 import { loadConfig, type Config } from '../../src/config/config';
 import { createLogger } from '../../src/logger';
 import { launchChromium } from './chromium';
+import { mongoServerUri } from '../support/harness';
 
 /**
  * The live page (`/test-socket.html`) in a real Chromium against an API and
@@ -30,10 +31,6 @@ let page: Page;
 let pageOpened = false;
 let baseUrl: string;
 const pageProblems: string[] = [];
-
-function withoutDatabase(uri: string): string {
-  return uri.replace(/^(mongodb(?:\+srv)?:\/\/[^/]+)\/?[^?]*/, '$1');
-}
 
 function row(key: string): Locator {
   return page.locator(`#rows tr[data-key="${key.replace(/["\\]/g, '\\$&')}"]`);
@@ -81,7 +78,7 @@ beforeAll(async () => {
   // First, so that a machine without Chromium fails at once with the fix, before any service starts.
   browser = await launchChromium();
 
-  const baseUri = withoutDatabase(process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017');
+  const baseUri = mongoServerUri();
   config = loadConfig({
     NODE_ENV: 'test',
     PORT: '0',

@@ -6,10 +6,10 @@ import { connectMongo } from '../../src/composition';
 import type { Point } from '../../src/domain/point-schema';
 import { createLogger } from '../../src/logger';
 import { createRepositories, type Repositories } from '../../src/storage';
-import { waitFor } from '../support/harness';
+import { waitFor, mongoServerUri } from '../support/harness';
 
 const DAY = 24 * 3600 * 1000;
-const baseUri = (process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017').replace(/^(mongodb:\/\/[^/]+)\/?[^?]*/, '$1');
+const baseUri = mongoServerUri();
 const logger = createLogger('silent', 'test');
 let redis: Redis;
 const opened: Connection[] = [];

@@ -7,9 +7,10 @@ import { KeyAggregateRepository } from '../../src/repositories/key-aggregate-rep
 import { GUARD_RETENTION } from '../../src/services/lane-pool';
 import type { Connection } from 'mongoose';
 import { randomBytes } from 'node:crypto';
+import { mongoServerUri } from '../support/harness';
 
 /** The MongoDB profile's layout, whatever profile the rest of the suite runs: one document per key. */
-const baseUri = (process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017').replace(/^(mongodb:\/\/[^/]+)\/?[^?]*/, '$1');
+const baseUri = mongoServerUri();
 const dbName = `test_keyagg_${randomBytes(4).toString('hex')}`;
 let connection: Connection;
 let store: KeyAggregateRepository;

@@ -9,9 +9,10 @@ import { createModels } from '../../src/models';
 import { KeyLocks } from '../../src/queue/key-locks';
 import { keyField, shardOf, ShardAggregateRepository } from '../../src/repositories/shard-aggregate-repository';
 import { GUARD_RETENTION } from '../../src/services/lane-pool';
+import { mongoServerUri } from '../support/harness';
 
 /** The FerretDB profile's layout, whatever profile the rest of the suite runs. */
-const baseUri = (process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017').replace(/^(mongodb:\/\/[^/]+)\/?[^?]*/, '$1');
+const baseUri = mongoServerUri();
 const suffix = randomBytes(4).toString('hex');
 let client: MongoClient;
 let redis: Redis;

@@ -35,8 +35,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-function withoutDatabase(uri: string): string {
-  return uri.replace(/^(mongodb(?:\+srv)?:\/\/[^/]+)\/?[^?]*/, '$1');
+/** The MongoDB-compatible server the tests use (MONGODB_URI without its database); each test names a database of its own. */
+export function mongoServerUri(): string {
+  return (process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017').replace(/^(mongodb(?:\+srv)?:\/\/[^/]+)\/?[^?]*/, '$1');
 }
 
 /**
@@ -45,7 +46,7 @@ function withoutDatabase(uri: string): string {
  */
 export async function startHarness(overrides: Record<string, string> = {}, options: { workers?: number } = {}): Promise<Harness> {
   const suffix = randomBytes(4).toString('hex');
-  const baseUri = withoutDatabase(process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017');
+  const baseUri = mongoServerUri();
   const config = loadConfig({
     MONGODB_URI: `${baseUri}/test_${suffix}`,
     REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
