@@ -73,6 +73,11 @@ const configSchema = z.object({
   HISTORY_QUERY_TIMEOUT_MS: whole(1, 600_000).default(10_000),
   /** How long history records are kept, by their timestamp: `keep` (for good) or e.g. `90d` (see storage/retention.ts). */
   HISTORY_RETENTION: retention.default(null),
+  /**
+   * FerretDB profile only: newest history records kept per key in Redis, from which a key's newest pages are read
+   * (see docs/storage.md); 0 reads every page from the store. About 200 bytes of Redis memory a record.
+   */
+  HISTORY_RECENT_PER_KEY: whole(0, 100_000).default(1000),
   CORS_ORIGINS: csv,
   /** Keys that may ingest (and read); empty keeps ingest open. */
   INGEST_API_KEYS: csv,

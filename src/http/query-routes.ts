@@ -12,12 +12,12 @@ import {
   statsListQuerySchema,
 } from '../domain/query-schemas';
 import type { AggregateStore } from '../repositories/aggregate-store';
-import type { HistoryRepository } from '../repositories/history-repository';
+import type { HistoryStore } from '../repositories/history-repository';
 import type { BatchStore } from '../queue/batch-store';
 
 export interface QueryRouteDeps {
   aggregates: AggregateStore;
-  history: HistoryRepository;
+  history: HistoryStore;
   batches: BatchStore;
 }
 

@@ -31,6 +31,28 @@ export interface HistoryPage {
   next: { t: number; id: string } | null;
 }
 
+/** One job's points as history receives them. */
+export interface HistoryJob {
+  batchId: string;
+  points: readonly Point[];
+  receivedAt: Date;
+}
+
+/** Where history is kept: the store itself (MongoDB), or the store behind the recent tier (FerretDB, recent-history.ts). */
+export interface HistoryStore {
+  /**
+   * Writes one record per point; records already there (a job run again) stay as they are. `counted: false` for
+   * points whose statistics the store refused.
+   */
+  insertJobs(jobs: readonly HistoryJob[], processedAt: Date, options?: { counted?: boolean }): Promise<number>;
+  page(query: HistoryQuery): Promise<HistoryPage>;
+  /** Deletes the records whose timestamp is before `cutoff`; returns how many. */
+  deleteOlderThan(cutoff: Date): Promise<number>;
+  /** Makes the server expire records `seconds` after their timestamp (a TTL index), or keep them (`null`). */
+  setExpiry(seconds: number | null): Promise<void>;
+  countByBatch(batchId: string): Promise<number>;
+}
+
 export function historyId(batchId: string, index: number): string {
   return `${batchId}:${index}`;
 }
@@ -56,7 +78,7 @@ const TTL_INDEX = 'history_retention';
 // MongoDB's (and FerretDB's) code for a command stopped by maxTimeMS.
 const MAX_TIME_EXPIRED = 50;
 
-export class HistoryRepository {
+export class HistoryRepository implements HistoryStore {
   private readonly collection: Collection<DataPointDocument>;
 
   /** `queryTimeoutMs` bounds a page read on the server (`maxTimeMS`); on FerretDB every query reads the whole history. */
@@ -68,7 +90,7 @@ export class HistoryRepository {
   }
 
   /** One record per point of several jobs, in one unordered insert; records already there (a job run again) stay as they are. */
-  insertJobs(jobs: readonly { batchId: string; points: readonly Point[]; receivedAt: Date }[], processedAt: Date): Promise<number> {
+  insertJobs(jobs: readonly HistoryJob[], processedAt: Date): Promise<number> {
     const documents = jobs.flatMap(({ batchId, points, receivedAt }) =>
       points.map((point) => {
         const doc: DataPointDocument = {

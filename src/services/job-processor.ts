@@ -4,7 +4,7 @@ import { jobIdOf, jobPayloadSchema, type JobPayload } from '../domain/job-payloa
 import { describeIssues } from '../domain/point-schema';
 import { groupByKey } from '../domain/stats';
 import type { AggregateStore } from '../repositories/aggregate-store';
-import type { HistoryRepository } from '../repositories/history-repository';
+import type { HistoryStore } from '../repositories/history-repository';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
 import type { BatchDone, BatchStore } from '../queue/batch-store';
 import type { JobEvent } from '../queue/events';
@@ -26,7 +26,7 @@ export type JobOutcome =
 
 export interface JobProcessorDeps {
   aggregates: AggregateStore;
-  history: HistoryRepository;
+  history: HistoryStore;
   processed: ProcessedRecordRepository;
   batches: BatchStore;
   lanes: LanePool;

@@ -2,7 +2,7 @@ import type { Point } from '../domain/point-schema';
 import type { KeyDelta } from '../domain/stats';
 import type { ProcessedRecordDocument } from '../models/processed-record-model';
 import type { AggregateStore, JobGuard } from '../repositories/aggregate-store';
-import type { HistoryRepository } from '../repositories/history-repository';
+import type { HistoryStore } from '../repositories/history-repository';
 import { isRefusal, isRefusedData } from '../repositories/mongo-errors';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
 import { PermanentJobError } from './job-errors';
@@ -22,7 +22,7 @@ export interface JobWrites {
 
 export interface WriteCombinerDeps {
   aggregates: AggregateStore;
-  history: HistoryRepository;
+  history: HistoryStore;
   processed: ProcessedRecordRepository;
   clock: () => number;
   /** Most points written together; a single larger job is still written alone. */
@@ -80,6 +80,8 @@ export class WriteCombiner {
     } finally {
       this.writing = false;
     }
+    // A job that arrived while the last (empty) group was being taken would otherwise wait for the next arrival.
+    if (this.pending.length > 0) void this.drain();
   }
 
   /**
@@ -157,7 +159,7 @@ export class WriteCombiner {
       if (jobs.length > 1 || !isRefusedData(error)) throw error;
       // A job alone whose statistics the store refuses: its points still go to history, so none is lost and no
       // key counts points that history lacks; then it fails for good, since the same update would be refused again.
-      await this.insertHistory(jobs, now);
+      await this.insertHistory(jobs, now, { counted: false });
       throw new PermanentJobError(
         `the database refused to update the statistics of this batch's keys (a stored statistic is out of range); ` +
           `its ${jobs[0]?.points.length ?? 0} points are in history, and the statistics of its keys may not count them`,
@@ -171,9 +173,9 @@ export class WriteCombiner {
   }
 
   /** One history insert for the jobs; a job alone whose points the store refuses fails for good. */
-  private async insertHistory(jobs: readonly JobWrites[], now: Date): Promise<void> {
+  private async insertHistory(jobs: readonly JobWrites[], now: Date, options?: { counted: boolean }): Promise<void> {
     try {
-      await this.deps.history.insertJobs(jobs, now);
+      await this.deps.history.insertJobs(jobs, now, options);
     } catch (error) {
       if (jobs.length > 1 || !isRefusedData(error)) throw error;
       throw new PermanentJobError(`the database refused to store some of this batch's points in history`);

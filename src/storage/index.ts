@@ -6,7 +6,8 @@ import type { Config } from '../config/config';
 import { createModels, ensureIndexes, type Models } from '../models';
 import { DEFAULT_KEY_LOCK_SETTINGS, KeyLocks } from '../queue/key-locks';
 import type { AggregateStore } from '../repositories/aggregate-store';
-import { HistoryRepository } from '../repositories/history-repository';
+import { HistoryRepository, type HistoryStore } from '../repositories/history-repository';
+import { RecentHistory, TieredHistory } from '../repositories/recent-history';
 import { KeyAggregateRepository } from '../repositories/key-aggregate-repository';
 import { ProcessedRecordRepository } from '../repositories/processed-record-repository';
 import { ShardAggregateRepository } from '../repositories/shard-aggregate-repository';
@@ -20,7 +21,7 @@ export interface Repositories {
   profile: StorageProfile;
   models: Models;
   aggregates: AggregateStore;
-  history: HistoryRepository;
+  history: HistoryStore;
   processed: ProcessedRecordRepository;
   /** HISTORY_RETENTION; a worker starts it. */
   retention: HistoryRetention;
@@ -52,7 +53,13 @@ export async function createRepositories({ connection, config, redis, logger }: 
   const aggregates = createAggregateStore(profile, models, db, config, redis, logger);
   await aggregates.prepare(new Date());
   logger.debug({ profile: profile.name }, 'storage profile');
-  const history = new HistoryRepository(models.dataPoint, config.HISTORY_QUERY_TIMEOUT_MS);
+  const history = createHistoryStore(
+    profile,
+    new HistoryRepository(models.dataPoint, config.HISTORY_QUERY_TIMEOUT_MS),
+    aggregates,
+    config,
+    redis,
+  );
   return {
     profile,
     models,
@@ -77,6 +84,18 @@ function createAggregateStore(
     logger.error({ lost }, 'key locks were lost while writing aggregates'),
   );
   return new ShardAggregateRepository(models.aggregate, db, locks, GUARD_RETENTION, profile.writeBatch, config.AGGREGATE_SHARDS);
+}
+
+function createHistoryStore(
+  profile: StorageProfile,
+  store: HistoryRepository,
+  aggregates: AggregateStore,
+  config: Config,
+  redis: Redis,
+): HistoryStore {
+  if (profile.recentHistory === 'index' || config.HISTORY_RECENT_PER_KEY === 0) return store;
+  const recent = new RecentHistory(redis, config.QUEUE_NAME, config.HISTORY_RECENT_PER_KEY);
+  return new TieredHistory(store, recent, async (key) => (await aggregates.findByKey(key))?.count ?? null, config.HISTORY_RETENTION);
 }
 
 async function storedLayouts(db: Db): Promise<StoredLayouts> {

@@ -28,11 +28,16 @@ export interface StorageProfile {
   writeBatch: number;
   /** How HISTORY_RETENTION is applied, by the server: MongoDB expires records itself, FerretDB v1 has no TTL indexes. */
   historyExpiry: 'ttl-index' | 'sweep';
+  /**
+   * Where a key's newest history pages are read: MongoDB's (key, timestamp, _id) index, or a bounded per-key tier in
+   * Redis (repositories/recent-history.ts), because FerretDB v1 decodes every history record for any filter.
+   */
+  recentHistory: 'index' | 'redis-tier';
 }
 
 export const PROFILES: Record<ServerKind, Omit<StorageProfile, 'writeBatch' | 'historyExpiry'>> = {
-  mongodb: { name: 'mongodb', aggregates: 'per-key', locks: false, indexes: true },
-  ferretdb: { name: 'ferretdb', aggregates: 'shards', locks: true, indexes: false },
+  mongodb: { name: 'mongodb', aggregates: 'per-key', locks: false, indexes: true, recentHistory: 'index' },
+  ferretdb: { name: 'ferretdb', aggregates: 'shards', locks: true, indexes: false, recentHistory: 'redis-tier' },
 };
 
 /** The kind of server behind the connection: FerretDB's buildInfo says so. */

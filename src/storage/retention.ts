@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { HistoryRepository } from '../repositories/history-repository';
+import type { HistoryStore } from '../repositories/history-repository';
 import type { StorageProfile } from './profile';
 
 // A sweep runs this often at most (a tenth of the retention), and at least every minute.
@@ -20,7 +20,7 @@ export interface HistoryRetention {
  */
 export function createHistoryRetention(
   profile: StorageProfile,
-  history: HistoryRepository,
+  history: HistoryStore,
   retentionMs: number | null,
   logger: Logger,
   clock: () => number = Date.now,

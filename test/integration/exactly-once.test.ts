@@ -1,12 +1,12 @@
-import type { HistoryRepository } from '../../src/repositories/history-repository';
+import type { HistoryStore } from '../../src/repositories/history-repository';
 import type { JobPayload } from '../../src/domain/job-payload';
 import { getJson, postJson, startHarness, waitFor, waitForBatch, type Harness } from '../support/harness';
 
 const HOUR = 3600 * 1000;
 
 /** A history repository whose first insert "crashes" the worker after the aggregates were written. */
-function crashingHistory(real: HistoryRepository): HistoryRepository {
-  const crashing = Object.create(real) as HistoryRepository;
+function crashingHistory(real: HistoryStore): HistoryStore {
+  const crashing = Object.create(real) as HistoryStore;
   crashing.insertJobs = () => Promise.reject(new Error('worker killed between the aggregate and history writes'));
   return crashing;
 }

@@ -1,5 +1,5 @@
 import type { BatchDone } from '../../src/queue/batch-store';
-import type { HistoryRepository } from '../../src/repositories/history-repository';
+import type { HistoryStore } from '../../src/repositories/history-repository';
 import type { StatsUpdate } from '../../src/sockets/socket-events';
 import { postJson, startHarness, waitFor, type Harness } from '../support/harness';
 
@@ -15,12 +15,12 @@ afterAll(async () => {
 });
 
 /** The real history repository, whose inserts wait until `release` is called. */
-function heldHistory(real: HistoryRepository): { history: HistoryRepository; release: () => void } {
+function heldHistory(real: HistoryStore): { history: HistoryStore; release: () => void } {
   let release = (): void => undefined;
   const gate = new Promise<void>((resolve) => {
     release = resolve;
   });
-  const history = Object.create(real) as HistoryRepository;
+  const history = Object.create(real) as HistoryStore;
   history.insertJobs = async (jobs, processedAt) => {
     await gate;
     return real.insertJobs(jobs, processedAt);

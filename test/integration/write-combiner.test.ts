@@ -95,4 +95,17 @@ describe('the write combiner (group commit of the jobs a worker runs at once)', 
     expect(groups).toEqual([2, 2, 1]);
     expect(await stats('comb/limit')).toMatchObject({ count: 7, sum: 7 });
   });
+
+  it('when a job arrives the moment the one before it is written, then it is written without waiting for another', async () => {
+    const writer = combiner(deps.aggregates);
+    // The first write awaited through a helper, as a job processor does: its caller resumes just as the combiner
+    // takes its next (empty) group. Nothing is written after the second job.
+    const writeFirst = async (): Promise<void> => writer.write(job('lanek', 1, [['comb/next', 1]]));
+    await writeFirst();
+    await Promise.race([
+      writer.write(job('lanel', 1, [['comb/next', 2]])),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('the second job was not written within 10 s')), 10_000)),
+    ]);
+    expect(await stats('comb/next')).toMatchObject({ count: 2, sum: 3 });
+  });
 });

@@ -9,6 +9,7 @@ describe('chooseProfile', () => {
       indexes: true,
       writeBatch: 1000,
       historyExpiry: 'ttl-index',
+      recentHistory: 'index',
     });
   });
 
@@ -20,6 +21,7 @@ describe('chooseProfile', () => {
       indexes: false,
       writeBatch: 50,
       historyExpiry: 'sweep',
+      recentHistory: 'redis-tier',
     });
   });
 
@@ -31,6 +33,7 @@ describe('chooseProfile', () => {
       indexes: true,
       writeBatch: 50,
       historyExpiry: 'sweep',
+      recentHistory: 'index',
     });
   });
 });

@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto';
+import Redis from 'ioredis';
+import type { Connection } from 'mongoose';
+import { loadConfig, type Config } from '../../src/config/config';
+import { connectMongo } from '../../src/composition';
+import type { Point } from '../../src/domain/point-schema';
+import { groupByKey } from '../../src/domain/stats';
+import { createLogger } from '../../src/logger';
+import { HistoryRepository, type HistoryQuery } from '../../src/repositories/history-repository';
+import { RecentHistory } from '../../src/repositories/recent-history';
+import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
+import { createRepositories, type Repositories } from '../../src/storage';
+import { mongoServerUri } from '../support/harness';
+
+// The tier keeps 5 records per key here, so most pages reach below its floor and must come from the store.
+const CAP = 5;
+const T0 = 1_700_000_000_000;
+const logger = createLogger('silent', 'test');
+let redis: Redis;
+const opened: Connection[] = [];
+
+beforeAll(() => {
+  redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+});
+
+afterAll(async () => {
+  for (const connection of opened) {
+    await connection.db?.dropDatabase();
+    await connection.close();
+  }
+  await redis.quit();
+});
+
+interface Setup {
+  config: Config;
+  repos: Repositories;
+  /** History read from the store alone: what every answer must equal. */
+  store: HistoryRepository;
+  combiner: WriteCombiner;
+}
+
+async function open(): Promise<Setup> {
+  const suffix = randomBytes(4).toString('hex');
+  const uri = `${mongoServerUri()}/test_recent_${suffix}`;
+  const config = loadConfig({
+    MONGODB_URI: uri,
+    QUEUE_NAME: `test-recent-${suffix}`,
+    HISTORY_RECENT_PER_KEY: String(CAP),
+    STORAGE_PROFILE: process.env.STORAGE_PROFILE ?? 'auto',
+  });
+  const connection = await connectMongo(uri, logger, false);
+  opened.push(connection);
+  const repos = await createRepositories({ connection, config, redis, logger });
+  const combiner = new WriteCombiner({ ...repos, clock: Date.now, maxPoints: 10_000 });
+  return { config, repos, store: new HistoryRepository(repos.models.dataPoint), combiner };
+}
+
+let seq = 0;
+/** One job of `points` as [key, value, timestamp]; the same `batchId` again is a re-run of it. */
+function job(points: [string, number, number][], batchId = `recent${randomBytes(4).toString('hex')}`): JobWrites {
+  const pointList: Point[] = points.map(([key, value, ts], i) => ({ key, value, ts, i }));
+  seq += 1;
+  return {
+    guard: { slot: 1000, lane: batchId, seq },
+    deltas: groupByKey(pointList),
+    batchId,
+    points: pointList,
+    receivedAt: new Date(T0),
+    startedAt: Date.now(),
+    record: { _id: `${batchId}:0`, batchId, chunk: 0, points: pointList.length, keys: 1, guard: `1000.${batchId}.${seq}`, attempt: 1 },
+  };
+}
+
+/** Twelve points of `key` in three jobs, two at each timestamp, written out of order. */
+async function twelvePoints(setup: Setup, key: string): Promise<void> {
+  const at = (i: number): [string, number, number] => [key, i, T0 + Math.floor(i / 2) * 1000];
+  await setup.combiner.write(job([at(4), at(5), at(0), at(1)]));
+  await setup.combiner.write(job([at(2), at(3), at(6), at(7)]));
+  await setup.combiner.write(job([at(8), at(9), at(10), at(11)]));
+}
+
+/** Every page of `query`, following the cursors, from both; they must be equal page for page. */
+async function expectSameAsStore(setup: Setup, query: HistoryQuery): Promise<number> {
+  let after = query.after;
+  let pages = 0;
+  for (;;) {
+    const page = { ...query, after };
+    const [answer, expected] = await Promise.all([setup.repos.history.page(page), setup.store.page(page)]);
+    expect(answer).toEqual(expected);
+    pages += 1;
+    if (!expected.next) return pages;
+    after = expected.next;
+  }
+}
+
+const queries = (key: string): HistoryQuery[] => [
+  { key, limit: 1 },
+  { key, limit: 2 },
+  { key, limit: 3 },
+  { key, limit: 5 },
+  { key, limit: 100 },
+  { key, limit: 2, from: T0 + 3000 },
+  { key, limit: 2, from: T0 + 4000, to: T0 + 4000 },
+  { key, limit: 4, to: T0 + 2000 },
+  { key, limit: 1, from: T0 + 9000 },
+];
+
+function tierOf(setup: Setup): RecentHistory {
+  return new RecentHistory(redis, setup.config.QUEUE_NAME, CAP);
+}
+
+async function dropTier(setup: Setup): Promise<void> {
+  const keys = await redis.keys(`${setup.config.QUEUE_NAME}:recent:*`);
+  if (keys.length > 0) await redis.del(...keys);
+}
+
+describe('history pages with the recent tier (FerretDB profile) and without it', () => {
+  it('when points arrive out of order with equal timestamps, then every page and cursor equals the store’s, and the newest page comes from the tier', async () => {
+    const setup = await open();
+    await twelvePoints(setup, 'rh/a');
+    for (const query of queries('rh/a')) await expectSameAsStore(setup, query);
+    expect(await expectSameAsStore(setup, { key: 'rh/a', limit: 2 })).toBe(6);
+    if (setup.repos.profile.recentHistory === 'redis-tier') {
+      const newest = await tierOf(setup).page({ key: 'rh/a', limit: 4 }, undefined);
+      expect(newest?.seen).toBe(12);
+      expect(newest?.page.items.map((item) => item.value)).toEqual([11, 10, 9, 8]);
+      // Below the floor the tier declines and the store answers.
+      expect(await tierOf(setup).page({ key: 'rh/a', limit: 4, to: T0 + 2000 }, undefined)).toBeNull();
+    }
+  });
+
+  it('when a job runs again, then no record is counted or listed twice', async () => {
+    const setup = await open();
+    const points: [string, number, number][] = [
+      ['rh/b', 1, T0],
+      ['rh/b', 2, T0 + 1000],
+    ];
+    const first = job(points);
+    await setup.combiner.write(first);
+    await setup.combiner.write({ ...first, startedAt: Date.now() });
+    const page = await setup.repos.history.page({ key: 'rh/b', limit: 10 });
+    expect(page.items.map((item) => item.value)).toEqual([2, 1]);
+    await expectSameAsStore(setup, { key: 'rh/b', limit: 1 });
+    if (setup.repos.profile.recentHistory === 'redis-tier') {
+      expect((await tierOf(setup).page({ key: 'rh/b', limit: 10 }, undefined))?.seen).toBe(2);
+    }
+  });
+
+  it('when Redis has lost the tier, then pages still equal the store’s (the tier stops answering for keys it has not seen whole)', async () => {
+    const setup = await open();
+    await twelvePoints(setup, 'rh/c');
+    await dropTier(setup);
+    await setup.combiner.write(job([['rh/c', 12, T0 + 6000]]));
+    for (const query of queries('rh/c')) await expectSameAsStore(setup, query);
+    const first = await setup.repos.history.page({ key: 'rh/c', limit: 13 });
+    expect(first.items).toHaveLength(13);
+  });
+
+  it('when a late point lands below what the tier still holds, then it is listed in its place', async () => {
+    const setup = await open();
+    await twelvePoints(setup, 'rh/d');
+    await setup.combiner.write(job([['rh/d', 99, T0 - 1000]]));
+    for (const query of queries('rh/d')) await expectSameAsStore(setup, query);
+    const all = await setup.repos.history.page({ key: 'rh/d', limit: 100 });
+    expect(all.items.at(-1)?.value).toBe(99);
+  });
+
+  it('when points are stored in history without being counted (statistics refused), then they are listed all the same', async () => {
+    const setup = await open();
+    await twelvePoints(setup, 'rh/e');
+    const uncounted = job([['rh/e', 77, T0 + 60_000]]);
+    await setup.repos.history.insertJobs([uncounted], new Date(), { counted: false });
+    const newest = await setup.repos.history.page({ key: 'rh/e', limit: 1 });
+    expect(newest.items.map((item) => item.value)).toEqual([77]);
+    for (const query of queries('rh/e')) await expectSameAsStore(setup, query);
+  });
+
+  it('when a key has no points, then its page is empty', async () => {
+    const setup = await open();
+    await twelvePoints(setup, 'rh/f');
+    expect(await setup.repos.history.page({ key: 'rh/none', limit: 10 })).toEqual({ items: [], next: null });
+  });
+});
