@@ -23,7 +23,8 @@ export interface QueryRouteDeps {
 
 /** Query strings must be flat strings: `?a=1&a=2` or `?a[b]=1` are answered 400, not half-read. */
 function flatQuery(req: Request): Record<string, string> {
-  const query: Record<string, string> = {};
+  // No prototype: `?__proto__=x` must be an unknown parameter like any other, not a prototype to assign.
+  const query = Object.create(null) as Record<string, string>;
   for (const [name, value] of Object.entries(req.query)) {
     if (typeof value !== 'string')
       throw new AppError(400, 'INVALID_QUERY', `Query parameter "${name.slice(0, 50)}" must be given once, as a plain value.`);

@@ -28,35 +28,49 @@ local function before(a, b)
   end
   return #a < #b
 end
+-- Calls fn with the list in slices of 1000 (Lua's unpack has a limit of a few thousand values); sums its results.
+local function in_slices(list, fn)
+  local total = 0
+  for i = 1, #list, 1000 do total = total + fn(unpack(list, i, math.min(i + 999, #list))) end
+  return total
+end
 `;
 
 /**
- * KEYS[1] z, KEYS[2] d, KEYS[3] m. ARGV[1] cap, then (id, timestamp, record) triples.
+ * KEYS[1] z, KEYS[2] d, KEYS[3] m. ARGV[1] cap, ARGV[2] the records, each \`id SEP timestamp SEP record END\`
+ * (one argument per key: per-record arguments cost more to encode than the rest of the write).
  * Returns how many records were new.
  */
 const ADD = `${BEFORE}
 local meta = redis.call('HMGET', KEYS[3], 'ft', 'fid', 'bad')
 if meta[3] then return 0 end
 local ft, fid = tonumber(meta[1]), meta[2]
-local added = 0
-for i = 2, #ARGV, 3 do
-  local id, t = ARGV[i], tonumber(ARGV[i + 1])
+local members, records = {}, {}
+for id, ts, record in string.gmatch(ARGV[2], '([^\\1]*)\\1([^\\1]*)\\1([^\\2]*)\\2') do
+  local t = tonumber(ts)
   if ft and (t < ft or (t == ft and not before(fid, id))) then
     -- At or below the floor: it may have been here and trimmed, so 'seen' can no longer be trusted.
     redis.call('HSET', KEYS[3], 'bad', 1)
-    return added
+    return 0
   end
-  if redis.call('ZADD', KEYS[1], 'NX', t, id) == 1 then
-    redis.call('HSET', KEYS[2], id, ARGV[i + 2])
-    added = added + 1
-  end
+  members[#members + 1] = ts; members[#members + 1] = id
+  records[#records + 1] = id; records[#records + 1] = record
+end
+local added = in_slices(members, function(...) return redis.call('ZADD', KEYS[1], 'NX', ...) end)
+if added == #records / 2 then
+  in_slices(records, function(...) return redis.call('HSET', KEYS[2], ...) end)
+elseif added > 0 then
+  -- A job run again: the records already here keep what they were first written with.
+  for j = 1, #records, 2 do redis.call('HSETNX', KEYS[2], records[j], records[j + 1]) end
 end
 redis.call('HINCRBY', KEYS[3], 'seen', added)
 local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
 if over > 0 then
   local gone = redis.call('ZRANGE', KEYS[1], 0, over - 1, 'WITHSCORES')
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
-  for j = 1, #gone, 2 do redis.call('HDEL', KEYS[2], gone[j]) end
+  local ids = {}
+  for j = 1, #gone, 2 do ids[#ids + 1] = gone[j] end
+  in_slices(ids, function(...) return redis.call('HDEL', KEYS[2], ...) end)
   redis.call('HSET', KEYS[3], 'ft', gone[#gone], 'fid', gone[#gone - 1])
 end
 return added
@@ -94,11 +108,15 @@ end
 return out
 `;
 
+// Separators of the records sent to ADD: JSON escapes both inside strings, and ids and numbers hold neither.
+const SEP = '\u0001';
+const END = '\u0002';
+
 /** [value, type, meta, batchId, receivedAt ms, processedAt ms]: the record without its key, id and timestamp. */
 type StoredRecord = [number, string | null, Record<string, unknown> | null, string, number, number];
 
 type RecentCommands = {
-  recentHistoryAdd(z: string, d: string, m: string, cap: number, ...triples: (string | number)[]): Promise<number>;
+  recentHistoryAdd(z: string, d: string, m: string, cap: number, records: string): Promise<number>;
   recentHistoryRead(z: string, d: string, m: string, max: string, min: string, beforeId: string, want: number): Promise<string[]>;
 };
 
@@ -123,27 +141,24 @@ export class RecentHistory {
 
   /** Adds the jobs' records (already in the store, their points already counted); records already here stay. */
   async add(jobs: readonly HistoryJob[], processedAt: Date): Promise<void> {
-    const byKey = new Map<string, (string | number)[]>();
+    const byKey = new Map<string, string[]>();
+    const processed = processedAt.getTime();
     for (const { batchId, points, receivedAt } of jobs) {
+      const tail = `,"${batchId}",${receivedAt.getTime()},${processed}]`;
       for (const point of points) {
-        const record: StoredRecord = [
-          point.value,
-          point.type ?? null,
-          point.meta ?? null,
-          batchId,
-          receivedAt.getTime(),
-          processedAt.getTime(),
-        ];
-        let triples = byKey.get(point.key);
-        if (!triples) byKey.set(point.key, (triples = []));
-        triples.push(`${batchId}:${point.i}`, point.ts, JSON.stringify(record));
+        // A StoredRecord as JSON, built by hand: a number's text is its JSON, a batch id needs no escaping.
+        const type = point.type === undefined ? 'null' : JSON.stringify(point.type);
+        const meta = point.meta === undefined ? 'null' : JSON.stringify(point.meta);
+        let records = byKey.get(point.key);
+        if (!records) byKey.set(point.key, (records = []));
+        records.push(`${batchId}:${point.i}${SEP}${point.ts}${SEP}[${point.value},${type},${meta}${tail}${END}`);
       }
     }
     const pipeline = this.redis.pipeline() as unknown as {
       recentHistoryAdd(...args: Parameters<RecentCommands['recentHistoryAdd']>): void;
       exec(): Promise<[Error | null, unknown][] | null>;
     };
-    for (const [key, triples] of byKey) pipeline.recentHistoryAdd(...this.keysOf(key), this.cap, ...triples);
+    for (const [key, records] of byKey) pipeline.recentHistoryAdd(...this.keysOf(key), this.cap, records.join(''));
     const replies = (await pipeline.exec()) ?? [];
     const failed = replies.find(([error]) => error !== null);
     if (failed?.[0]) throw failed[0];
@@ -221,10 +236,13 @@ export class TieredHistory implements HistoryStore {
   ) {}
 
   async insertJobs(jobs: readonly HistoryJob[], processedAt: Date, options: { counted?: boolean } = {}): Promise<number> {
-    // Before the store: a failure in between must not leave the tier answering without these records.
-    if (options.counted === false) await this.recent.invalidate(jobs.flatMap((job) => job.points.map((point) => point.key)));
-    const inserted = await this.store.insertJobs(jobs, processedAt, options);
-    if (options.counted !== false) await this.recent.add(jobs, processedAt);
+    if (options.counted === false) {
+      // Before the store: a failure in between must not leave the tier answering without these records.
+      await this.recent.invalidate(jobs.flatMap((job) => job.points.map((point) => point.key)));
+      return this.store.insertJobs(jobs, processedAt, options);
+    }
+    // Side by side: the points are counted already, and a job whose store insert fails is run again whole.
+    const [inserted] = await Promise.all([this.store.insertJobs(jobs, processedAt), this.recent.add(jobs, processedAt)]);
     return inserted;
   }
 

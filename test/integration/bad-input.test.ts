@@ -457,6 +457,13 @@ describe('bad input, on real Redis and the MongoDB-compatible server', () => {
       },
     );
 
+    it.each(['/api/data/history?__proto__=x', '/api/data/stats?__proto__=x', '/api/data/history?constructor=x&key=a'])(
+      'when %s is asked (a parameter named like an object internal), then it is a 400 INVALID_QUERY naming it like any unknown one',
+      async (path) => {
+        expectError(await send(path), 400, 'INVALID_QUERY', /unknown parameter\(s\): (__proto__|constructor)/);
+      },
+    );
+
     it.each(['garbage', 'eyJ0IjoxfQ', Buffer.from('{"t":1,"id":{"$gt":""}}').toString('base64url')])(
       'when history is asked with the cursor %p, then it is a 400 INVALID_CURSOR saying to start again',
       async (cursor) => {

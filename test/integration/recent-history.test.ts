@@ -175,6 +175,15 @@ describe('history pages with the recent tier (FerretDB profile) and without it',
     for (const query of queries('rh/e')) await expectSameAsStore(setup, query);
   });
 
+  it('when one job holds thousands of points of one key, then they are all listed', async () => {
+    const setup = await open();
+    const points = Array.from({ length: 5000 }, (_, i): [string, number, number] => ['rh/big', i, T0 + i]);
+    await setup.combiner.write(job(points));
+    const newest = await setup.repos.history.page({ key: 'rh/big', limit: 3 });
+    expect(newest.items.map((item) => item.value)).toEqual([4999, 4998, 4997]);
+    await expectSameAsStore(setup, { key: 'rh/big', limit: 1000 });
+  });
+
   it('when a key has no points, then its page is empty', async () => {
     const setup = await open();
     await twelvePoints(setup, 'rh/f');
