@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { pipeline, Transform, type Readable } from 'node:stream';
@@ -42,12 +43,15 @@ function runMiddleware(middleware: RequestHandler, req: Request, res: Response):
   });
 }
 
+/** Both body types are UTF-8 only (JSON by RFC 8259); body-parser alone would also take UTF-16. */
+function assertUtf8Charset(req: Request, message: string): void {
+  const charset = /;\s*charset=("?)([^";]+)\1/i.exec(req.get('Content-Type') ?? '')?.[2]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw new AppError(415, 'UNSUPPORTED_ENCODING', message);
+}
+
 /** The NDJSON body as sent before compression; `maxBodyBytes` then limits the decompressed size. */
 function decodedBody(req: Request): Readable {
-  const charset = /;\s*charset=("?)([^";]+)\1/i.exec(req.get('Content-Type') ?? '')?.[2]?.toLowerCase();
-  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-    throw new AppError(415, 'UNSUPPORTED_ENCODING', 'Send NDJSON as UTF-8 (charset=utf-8 or no charset).');
-  }
+  assertUtf8Charset(req, 'Send NDJSON as UTF-8 (charset=utf-8 or no charset).');
   const encoding = (req.get('Content-Encoding') ?? 'identity').toLowerCase();
   if (encoding === 'identity') return req;
   // pipeline, not pipe: a client that aborts must end the decompressed stream too, or the read would wait forever.
@@ -83,15 +87,24 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
   const router = Router();
   // The JSON body's bytes go into the request's hash as body-parser reads them (after decompression).
   const bodyHashes = new WeakMap<IncomingMessage, Hash>();
+  // Bodies that are not valid UTF-8: body-parser would decode them with U+FFFD, and two distinct keys could become one.
+  const notUtf8 = new WeakSet<IncomingMessage>();
   const jsonParser = express.json({
     limit: deps.maxBodyBytes,
     type: () => true,
-    verify: (req, _res, buffer) => bodyHashes.get(req)?.update(buffer),
+    verify: (req, _res, buffer) => {
+      bodyHashes.get(req)?.update(buffer);
+      if (!isUtf8(buffer)) notUtf8.add(req);
+    },
   });
 
   async function readJson(req: Request, res: Response, hash: Hash): Promise<unknown> {
+    assertUtf8Charset(req, 'Send the body as UTF-8, optionally compressed with gzip, deflate or br.');
     bodyHashes.set(req, hash);
     await runMiddleware(jsonParser, req, res);
+    if (notUtf8.has(req)) {
+      throw new AppError(400, 'MALFORMED_JSON', 'The body is not valid UTF-8; JSON must be sent as UTF-8 text (RFC 8259).');
+    }
     return req.body;
   }
 

@@ -224,9 +224,19 @@ describe('bad input, on real Redis and the MongoDB-compatible server', () => {
       expectError(answer, 400, 'UNREADABLE_BODY', /could not be read; check its Content-Encoding/);
     });
 
-    it('when a JSON body declares a charset other than UTF-8, then it is a 415 UNSUPPORTED_ENCODING', async () => {
-      const answer = await ingest(JSON.stringify([point('bad/latin1')]), { 'content-type': 'application/json; charset=latin1' });
-      expectError(answer, 415, 'UNSUPPORTED_ENCODING', /Send the body as UTF-8/);
+    it.each(['latin1', 'utf-16le', '"UTF-16"'])(
+      'when a JSON body declares the charset %s, then it is a 415 UNSUPPORTED_ENCODING',
+      async (charset) => {
+        const answer = await ingest(JSON.stringify([point('bad/latin1')]), { 'content-type': `application/json; charset=${charset}` });
+        expectError(answer, 415, 'UNSUPPORTED_ENCODING', /Send the body as UTF-8/);
+      },
+    );
+
+    it('when a JSON body holds bytes that are not UTF-8, then it is a 400 MALFORMED_JSON (not two keys merged under U+FFFD)', async () => {
+      for (const byte of [0xff, 0xfe]) {
+        const body = Buffer.concat([Buffer.from('[{"key":"bad/utf8-'), Buffer.from([byte]), Buffer.from('","value":1}]')]);
+        expectError(await ingest(body, { 'content-type': 'application/json' }), 400, 'MALFORMED_JSON', /not valid UTF-8/);
+      }
     });
   });
 
