@@ -94,15 +94,24 @@ export function callerOf(res: Response): Caller {
   return caller;
 }
 
-/** Lets the request through with `res.locals.caller` set, or answers 401/403. */
+/**
+ * Identifies the caller (`res.locals.caller`). A request that may not pass is let through as an anonymous caller
+ * with its 401/403 kept for `enforceAccess`: the rate limiter between them counts wrong keys per client IP.
+ */
 export function requireAccess(access: AccessControl, scope: Scope): RequestHandler {
   return (req: Request, res: Response, next) => {
     const result = access.authorize(scope, presentedKey(req.headers));
     if (result instanceof AppError) {
-      next(result);
-      return;
+      res.locals.caller = { principal: 'anonymous', authenticated: false } satisfies Caller;
+      res.locals.denied = result;
+    } else {
+      res.locals.caller = result;
     }
-    res.locals.caller = result;
     next();
   };
 }
+
+/** Answers the 401/403 that `requireAccess` found, if any. */
+export const enforceAccess: RequestHandler = (_req, res, next) => {
+  next(res.locals.denied instanceof AppError ? res.locals.denied : undefined);
+};

@@ -6,7 +6,7 @@ import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { ApiMetrics } from '../metrics';
-import { requireAccess, type AccessControl } from './access';
+import { enforceAccess, requireAccess, type AccessControl } from './access';
 import { errorMiddleware, notFoundMiddleware } from './error-middleware';
 import { createIngestRouter, type IngestRouteDeps } from './ingest-routes';
 import { createOpsRouter, type ReadinessCheck } from './ops-routes';
@@ -77,7 +77,9 @@ export function createApp(deps: AppDeps): Express {
     if (req.path === '/ingest') ingestAccess(req, res, next);
     else readAccess(req, res, next);
   });
+  // Counted before the key is enforced, so that guessing keys is rate limited too (per client IP).
   if (deps.rateLimiter) app.use('/api/data', deps.rateLimiter.middleware());
+  app.use('/api/data', enforceAccess);
   app.use('/api/data', createIngestRouter(deps), createQueryRouter(deps));
   app.use(notFoundMiddleware);
   app.use(errorMiddleware);

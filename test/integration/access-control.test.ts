@@ -296,6 +296,19 @@ describe('rate limits', () => {
     expect(await statusesOf(1, { 'x-forwarded-for': '203.0.113.8' })).toEqual([404]);
   });
 
+  it('when a client guesses API keys, then its wrong keys count against its IP and are answered 429 past the limit', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      const answer = await postJson(
+        h.baseUrl,
+        { points: [{ key: 'rate', value: 1 }] },
+        { ...bearer(`guess-${i}`), 'x-forwarded-for': '203.0.113.9' },
+      );
+      statuses.push(answer.status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
+  });
+
   it('when health is probed past the limit, then it still answers (probes are not rate limited)', async () => {
     for (let i = 0; i < 8; i += 1) expect((await get(h.baseUrl, '/healthz', { 'x-forwarded-for': '203.0.113.7' })).status).toBe(200);
   });
