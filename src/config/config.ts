@@ -105,6 +105,9 @@ const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
+/** Every environment variable the processes read. */
+export const CONFIG_VARIABLES = Object.keys(configSchema.shape);
+
 /**
  * Reads and validates the environment once. Throws an Error whose message
  * names every bad variable, so a process fails fast at start-up.

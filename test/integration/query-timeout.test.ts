@@ -23,7 +23,8 @@ describe('a history query over the time limit', () => {
   });
 
   it('when a history page takes longer than HISTORY_QUERY_TIMEOUT_MS, then it is stopped and answered 503 QUERY_TIMEOUT saying how to narrow it', async () => {
-    const answer = await getJson(h.baseUrl, '/api/data/history?key=slow%2F3&limit=100');
+    // Across keys: no profile can answer this from a key's recent records (FerretDB reads every record for it).
+    const answer = await getJson(h.baseUrl, '/api/data/history?from=1700000000000&limit=100');
     expect(answer.status).toBe(503);
     expect(answer.body.error).toEqual({
       code: 'QUERY_TIMEOUT',
