@@ -19,7 +19,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # The API serves the live page from the project root (dist/http/app.js resolves ../../test-socket.html).
-COPY test-socket.html ./
+COPY test-socket.html test-socket.js ./
 # Files stay owned by root: the app only reads them.
 USER node
 EXPOSE 3000

@@ -27,6 +27,7 @@ export interface AppDeps extends IngestRouteDeps, QueryRouteDeps {
 
 // src/http or dist/http -> project root, where the live page lives.
 const LIVE_PAGE = path.resolve(__dirname, '..', '..', 'test-socket.html');
+const LIVE_SCRIPT = path.resolve(__dirname, '..', '..', 'test-socket.js');
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 
 /** The Express app, not listening yet: tests run it in-process. */
@@ -54,9 +55,9 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     helmet({
       contentSecurityPolicy: {
-        // The live page is one self-contained file with an inline script; it renders data with textContent only.
+        // Scripts only from this origin (the live page's is a file of its own); the page renders data with textContent.
         directives: {
-          'script-src': ["'self'", "'unsafe-inline'"],
+          'script-src': ["'self'"],
           'connect-src': ["'self'", 'ws:', 'wss:'],
           // Served over plain HTTP by default; upgrading would break the page when opened by IP or host name.
           'upgrade-insecure-requests': null,
@@ -67,8 +68,14 @@ export function createApp(deps: AppDeps): Express {
   app.use(cors({ origin: deps.corsOrigins.length > 0 ? deps.corsOrigins : false }));
 
   app.use(createOpsRouter(deps.readiness, deps.metrics.registry));
+  app.get('/', (_req, res) => {
+    res.redirect(302, '/test-socket.html');
+  });
   app.get('/test-socket.html', (_req, res) => {
     res.sendFile(LIVE_PAGE);
+  });
+  app.get('/test-socket.js', (_req, res) => {
+    res.sendFile(LIVE_SCRIPT);
   });
   // Ingesting needs an ingest key, everything else under /api/data a read key (when keys are configured).
   const ingestAccess = requireAccess(deps.access, 'ingest');

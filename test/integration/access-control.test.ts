@@ -333,6 +333,19 @@ describe('HTTP and socket hardening', () => {
     expect(answer.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
   });
 
+  it('when the live page is served, then its CSP runs scripts from this origin only (no inline script)', async () => {
+    const answer = await get(h.baseUrl, '/test-socket.html');
+    const policy = answer.headers.get('content-security-policy') ?? '';
+    expect(policy.split(';')).toContain("script-src 'self'");
+    expect(policy.split(';').filter((directive) => directive.startsWith('script-src'))).toEqual(["script-src 'self'", "script-src-attr 'none'"]);
+  });
+
+  it('when / is opened, then it redirects to the live page', async () => {
+    const answer = await fetch(`${h.baseUrl}/`, { redirect: 'manual' });
+    expect(answer.status).toBe(302);
+    expect(answer.headers.get('location')).toBe('/test-socket.html');
+  });
+
   it('when a page from an allowed origin calls the API, then CORS allows it; from any other origin, it does not', async () => {
     expect((await get(h.baseUrl, '/api/data/stats/none', { origin: ALLOWED })).headers.get('access-control-allow-origin')).toBe(ALLOWED);
     expect(
