@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { config as loadDotenv } from 'dotenv';
+import { redisDurabilityWarning } from './redis-durability';
 import { DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL, ensureStack } from './stack';
 
 const root = path.resolve(__dirname, '..');
@@ -27,6 +28,8 @@ async function main(): Promise<void> {
     redisUrl: process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
     mongoUri: process.env.MONGODB_URI ?? DEFAULT_MONGODB_URI,
   });
+  const durability = await redisDurabilityWarning(stack.redisUrl);
+  if (durability) process.stderr.write(`warning: ${durability}\n`);
   const env = { ...process.env, REDIS_URL: stack.redisUrl, MONGODB_URI: stack.mongoUri };
   const children = [run('api', 'server.js', env), run('worker', 'worker.js', env)];
 

@@ -337,7 +337,10 @@ describe('HTTP and socket hardening', () => {
     const answer = await get(h.baseUrl, '/test-socket.html');
     const policy = answer.headers.get('content-security-policy') ?? '';
     expect(policy.split(';')).toContain("script-src 'self'");
-    expect(policy.split(';').filter((directive) => directive.startsWith('script-src'))).toEqual(["script-src 'self'", "script-src-attr 'none'"]);
+    expect(policy.split(';').filter((directive) => directive.startsWith('script-src'))).toEqual([
+      "script-src 'self'",
+      "script-src-attr 'none'",
+    ]);
   });
 
   it('when / is opened, then it redirects to the live page', async () => {
