@@ -141,6 +141,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
     logger,
     metrics,
     maxKeysPerSocket: config.MAX_KEYS_PER_SOCKET,
+    eventsPerSecond: config.SOCKET_EVENTS_PER_SECOND,
     access,
     corsOrigins: config.CORS_ORIGINS,
   });

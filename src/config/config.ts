@@ -69,6 +69,8 @@ const configSchema = z.object({
    */
   KEEP_COMPLETED_JOBS: whole(0, 1_000_000).default(100),
   MAX_KEYS_PER_SOCKET: whole(1, 10_000).default(100),
+  /** Events (subscribe, unsubscribe) one Socket.io connection may send per second; twice as many in a burst. */
+  SOCKET_EVENTS_PER_SECOND: whole(1, 10_000).default(20),
   /** A history page read that takes longer is stopped on the server and answered 503 QUERY_TIMEOUT. */
   HISTORY_QUERY_TIMEOUT_MS: whole(1, 600_000).default(10_000),
   /** How long history records are kept, by their timestamp: `keep` (for good) or e.g. `90d` (see storage/retention.ts). */

@@ -26,6 +26,8 @@ export interface SocketDeps {
   logger: Logger;
   metrics: ApiMetrics;
   maxKeysPerSocket: number;
+  /** Events one connection may send per second (SOCKET_EVENTS_PER_SECOND); twice as many in a burst. */
+  eventsPerSecond: number;
   corsOrigins: string[];
   access: AccessControl;
 }
@@ -41,6 +43,45 @@ type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
 // A relay read that failed (MongoDB down) is retried after this.
 const RELAY_RETRY_MS = 1000;
+
+// A connection that goes on sending this many times its burst after being refused is cut off.
+const FLOOD_FACTOR = 10;
+
+/**
+ * A token bucket per connection: one socket flooding events (each parsed and answered) would otherwise hold the
+ * event loop for every other client. Past the budget an event is answered RATE_LIMITED unread; a connection that
+ * keeps flooding is closed.
+ */
+function eventBudget(socket: AppSocket, perSecond: number, logger: Logger): Parameters<AppSocket['use']>[0] {
+  const burst = 2 * perSecond;
+  let tokens = burst;
+  let refilledAt = Date.now();
+  let refused = 0;
+  return (packet, next) => {
+    const now = Date.now();
+    tokens = Math.min(burst, tokens + ((now - refilledAt) / 1000) * perSecond);
+    refilledAt = now;
+    if (tokens >= 1) {
+      tokens -= 1;
+      refused = 0;
+      next();
+      return;
+    }
+    refused += 1;
+    if (refused > FLOOD_FACTOR * burst) {
+      logger.warn({ socket: socket.id }, 'socket closed: it kept sending events past its rate limit');
+      socket.disconnect(true);
+      return;
+    }
+    const ack: unknown = packet[packet.length - 1];
+    if (typeof ack === 'function') {
+      (ack as (reply: unknown) => void)({
+        ok: false,
+        error: { code: 'RATE_LIMITED', message: `At most ${perSecond} events per second per connection; slow down and retry.` },
+      });
+    }
+  };
+}
 
 function invalid(message: string): { ok: false; error: ErrorBody } {
   return { ok: false, error: { code: 'INVALID_SUBSCRIPTION', message } };
@@ -109,6 +150,7 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
   });
 
   io.on('connection', (socket: AppSocket) => {
+    socket.use(eventBudget(socket, deps.eventsPerSecond, deps.logger));
     socket.on('subscribe', async (payload, ack) => {
       if (typeof ack !== 'function') return;
       try {

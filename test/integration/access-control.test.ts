@@ -371,6 +371,31 @@ describe('HTTP and socket hardening', () => {
     own.disconnect();
   });
 
+  it('when one socket floods acknowledged events, then past its budget they are answered RATE_LIMITED, it is cut off, and other sockets go on', async () => {
+    const flooder = await openSocket(h.baseUrl, {});
+    const closed = new Promise<void>((resolve) => flooder.once('disconnect', () => resolve()));
+    const codes = new Map<string, number>();
+    // 40 is the burst at the default 20 events a second; each event would otherwise be parsed and answered.
+    for (let i = 0; i < 1000; i += 1) {
+      flooder.emit('subscribe', { keys: 'not a list' } as never, (reply: { ok: boolean; error?: { code: string } }) => {
+        const code = reply.error?.code ?? 'OK';
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+      });
+    }
+    await closed;
+    const rateLimited = codes.get('RATE_LIMITED') ?? 0;
+    const read = [...codes.entries()].filter(([code]) => code !== 'RATE_LIMITED').reduce((sum, [, count]) => sum + count, 0);
+    expect(read).toBeGreaterThan(0);
+    expect(read).toBeLessThanOrEqual(41);
+    expect(rateLimited).toBeGreaterThan(0);
+    expect([...codes.values()].reduce((a, b) => a + b, 0)).toBeLessThan(1000);
+
+    const other = await openSocket(h.baseUrl, {});
+    const reply = await other.emitWithAck('subscribe', { keys: ['flood/other'] });
+    expect(reply.ok).toBe(true);
+    other.disconnect();
+  });
+
   it('when a client stops sending its body, then the request is cut off with 408 after REQUEST_TIMEOUT_MS and nothing is queued', async () => {
     const { port } = new URL(h.baseUrl);
     const connection = tcpConnect(Number(port), '127.0.0.1');
