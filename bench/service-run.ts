@@ -73,6 +73,8 @@ function serviceEnv(ctx: BenchContext, port: number, dbName: string, queueName: 
     QUEUE_NAME: queueName,
     LOG_LEVEL: 'warn',
     RATE_LIMIT_PER_MINUTE: '0',
+    // Several workers on one machine: one METRICS_PORT each would be needed.
+    METRICS_PORT: '0',
     // Set and empty, so a developer's .env cannot close the API to the bench (dotenv never overrides a set variable).
     INGEST_API_KEYS: '',
     READ_API_KEYS: '',

@@ -8,7 +8,7 @@ import { createApp } from './http/app';
 import { answerClientError } from './http/error-middleware';
 import { RateLimiter } from './http/rate-limit';
 import { createShutdown, type ShutdownStep } from './lifecycle/shutdown';
-import { createMetrics } from './metrics';
+import { createMetrics, createWorkerMetrics, type WorkerMetrics } from './metrics';
 import { BatchStore } from './queue/batch-store';
 import { eventsChannel } from './queue/events';
 import { IdempotencyStore } from './queue/idempotency-store';
@@ -193,6 +193,39 @@ export interface WorkerOptions {
   clock?: () => number;
 }
 
+/** GET /metrics of the worker's registry on `port`; the worker serves nothing else. */
+async function serveMetrics(metrics: WorkerMetrics, port: number, logger: Logger): Promise<HttpServer> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not found: the worker serves GET /metrics only.\n');
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),
+      (error: unknown) => {
+        logger.warn({ err: error }, 'metrics could not be collected');
+        res.writeHead(500, { 'Content-Type': 'text/plain' }).end('metrics could not be collected\n');
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new Error(`METRICS_PORT ${port} is already in use: set METRICS_PORT to a free port, or 0 to turn worker metrics off.`)
+          : error,
+      ),
+    );
+    server.listen(port, () => resolve());
+  });
+  logger.info({ port: (server.address() as AddressInfo).port }, 'worker metrics on /metrics');
+  return server;
+}
+
+function closeServer(server: HttpServer | undefined): Promise<void> {
+  return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
+}
+
 /** Wires the worker: the queue consumer, the repositories and the publisher. */
 export async function createWorkerComponents(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerComponents> {
   const connection = await connectMongo(config.MONGODB_URI, logger, true);
@@ -200,6 +233,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
   const { aggregates, history, processed, retention } = await createRepositories({ connection, config, redis, logger });
   await retention.start();
   const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'worker', logger);
+  const metrics = createWorkerMetrics();
   const processor = new JobProcessor({
     aggregates,
     history,
@@ -210,10 +244,21 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
     channel: eventsChannel(config.QUEUE_NAME),
     logger,
     clock: options.clock,
+    observer: {
+      group(jobs, points) {
+        metrics.groupJobs.observe(jobs);
+        metrics.groupPoints.observe(points);
+      },
+      storeWrite(write, seconds) {
+        metrics.storeWrite.observe({ write }, seconds);
+      },
+    },
   });
+  const metricsServer = config.METRICS_PORT > 0 ? await serveMetrics(metrics, config.METRICS_PORT, logger) : undefined;
 
   queue.on('failed', (job, error) => {
     const final = error instanceof PermanentJobError || job.attemptsMade >= (job.opts.attempts ?? 1);
+    metrics.jobs.inc({ outcome: final ? 'failed' : 'retried' });
     logger.warn(
       { jobId: job.id, attempt: job.attemptsMade, final, err: error.message },
       final ? 'job failed for good' : 'job failed; it will be retried',
@@ -229,6 +274,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
     // Bull's close stops taking jobs and waits for the active ones to finish.
     { name: 'queue', run: closeQueue },
     { name: 'history retention', run: () => retention.stop() },
+    { name: 'metrics', run: () => closeServer(metricsServer) },
     {
       name: 'redis',
       run: async () => {
@@ -243,7 +289,11 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
     start() {
       void queue.process(config.WORKER_CONCURRENCY, async (job) => {
         try {
+          const stopTimer = metrics.jobDuration.startTimer();
           const outcome = await processor.process({ id: String(job.id), data: job.data, attempt: job.attemptsMade + 1 });
+          stopTimer();
+          metrics.jobs.inc({ outcome: outcome.status.replace('-', '_') });
+          if (outcome.status === 'processed') metrics.pointsProcessed.inc(outcome.points);
           logger.debug({ jobId: job.id, outcome }, 'job done');
           return outcome;
         } catch (error) {

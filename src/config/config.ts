@@ -103,6 +103,8 @@ const configSchema = z.object({
         .filter((part) => part.length > 0);
     }),
   SHUTDOWN_TIMEOUT_MS: whole(1).default(10_000),
+  /** The worker's Prometheus endpoint (GET /metrics on this port, all interfaces); 0 turns it off. */
+  METRICS_PORT: whole(0, 65_535).default(9464),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -11,7 +11,7 @@ import type { JobEvent } from '../queue/events';
 import { execOrThrow } from '../queue/redis';
 import { CLAIM_TTL_SECONDS, formatGuard, parseGuard, type LanePool } from './lane-pool';
 import { PermanentJobError } from './job-errors';
-import { WriteCombiner, type JobWrites } from './write-combiner';
+import { WriteCombiner, type JobWrites, type WriteObserver } from './write-combiner';
 
 export interface JobInput {
   id: string;
@@ -37,6 +37,8 @@ export interface JobProcessorDeps {
   clock?: () => number;
   /** Most points the jobs running at once write together (see write-combiner.ts). */
   maxGroupPoints?: number;
+  /** Told the size and write times of each group (worker metrics). */
+  observer?: WriteObserver;
 }
 
 const DEFAULT_MAX_GROUP_POINTS = 20_000;
@@ -61,6 +63,7 @@ export class JobProcessor {
       clock: this.clock,
       maxPoints: deps.maxGroupPoints ?? DEFAULT_MAX_GROUP_POINTS,
       statsStored: (jobs) => this.publishStats(jobs),
+      observer: deps.observer,
     });
   }
 

@@ -29,6 +29,27 @@ export interface WriteCombinerDeps {
   maxPoints: number;
   /** Called once a group's statistics are stored, before its history is written. */
   statsStored?: (jobs: readonly JobWrites[]) => Promise<void>;
+  /** Told each group's size and how long each of its writes took (worker metrics). */
+  observer?: WriteObserver;
+}
+
+export interface WriteObserver {
+  group(jobs: number, points: number): void;
+  storeWrite(write: 'statistics' | 'history' | 'processed', seconds: number): void;
+}
+
+/** Runs `write` and tells the observer how long it took, failed or not. */
+async function timed<T>(
+  observer: WriteObserver | undefined,
+  write: 'statistics' | 'history' | 'processed',
+  run: () => Promise<T>,
+): Promise<T> {
+  const started = performance.now();
+  try {
+    return await run();
+  } finally {
+    observer?.storeWrite(write, (performance.now() - started) / 1000);
+  }
 }
 
 interface Pending {
@@ -153,8 +174,12 @@ export class WriteCombiner {
 
   private async writeGroup(jobs: readonly JobWrites[]): Promise<void> {
     const now = new Date(this.deps.clock());
+    this.deps.observer?.group(
+      jobs.length,
+      jobs.reduce((total, job) => total + job.points.length, 0),
+    );
     try {
-      await this.deps.aggregates.applyGroup(jobs, now);
+      await timed(this.deps.observer, 'statistics', () => this.deps.aggregates.applyGroup(jobs, now));
     } catch (error) {
       if (jobs.length > 1 || !isRefusedData(error)) throw error;
       // A job alone whose statistics the store refuses: its points still go to history, so none is lost and no
@@ -169,13 +194,15 @@ export class WriteCombiner {
     await this.deps.statsStored?.(jobs);
     await this.insertHistory(jobs, now);
     const recordedAt = this.deps.clock();
-    await this.deps.processed.recordAll(jobs.map((job) => ({ ...job.record, durationMs: recordedAt - job.startedAt, processedAt: now })));
+    await timed(this.deps.observer, 'processed', () =>
+      this.deps.processed.recordAll(jobs.map((job) => ({ ...job.record, durationMs: recordedAt - job.startedAt, processedAt: now }))),
+    );
   }
 
   /** One history insert for the jobs; a job alone whose points the store refuses fails for good. */
   private async insertHistory(jobs: readonly JobWrites[], now: Date, options?: { counted: boolean }): Promise<void> {
     try {
-      await this.deps.history.insertJobs(jobs, now, options);
+      await timed(this.deps.observer, 'history', () => this.deps.history.insertJobs(jobs, now, options));
     } catch (error) {
       if (jobs.length > 1 || !isRefusedData(error)) throw error;
       throw new PermanentJobError(`the database refused to store some of this batch's points in history`);

@@ -150,6 +150,8 @@ export function attachSocketServer(httpServer: HttpServer, deps: SocketDeps): So
   });
 
   io.on('connection', (socket: AppSocket) => {
+    deps.metrics.socketConnections.inc();
+    socket.once('disconnect', () => deps.metrics.socketConnections.dec());
     socket.use(eventBudget(socket, deps.eventsPerSecond, deps.logger));
     socket.on('subscribe', async (payload, ack) => {
       if (typeof ack !== 'function') return;
@@ -244,7 +246,9 @@ function createRelay(
         }
         for (const [key, batchId] of batch) {
           const view = stats.get(key);
-          if (view) io.to(keyRoom(key)).emit('stats:update', { key, stats: view, batchId });
+          if (!view) continue;
+          io.to(keyRoom(key)).emit('stats:update', { key, stats: view, batchId });
+          deps.metrics.socketEvents.inc({ event: 'stats:update' });
         }
       }
     } catch (error) {
@@ -271,7 +275,10 @@ function createRelay(
     for (const key of event.keys) {
       if (io.sockets.adapter.rooms.has(keyRoom(key))) pending.set(key, event.batchId);
     }
-    if (event.batchDone) io.to(JOBS_ROOM).emit('batch:done', event.batchDone);
+    if (event.batchDone) {
+      io.to(JOBS_ROOM).emit('batch:done', event.batchDone);
+      deps.metrics.socketEvents.inc({ event: 'batch:done' });
+    }
     if (!draining && pending.size > 0) void drain();
   }
 

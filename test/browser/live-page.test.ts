@@ -85,6 +85,7 @@ beforeAll(async () => {
     MONGODB_URI: `${baseUri}/test_browser_${suffix}`,
     REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     QUEUE_NAME: `test-browser-${suffix}`,
+    METRICS_PORT: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
   });
   const logger = createLogger(config.LOG_LEVEL, 'test');

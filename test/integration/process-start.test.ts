@@ -15,7 +15,7 @@ interface Exit {
 function runProcess(script: string, env: Record<string, string>, signalAfterMs?: number): Promise<Exit> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join('src', script)], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn', QUEUE_NAME: `test-start-${randomBytes(4).toString('hex')}`, ...env },
+    env: { ...process.env, LOG_LEVEL: 'warn', METRICS_PORT: '0', QUEUE_NAME: `test-start-${randomBytes(4).toString('hex')}`, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -56,6 +56,8 @@ export async function startHarness(overrides: Record<string, string> = {}, optio
     STORAGE_PROFILE: process.env.STORAGE_PROFILE ?? 'auto',
     // Retries come quickly in tests; production uses 1 s.
     JOB_BACKOFF_MS: '100',
+    // Harnesses run side by side: none serves worker metrics unless a test asks for a port.
+    METRICS_PORT: '0',
     ...overrides,
   });
   const logger = createLogger(config.LOG_LEVEL, 'test');

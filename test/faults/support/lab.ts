@@ -152,6 +152,8 @@ export class Scenario {
       REDIS_URL: this.lab.redis.url,
       QUEUE_NAME: id(this.id),
       LOG_LEVEL: 'info',
+      // Several workers on one machine would share the default port.
+      METRICS_PORT: '0',
       ...FAULT_SETTINGS,
       ...extra,
     };
