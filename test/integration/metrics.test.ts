@@ -94,14 +94,17 @@ describe('docs/grafana-dashboard.json', () => {
   it('when its queries run, then every metric they name is one the API or a worker exports', async () => {
     const exported = new Set<string>();
     const registries = [
-      createMetrics({ queueCounts: async () => ({ waiting: 0, active: 0, delayed: 0, failed: 0 }), processedPoints: async () => 0 })
-        .registry,
+      createMetrics({
+        queueCounts: () => Promise.resolve({ waiting: 0, active: 0, delayed: 0, failed: 0 }),
+        processedPoints: () => Promise.resolve(0),
+      }).registry,
       createWorkerMetrics().registry,
     ];
     for (const registry of registries) {
       for (const metric of await registry.getMetricsAsJSON()) {
         exported.add(metric.name);
-        if (String(metric.type) === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) exported.add(`${metric.name}${suffix}`);
+        if (String(metric.type) === 'histogram')
+          for (const suffix of ['_bucket', '_sum', '_count']) exported.add(`${metric.name}${suffix}`);
       }
     }
     const named = new Set<string>();
