@@ -93,6 +93,8 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
   const app = createApp({
     logger,
     access,
+    queue,
+    adminKeys: config.ADMIN_API_KEYS,
     rateLimiter:
       config.RATE_LIMIT_PER_MINUTE > 0 ? new RateLimiter(redis, config.QUEUE_NAME, config.RATE_LIMIT_PER_MINUTE, logger) : undefined,
     trustProxy: config.TRUST_PROXY,

@@ -85,6 +85,8 @@ const configSchema = z.object({
   INGEST_API_KEYS: csv,
   /** Keys that may read stats, history, batches and subscribe; empty keeps reads open. */
   READ_API_KEYS: csv,
+  /** Keys that open the queue dashboard (/admin/queues, where jobs can be retried and removed); empty keeps it closed. */
+  ADMIN_API_KEYS: csv,
   /** Requests per minute per API key (per client IP when no key is configured); 0 turns the limit off. */
   RATE_LIMIT_PER_MINUTE: whole(0).default(6000),
   /** A request (body included) that takes longer than this is cut off with 408. */

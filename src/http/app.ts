@@ -11,7 +11,9 @@ import { errorMiddleware, notFoundMiddleware } from './error-middleware';
 import { createIngestRouter, type IngestRouteDeps } from './ingest-routes';
 import { createOpsRouter, type ReadinessCheck } from './ops-routes';
 import { createQueryRouter, type QueryRouteDeps } from './query-routes';
+import { createQueueDashboard, QUEUE_DASHBOARD_PATH } from './queue-dashboard';
 import type { RateLimiter } from './rate-limit';
+import type { IngestQueue } from '../queue/ingest-queue';
 
 export interface AppDeps extends IngestRouteDeps, QueryRouteDeps {
   logger: Logger;
@@ -21,6 +23,9 @@ export interface AppDeps extends IngestRouteDeps, QueryRouteDeps {
   access: AccessControl;
   /** Absent when RATE_LIMIT_PER_MINUTE is 0. */
   rateLimiter?: RateLimiter;
+  /** The queue bull-board shows (/admin/queues), and the keys that open it (ADMIN_API_KEYS; none: closed). */
+  queue: IngestQueue;
+  adminKeys: string[];
   /** Express's `trust proxy` setting (TRUST_PROXY): which address is the client's. */
   trustProxy: boolean | number | string[];
 }
@@ -88,6 +93,7 @@ export function createApp(deps: AppDeps): Express {
   if (deps.rateLimiter) app.use('/api/data', deps.rateLimiter.middleware());
   app.use('/api/data', enforceAccess);
   app.use('/api/data', createIngestRouter(deps), createQueryRouter(deps));
+  app.use(QUEUE_DASHBOARD_PATH, createQueueDashboard(deps.queue, deps.adminKeys, deps.rateLimiter?.middleware()));
   app.use(notFoundMiddleware);
   app.use(errorMiddleware);
   return app;

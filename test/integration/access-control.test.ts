@@ -411,3 +411,33 @@ describe('HTTP and socket hardening', () => {
     expect(await h.api.queue.count()).toBe(0);
   });
 });
+
+describe('the queue dashboard (/admin/queues)', () => {
+  it('when no ADMIN_API_KEYS are set, then it is closed: a 404 that says how to open it', async () => {
+    const h = await startHarness({}, { workers: 0 });
+    try {
+      const answer = await get(h.baseUrl, '/admin/queues');
+      expect(answer.status).toBe(404);
+      expect(answer.body.error.message).toMatch(/set ADMIN_API_KEYS to open it/);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('when admin keys are set, then it asks a browser for one (Basic), refuses a wrong or non-admin key, and opens with an admin key', async () => {
+    const h = await startHarness({ ADMIN_API_KEYS: 'the-admin-key', INGEST_API_KEYS: INGEST_KEY }, { workers: 0 });
+    try {
+      const none = await get(h.baseUrl, '/admin/queues');
+      expect(none.status).toBe(401);
+      expect(none.headers.get('www-authenticate')).toMatch(/^Basic realm="queue dashboard"/);
+      expect((await get(h.baseUrl, '/admin/queues', bearer(INGEST_KEY))).status).toBe(401);
+      const basic = { authorization: `Basic ${Buffer.from('anyone:the-admin-key').toString('base64')}` };
+      const page = await fetch(`${h.baseUrl}/admin/queues`, { headers: basic });
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('__UI_CONFIG__');
+      expect((await fetch(`${h.baseUrl}/admin/queues/api/queues`, { headers: bearer('the-admin-key') })).status).toBe(200);
+    } finally {
+      await h.close();
+    }
+  });
+});
