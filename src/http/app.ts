@@ -9,6 +9,7 @@ import type { ApiMetrics } from '../metrics';
 import { enforceAccess, requireAccess, type AccessControl } from './access';
 import { errorMiddleware, notFoundMiddleware } from './error-middleware';
 import { createIngestRouter, type IngestRouteDeps } from './ingest-routes';
+import { openApiDocument } from './openapi';
 import { createOpsRouter, type ReadinessCheck } from './ops-routes';
 import { createQueryRouter, type QueryRouteDeps } from './query-routes';
 import { createQueueDashboard, QUEUE_DASHBOARD_PATH } from './queue-dashboard';
@@ -73,6 +74,10 @@ export function createApp(deps: AppDeps): Express {
   app.use(cors({ origin: deps.corsOrigins.length > 0 ? deps.corsOrigins : false }));
 
   app.use(createOpsRouter(deps.readiness, deps.metrics.registry));
+  const openApi = openApiDocument();
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openApi);
+  });
   app.get('/', (_req, res) => {
     res.redirect(302, '/test-socket.html');
   });

@@ -207,5 +207,9 @@ describe('the ingest pipeline, end to end on real Redis and the MongoDB-compatib
     expect(metrics).toMatch(/ingest_points_accepted_total \d+/);
     expect(metrics).toMatch(/queue_jobs\{state="waiting"\} \d+/);
     expect(metrics).toMatch(/ingest_points_processed [1-9]\d*/);
+    const openApi = await getJson(h.baseUrl, '/openapi.json');
+    expect(openApi.status).toBe(200);
+    expect(openApi.body.openapi).toBe('3.1.0');
+    expect(Object.keys(openApi.body.paths)).toContain('/api/data/ingest');
   });
 });
