@@ -30,7 +30,8 @@ async function main(): Promise<void> {
   });
   const durability = await redisDurabilityWarning(stack.redisUrl);
   if (durability) process.stderr.write(`warning: ${durability}\n`);
-  const env = { ...process.env, REDIS_URL: stack.redisUrl, MONGODB_URI: stack.mongoUri };
+  // The children write to pipes: they log readable lines when this terminal is one (LOG_PRETTY, src/logger.ts).
+  const env = { LOG_PRETTY: process.stdout.isTTY ? '1' : '0', ...process.env, REDIS_URL: stack.redisUrl, MONGODB_URI: stack.mongoUri };
   const children = [run('api', 'server.js', env), run('worker', 'worker.js', env)];
 
   const state = { stopping: false };

@@ -46,6 +46,15 @@ describe('starting and stopping the processes', () => {
     expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null });
   });
 
+  it.each([
+    ['1', /INFO.*\(worker\).*worker started/],
+    ['0', /^\{"level":30,.*"name":"worker".*"msg":"worker started"\}$/m],
+  ])('when LOG_PRETTY is %s, then the worker logs %p', async (prettyLines, line) => {
+    const exit = await runProcess('worker.ts', { LOG_PRETTY: prettyLines, LOG_LEVEL: 'info' }, 4000);
+    expect(exit.code).toBe(0);
+    expect(exit.output).toMatch(line);
+  });
+
   it('when the API port is taken, then the API exits 1 saying which port and to set PORT', async () => {
     const blocker: Server = createServer();
     const port = await new Promise<number>((resolve) => blocker.listen(0, () => resolve((blocker.address() as { port: number }).port)));
