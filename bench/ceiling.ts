@@ -1,4 +1,4 @@
-import type { CommandStartedEvent } from 'mongodb';
+import { BSON, type CommandStartedEvent } from 'mongodb';
 import {
   compareTotals,
   describe,
@@ -34,6 +34,11 @@ export interface CeilingResult {
   pointsPerSecond: number;
   /** MongoDB commands sent per job, by command name (round trips). */
   commandsPerJob: Record<string, number>;
+  /**
+   * What the store is sent per 1,000 points, whatever the store: commands, documents written (inserted documents and
+   * update statements) and command bytes (BSON). The MongoDB profile's cost can be read off these without a MongoDB.
+   */
+  per1000Points?: { commands: number; documents: number; bytes: number };
   historyInserted: number;
   exact: boolean;
   timedOut: boolean;
@@ -110,6 +115,7 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
     seconds: 0,
     pointsPerSecond: 0,
     commandsPerJob: {},
+    per1000Points: { commands: 0, documents: 0, bytes: 0 },
     historyInserted: 0,
     exact: false,
     timedOut: false,
@@ -122,8 +128,13 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
   const redis = new Redis(ctx.config.REDIS_URL);
   const commands = new Map<string, number>();
   const client = connection.getClient();
+  const sent = { commands: 0, documents: 0, bytes: 0 };
   const countCommand = (event: CommandStartedEvent): void => {
     commands.set(event.commandName, (commands.get(event.commandName) ?? 0) + 1);
+    const command = event.command as { documents?: unknown[]; updates?: unknown[]; deletes?: unknown[] };
+    sent.commands += 1;
+    sent.documents += (command.documents?.length ?? 0) + (command.updates?.length ?? 0) + (command.deletes?.length ?? 0);
+    sent.bytes += BSON.calculateObjectSize(event.command);
   };
   try {
     const writer = await createJobWriter(connection, ctx.config, redis, logger);
@@ -154,6 +165,16 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
     client.off('commandStarted', countCommand);
     result.pointsPerSecond = result.points / result.seconds;
     result.commandsPerJob = Object.fromEntries([...commands].map(([name, count]) => [name, count / Math.max(result.jobs, 1)]));
+    const thousands = Math.max(result.points, 1) / 1000;
+    result.per1000Points = {
+      commands: sent.commands / thousands,
+      documents: sent.documents / thousands,
+      bytes: Math.round(sent.bytes / thousands),
+    };
+    log(
+      `${label}: per 1,000 points ${result.per1000Points.commands.toFixed(2)} commands, ` +
+        `${result.per1000Points.documents.toFixed(0)} documents, ${(result.per1000Points.bytes / 1024).toFixed(1)} KiB sent`,
+    );
     if (!result.timedOut) {
       result.mismatches = await compareStored(ctx, size, writer.aggregates);
       if (result.historyInserted !== size)

@@ -63,7 +63,11 @@ function ceilingCommands(results: BenchResults): string {
   const runs = results.runs.filter((run): run is CeilingRun => run.contender === 'ceiling' && run.size === largest);
   const parts = runs.map((run) => {
     const commands = Object.entries(run.commandsPerJob).map(([name, count]) => `${count.toFixed(2)} \`${name}\``);
-    return `${run.jobsPerWrite} per write: ${commands.join(', ')}`;
+    const sent = run.per1000Points;
+    const per1000 = sent
+      ? ` (per 1,000 points: ${sent.commands.toFixed(2)} commands, ${sent.documents.toFixed(0)} documents, ${(sent.bytes / 1024).toFixed(0)} KiB)`
+      : '';
+    return `${run.jobsPerWrite} per write: ${commands.join(', ')}${per1000}`;
   });
   return parts.length > 0 ? ` Commands sent per job at ${sizeLabel(largest)}: ${parts.join('; ')}.` : '';
 }

@@ -272,9 +272,16 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
     }
   });
 
+  let stopping = false;
   const steps: ShutdownStep[] = [
     // Bull's close stops taking jobs and waits for the active ones to finish.
-    { name: 'queue', run: closeQueue },
+    {
+      name: 'queue',
+      run: () => {
+        stopping = true;
+        return closeQueue();
+      },
+    },
     { name: 'history retention', run: () => retention.stop() },
     { name: 'metrics', run: () => closeServer(metricsServer) },
     {
@@ -289,7 +296,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
     queue,
     processor,
     start() {
-      void queue.process(config.WORKER_CONCURRENCY, async (job) => {
+      const taking = queue.process(config.WORKER_CONCURRENCY, async (job) => {
         try {
           const stopTimer = metrics.jobDuration.startTimer();
           const outcome = await processor.process({ id: String(job.id), data: job.data, attempt: job.attemptsMade + 1 });
@@ -302,6 +309,10 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
           if (error instanceof PermanentJobError) void job.discard();
           throw error;
         }
+      });
+      // Bull's process() rejects when its connection closes under it: a stop right after start, not a failure.
+      taking.catch((error: unknown) => {
+        if (!stopping) logger.error({ err: error }, 'the worker stopped taking jobs');
       });
     },
     close: createShutdown(steps, logger, config.SHUTDOWN_TIMEOUT_MS),

@@ -1,26 +1,21 @@
 // First: it traps stop signals before the other modules load.
-import { trapStopSignals, type StopSignals } from './lifecycle/signals';
+import { trapStopSignals } from './lifecycle/signals';
 import 'dotenv/config';
 import { loadConfig } from './config/config';
 import { createWorkerComponents } from './composition';
 import { createLogger } from './logger';
 
-let signals: StopSignals | undefined;
-
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL, 'worker');
-  signals = trapStopSignals(logger, 'finishing active jobs, then stopping');
+  const signals = trapStopSignals(logger, 'finishing active jobs, then stopping');
   const worker = await createWorkerComponents(config, logger);
   signals.onStop(worker.close);
-  if (signals.requested) return;
   worker.start();
   logger.info({ queue: config.QUEUE_NAME, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
 }
 
 main().catch((error: unknown) => {
-  // Stopped while starting: what failed was cut short on purpose.
-  if (signals?.requested) process.exit(0);
   console.error(error instanceof Error ? error.message : error);
   process.exit(1);
 });

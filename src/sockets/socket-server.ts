@@ -69,8 +69,11 @@ function eventBudget(socket: AppSocket, perSecond: number, logger: Logger): Para
     }
     refused += 1;
     if (refused > FLOOD_FACTOR * burst) {
-      logger.warn({ socket: socket.id }, 'socket closed: it kept sending events past its rate limit');
-      socket.disconnect(true);
+      if (refused === FLOOD_FACTOR * burst + 1) {
+        logger.warn({ socket: socket.id }, 'socket closed: it kept sending events past its rate limit');
+        // After this turn: the answers to the events let through before are sent first.
+        setImmediate(() => socket.disconnect(true));
+      }
       return;
     }
     const ack: unknown = packet[packet.length - 1];
