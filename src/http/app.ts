@@ -91,7 +91,8 @@ export function createApp(deps: AppDeps): Express {
   const ingestAccess = requireAccess(deps.access, 'ingest');
   const readAccess = requireAccess(deps.access, 'read');
   app.use('/api/data', (req, res, next) => {
-    if (req.path === '/ingest') ingestAccess(req, res, next);
+    // As Express routes: case-insensitive, a trailing slash optional (`/INGEST/` reaches the ingest route too).
+    if (/^\/ingest\/?$/i.test(req.path)) ingestAccess(req, res, next);
     else readAccess(req, res, next);
   });
   // Counted before the key is enforced, so that guessing keys is rate limited too (per client IP).

@@ -89,7 +89,7 @@ local want = tonumber(ARGV[4])
 local ids, scores = {}, {}
 local max = ARGV[1]
 if ARGV[3] ~= '' then
-  local ties = redis.call('ZRANGE', KEYS[1], max, max, 'BYSCORE')
+  local ties = redis.call('ZRANGEBYSCORE', KEYS[1], max, max)
   for i = #ties, 1, -1 do
     if #ids >= want then break end
     if before(ties[i], ARGV[3]) then ids[#ids + 1] = ties[i]; scores[#ids] = max end
@@ -97,7 +97,7 @@ if ARGV[3] ~= '' then
   max = '(' .. max
 end
 if #ids < want then
-  local rest = redis.call('ZRANGE', KEYS[1], max, ARGV[2], 'BYSCORE', 'REV', 'LIMIT', 0, want - #ids, 'WITHSCORES')
+  local rest = redis.call('ZREVRANGEBYSCORE', KEYS[1], max, ARGV[2], 'WITHSCORES', 'LIMIT', 0, want - #ids)
   for j = 1, #rest, 2 do ids[#ids + 1] = rest[j]; scores[#ids] = rest[j + 1] end
 end
 if #ids == 0 then return out end
@@ -180,6 +180,8 @@ export class RecentHistory {
       newest = query.after.t;
       beforeId = query.after.id;
     }
+    // An empty window: no ties at `newest` either (they would be older than `from`).
+    if (newest < from) beforeId = '';
     const reply = await this.redis.recentHistoryRead(...this.keysOf(query.key), bound(newest), bound(from), beforeId, query.limit + 1);
     const [seen, floorT, , bad] = reply;
     if (bad !== '') return null;
@@ -241,15 +243,17 @@ export class TieredHistory implements HistoryStore {
       await this.recent.invalidate(jobs.flatMap((job) => job.points.map((point) => point.key)));
       return this.store.insertJobs(jobs, processedAt, options);
     }
-    // Side by side: the points are counted already, and a job whose store insert fails is run again whole.
-    const [inserted] = await Promise.all([this.store.insertJobs(jobs, processedAt), this.recent.add(jobs, processedAt)]);
+    // After the store: the tier never lists a record the store lacks.
+    const inserted = await this.store.insertJobs(jobs, processedAt);
+    await this.recent.add(jobs, processedAt);
     return inserted;
   }
 
   async page(query: HistoryQuery): Promise<HistoryPage> {
     if (query.key !== undefined && query.batchId === undefined) {
       const cutoff = this.retentionMs === null ? undefined : this.clock() - this.retentionMs;
-      const answer = await this.recent.page({ ...query, key: query.key }, cutoff);
+      // Redis unavailable: the store answers, as it would without the tier.
+      const answer = await this.recent.page({ ...query, key: query.key }, cutoff).catch(() => null);
       if (answer && answer.seen === ((await this.countOf(query.key)) ?? 0)) return answer.page;
     }
     return this.store.page(query);

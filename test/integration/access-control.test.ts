@@ -79,6 +79,19 @@ describe('API keys', () => {
     expect(await h.api.queue.count()).toBe(0);
   });
 
+  it.each(['/api/data/INGEST', '/api/data/ingest/', '/api/data/Ingest/'])(
+    'when ingest is reached as %s with a read key, then it still needs an ingest key (403) and nothing is queued',
+    async (route) => {
+      const answer = await fetch(`${h.baseUrl}${route}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...bearer(READ_KEY) },
+        body: JSON.stringify(points('auth/spelling', 1)),
+      });
+      expect(answer.status).toBe(403);
+      expect(await h.api.queue.count()).toBe(0);
+    },
+  );
+
   it.each([
     ['an unknown key', 'not-a-key'],
     ['a prefix of a real key', INGEST_KEY.slice(0, -1)],

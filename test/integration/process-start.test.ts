@@ -2,8 +2,18 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
+import { MongoClient } from 'mongodb';
+import { mongoServerUri } from '../support/harness';
 
 const ROOT = path.join(__dirname, '..', '..');
+
+const databases: string[] = [];
+
+afterAll(async () => {
+  const client = await MongoClient.connect(mongoServerUri());
+  for (const name of databases) await client.db(name).dropDatabase();
+  await client.close();
+});
 
 interface Exit {
   code: number | null;
@@ -13,14 +23,18 @@ interface Exit {
 
 /** Runs one of the service's processes from source; `signalOn`: send it SIGTERM once its output matches. */
 function runProcess(script: string, env: Record<string, string>, signalOn?: RegExp): Promise<Exit> {
+  const suffix = randomBytes(4).toString('hex');
+  databases.push(`test_start_${suffix}`);
   const child = spawn(process.execPath, ['--import', 'tsx', path.join('src', script)], {
     cwd: ROOT,
     env: {
       ...process.env,
+      // A database of its own: the default one is a developer's.
+      MONGODB_URI: `${mongoServerUri()}/test_start_${suffix}`,
       LOG_LEVEL: 'info',
       LOG_PRETTY: '0',
       METRICS_PORT: '0',
-      QUEUE_NAME: `test-start-${randomBytes(4).toString('hex')}`,
+      QUEUE_NAME: `test-start-${suffix}`,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

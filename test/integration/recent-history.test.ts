@@ -39,13 +39,13 @@ interface Setup {
   combiner: WriteCombiner;
 }
 
-async function open(): Promise<Setup> {
+async function open(cap = CAP): Promise<Setup> {
   const suffix = randomBytes(4).toString('hex');
   const uri = `${mongoServerUri()}/test_recent_${suffix}`;
   const config = loadConfig({
     MONGODB_URI: uri,
     QUEUE_NAME: `test-recent-${suffix}`,
-    HISTORY_RECENT_PER_KEY: String(CAP),
+    HISTORY_RECENT_PER_KEY: String(cap),
     STORAGE_PROFILE: process.env.STORAGE_PROFILE ?? 'auto',
   });
   const connection = await connectMongo(uri, logger, false);
@@ -182,6 +182,17 @@ describe('history pages with the recent tier (FerretDB profile) and without it',
     const newest = await setup.repos.history.page({ key: 'rh/big', limit: 3 });
     expect(newest.items.map((item) => item.value)).toEqual([4999, 4998, 4997]);
     await expectSameAsStore(setup, { key: 'rh/big', limit: 1000 });
+  });
+
+  it('when a cursor lands on equal timestamps older than from, then the page is empty, as the store says', async () => {
+    const setup = await open(100);
+    await twelvePoints(setup, 'rh/g');
+    // The 9th newest record: value 3, at T0 + 1000, beside value 2 at the same timestamp.
+    const cursor = (await setup.store.page({ key: 'rh/g', limit: 9 })).next;
+    expect(cursor?.t).toBe(T0 + 1000);
+    await expectSameAsStore(setup, { key: 'rh/g', limit: 5, after: cursor ?? undefined, from: T0 + 3000 });
+    await expectSameAsStore(setup, { key: 'rh/g', limit: 5, after: cursor ?? undefined });
+    expect((await setup.repos.history.page({ key: 'rh/g', limit: 5, after: cursor ?? undefined, from: T0 + 3000 })).items).toEqual([]);
   });
 
   it('when a key has no points, then its page is empty', async () => {
