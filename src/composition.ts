@@ -195,8 +195,11 @@ export interface WorkerOptions {
   clock?: () => number;
 }
 
-/** GET /metrics of the worker's registry on `port`; the worker serves nothing else. */
-async function serveMetrics(metrics: WorkerMetrics, port: number, logger: Logger): Promise<HttpServer> {
+/**
+ * GET /metrics of the worker's registry on `port`; the worker serves nothing else. A port already taken (a second
+ * worker on the machine) leaves this worker without metrics, with a warning, rather than without a worker.
+ */
+async function serveMetrics(metrics: WorkerMetrics, port: number, logger: Logger): Promise<HttpServer | undefined> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not found: the worker serves GET /metrics only.\n');
@@ -210,16 +213,17 @@ async function serveMetrics(metrics: WorkerMetrics, port: number, logger: Logger
       },
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new Error(`METRICS_PORT ${port} is already in use: set METRICS_PORT to a free port, or 0 to turn worker metrics off.`)
-          : error,
-      ),
-    );
-    server.listen(port, () => resolve());
+  const listening = await new Promise<boolean>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => (error.code === 'EADDRINUSE' ? resolve(false) : reject(error)));
+    server.listen(port, () => resolve(true));
   });
+  if (!listening) {
+    logger.warn(
+      { port },
+      'METRICS_PORT is in use (another worker on this machine?): this worker serves no metrics; give each worker its own METRICS_PORT',
+    );
+    return undefined;
+  }
   logger.info({ port: (server.address() as AddressInfo).port }, 'worker metrics on /metrics');
   return server;
 }

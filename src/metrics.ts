@@ -122,7 +122,7 @@ export function createWorkerMetrics(): WorkerMetrics {
     }),
     storeWrite: new Histogram({
       name: 'store_write_duration_seconds',
-      help: "One group's write to MongoDB, by what it wrote",
+      help: "One group's write to the store, by what it wrote (history includes the recent tier on FerretDB)",
       labelNames: ['write'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],

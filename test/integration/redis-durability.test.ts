@@ -2,14 +2,26 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createServer } from 'node:net';
 import Redis from 'ioredis';
 import { redisDurabilityWarning } from '../../scripts/redis-durability';
 
 const started: ChildProcess[] = [];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-durability-'));
 
-/** A redis-server of the test's own, with appendonly as given. */
-async function redisWith(appendonly: 'yes' | 'no', port: number): Promise<string> {
+function freePort(): Promise<number> {
+  const server = createServer();
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    }),
+  );
+}
+
+/** A redis-server of the test's own, on a free port, with appendonly as given. */
+async function redisWith(appendonly: 'yes' | 'no'): Promise<string> {
+  const port = await freePort();
   const child = spawn('redis-server', ['--port', String(port), '--appendonly', appendonly, '--dir', dir, '--save', ''], {
     stdio: 'ignore',
   });
@@ -37,12 +49,12 @@ afterAll(() => {
 
 describe('npm start and the Redis it reuses', () => {
   it('when the Redis keeps no append-only file, then start warns that queued points are lost on a restart', async () => {
-    const url = await redisWith('no', 6431);
+    const url = await redisWith('no');
     expect(await redisDurabilityWarning(url)).toMatch(/keeps no append-only file \(appendonly no\): queued points are lost if it restarts/);
   });
 
   it('when the Redis has an append-only file, then start says nothing', async () => {
-    const url = await redisWith('yes', 6432);
+    const url = await redisWith('yes');
     expect(await redisDurabilityWarning(url)).toBeUndefined();
   });
 });
