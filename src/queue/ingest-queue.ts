@@ -45,15 +45,14 @@ function fetchOnlyWhileOpen(queue: IngestQueue): void {
 }
 
 /**
- * Bull's process() names the worker's blocking connection without waiting for it (`setWorkerName`), and its error
- * handler fails on the undefined error a closed connection gives: a close right after process() becomes an unhandled
- * rejection. Waiting until the queue is ready and one round trip more lets that naming finish before the close.
+ * Bull's process() names the worker's blocking connection without waiting for it (`setWorkerName`), and that
+ * promise's own error handler fails on the undefined error a connection closed under it gives: a close right after
+ * process() became an unhandled rejection. The name is only a label (CLIENT SETNAME): failing to set it is ignored.
  */
-async function settleWorkerName(queue: IngestQueue): Promise<void> {
-  await queue
-    .isReady()
-    .then(() => queue.client.ping())
-    .catch(() => undefined);
+function nameWorkerQuietly(queue: IngestQueue): void {
+  const naming = queue as unknown as { setWorkerName: () => Promise<unknown> };
+  const setWorkerName = naming.setWorkerName.bind(queue);
+  naming.setWorkerName = () => setWorkerName().catch(() => undefined);
 }
 
 export interface IngestQueueHandle {
@@ -94,11 +93,13 @@ export function createIngestQueue(settings: QueueSettings, role: 'api' | 'worker
     },
   });
   queue.on('error', (error: Error) => logger.warn({ err: error.message }, 'queue error'));
-  if (role === 'worker') fetchOnlyWhileOpen(queue);
+  if (role === 'worker') {
+    fetchOnlyWhileOpen(queue);
+    nameWorkerQuietly(queue);
+  }
   return {
     queue,
     close: async () => {
-      if (role === 'worker') await settleWorkerName(queue);
       await queue.close();
       for (const client of clients) client.disconnect();
     },
