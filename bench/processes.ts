@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Queue from 'bull';
 import { describe } from '../load-test';
+export { freePort } from '../scripts/free-port';
 
 export const ROOT = path.resolve(__dirname, '..');
 
@@ -73,18 +73,6 @@ export class BenchProcess {
 
 export async function stopAll(processes: readonly BenchProcess[]): Promise<void> {
   await Promise.all(processes.map((process) => process.stop()));
-}
-
-/** A TCP port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Waits until `url` answers 200, failing early when the process dies. */

@@ -2,24 +2,14 @@
 // a free port with a database and a queue of their own (Redis and MongoDB as `npm run stack` starts or reuses them).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import newman, { type NewmanRunSummary } from 'newman';
 import { DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL, ensureStack } from './stack';
+import { freePort } from './free-port';
 
 const ROOT = path.resolve(__dirname, '..');
 const COLLECTION = path.join(ROOT, 'postman', 'realtime-data-service.postman_collection.json');
-
-function freePort(): Promise<number> {
-  const server = createServer();
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    }),
-  );
-}
 
 function start(script: string, env: NodeJS.ProcessEnv): ChildProcess {
   return spawn(process.execPath, [path.join(ROOT, 'dist', script)], { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });

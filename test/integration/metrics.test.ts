@@ -1,24 +1,14 @@
 import fs from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { createWorkerComponents, type WorkerComponents } from '../../src/composition';
 import { createLogger } from '../../src/logger';
 import { createMetrics, createWorkerMetrics } from '../../src/metrics';
 import { postJson, startHarness, waitFor, waitForBatch, type Harness } from '../support/harness';
+import { freePort } from '../../scripts/free-port';
 
 let h: Harness;
 let worker: WorkerComponents;
 let metricsPort: number;
-
-function freePort(): Promise<number> {
-  const server = createServer();
-  return new Promise((resolve) =>
-    server.listen(0, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    }),
-  );
-}
 
 /** One sample's value from a Prometheus text exposition, or undefined. */
 function sample(text: string, name: string): number | undefined {

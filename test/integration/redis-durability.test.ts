@@ -2,22 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createServer } from 'node:net';
 import Redis from 'ioredis';
 import { redisDurabilityWarning } from '../../scripts/redis-durability';
+import { freePort } from '../../scripts/free-port';
 
 const started: ChildProcess[] = [];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-durability-'));
-
-function freePort(): Promise<number> {
-  const server = createServer();
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    }),
-  );
-}
 
 /** A redis-server of the test's own, on a free port, with appendonly as given. */
 async function redisWith(appendonly: 'yes' | 'no'): Promise<string> {

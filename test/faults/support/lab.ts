@@ -1,10 +1,10 @@
 import fs, { type WriteStream } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
 import { Child, killLeftovers } from './child';
 import { FerretServer, RedisServer } from './servers';
+import { freePort } from '../../../scripts/free-port';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 /** Data and logs of the suite's own Redis and FerretDB, and one log per scenario; wiped at the start of each run. */
@@ -49,15 +49,6 @@ function openLog(file: string): WriteStream {
 
 function closeLog(log: WriteStream): Promise<void> {
   return new Promise((resolve) => log.end(resolve));
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 /** The suite's Redis and FerretDB, started fresh for the run; scenarios get a queue and a database of their own on them. */
