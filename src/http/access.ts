@@ -100,15 +100,19 @@ export function callerOf(res: Response): Caller {
  */
 export function requireAccess(access: AccessControl, scope: Scope): RequestHandler {
   return (req: Request, res: Response, next) => {
-    const result = access.authorize(scope, presentedKey(req.headers));
-    if (result instanceof AppError) {
-      res.locals.caller = { principal: 'anonymous', authenticated: false } satisfies Caller;
-      res.locals.denied = result;
-    } else {
-      res.locals.caller = result;
-    }
+    recordAccess(res, access.authorize(scope, presentedKey(req.headers)));
     next();
   };
+}
+
+/** Stores who the caller is, or an anonymous caller and the refusal `enforceAccess` answers with. */
+export function recordAccess(res: Response, result: Caller | AppError): void {
+  if (result instanceof AppError) {
+    res.locals.caller = { principal: 'anonymous', authenticated: false } satisfies Caller;
+    res.locals.denied = result;
+  } else {
+    res.locals.caller = result;
+  }
 }
 
 /** Answers the 401/403 that `requireAccess` found, if any. */

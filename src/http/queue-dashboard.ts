@@ -4,7 +4,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import { Router, type RequestHandler } from 'express';
 import { AppError } from '../domain/errors';
 import type { IngestQueue } from '../queue/ingest-queue';
-import { AccessControl, enforceAccess, presentedKey } from './access';
+import { AccessControl, enforceAccess, presentedKey, recordAccess } from './access';
 
 export const QUEUE_DASHBOARD_PATH = '/admin/queues';
 
@@ -32,20 +32,16 @@ export function createQueueDashboard(queue: IngestQueue, adminKeys: string[], ra
     return router;
   }
   const keys = new AccessControl({ ingestKeys: adminKeys, readKeys: [] });
+  const denied = new AppError(
+    401,
+    'UNAUTHORIZED',
+    'The queue dashboard needs an admin key (ADMIN_API_KEYS): as the password of HTTP Basic auth in a browser, or Authorization: Bearer <key>.',
+    undefined,
+    { 'WWW-Authenticate': 'Basic realm="queue dashboard", charset="UTF-8"' },
+  );
   router.use((req, res, next) => {
     const result = keys.authorize('ingest', adminKey(req.headers.authorization, req.headers));
-    if (result instanceof AppError) {
-      res.locals.caller = { principal: 'anonymous', authenticated: false };
-      res.locals.denied = new AppError(
-        401,
-        'UNAUTHORIZED',
-        'The queue dashboard needs an admin key (ADMIN_API_KEYS): as the password of HTTP Basic auth in a browser, or Authorization: Bearer <key>.',
-        undefined,
-        { 'WWW-Authenticate': 'Basic realm="queue dashboard", charset="UTF-8"' },
-      );
-    } else {
-      res.locals.caller = result;
-    }
+    recordAccess(res, result instanceof AppError ? denied : result);
     next();
   });
   if (rateLimit) router.use(rateLimit);
