@@ -1,37 +1,13 @@
-import { randomBytes } from 'node:crypto';
-import Redis from 'ioredis';
-import type { Connection } from 'mongoose';
-import { loadConfig } from '../../src/config/config';
-import { connectMongo } from '../../src/composition';
 import type { Point } from '../../src/domain/point-schema';
-import { createLogger } from '../../src/logger';
-import { createRepositories, type Repositories } from '../../src/storage';
-import { waitFor, mongoServerUri } from '../support/harness';
+import type { Repositories } from '../../src/storage';
+import { waitFor } from '../support/harness';
+import { ownRepositories } from '../support/own-repositories';
 
 const DAY = 24 * 3600 * 1000;
-const baseUri = mongoServerUri();
-const logger = createLogger('silent', 'test');
-let redis: Redis;
-const opened: Connection[] = [];
-
-beforeAll(() => {
-  redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-});
-
-afterAll(async () => {
-  for (const connection of opened) {
-    await connection.db?.dropDatabase();
-    await connection.close();
-  }
-  await redis.quit();
-});
+const own = ownRepositories('retention');
 
 async function open(retention: string): Promise<Repositories> {
-  const uri = `${baseUri}/test_retention_${randomBytes(4).toString('hex')}`;
-  const config = loadConfig({ MONGODB_URI: uri, HISTORY_RETENTION: retention, STORAGE_PROFILE: process.env.STORAGE_PROFILE ?? 'auto' });
-  const connection = await connectMongo(uri, logger, false);
-  opened.push(connection);
-  return createRepositories({ connection, config, redis, logger });
+  return (await own.open({ HISTORY_RETENTION: retention })).repos;
 }
 
 /** History records of `key` at these ages (days before now). */

@@ -1,35 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import Redis from 'ioredis';
-import type { Connection } from 'mongoose';
-import { loadConfig, type Config } from '../../src/config/config';
-import { connectMongo } from '../../src/composition';
+import type { Config } from '../../src/config/config';
 import type { Point } from '../../src/domain/point-schema';
 import { groupByKey } from '../../src/domain/stats';
-import { createLogger } from '../../src/logger';
 import { HistoryRepository, type HistoryQuery } from '../../src/repositories/history-repository';
 import { RecentHistory } from '../../src/repositories/recent-history';
 import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
-import { createRepositories, type Repositories } from '../../src/storage';
-import { mongoServerUri } from '../support/harness';
+import type { Repositories } from '../../src/storage';
+import { ownRepositories } from '../support/own-repositories';
 
 // The tier keeps 5 records per key here, so most pages reach below its floor and must come from the store.
 const CAP = 5;
 const T0 = 1_700_000_000_000;
-const logger = createLogger('silent', 'test');
-let redis: Redis;
-const opened: Connection[] = [];
-
-beforeAll(() => {
-  redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-});
-
-afterAll(async () => {
-  for (const connection of opened) {
-    await connection.db?.dropDatabase();
-    await connection.close();
-  }
-  await redis.quit();
-});
+const own = ownRepositories('recent');
 
 interface Setup {
   config: Config;
@@ -40,17 +22,7 @@ interface Setup {
 }
 
 async function open(cap = CAP): Promise<Setup> {
-  const suffix = randomBytes(4).toString('hex');
-  const uri = `${mongoServerUri()}/test_recent_${suffix}`;
-  const config = loadConfig({
-    MONGODB_URI: uri,
-    QUEUE_NAME: `test-recent-${suffix}`,
-    HISTORY_RECENT_PER_KEY: String(cap),
-    STORAGE_PROFILE: process.env.STORAGE_PROFILE ?? 'auto',
-  });
-  const connection = await connectMongo(uri, logger, false);
-  opened.push(connection);
-  const repos = await createRepositories({ connection, config, redis, logger });
+  const { config, repos } = await own.open({ HISTORY_RECENT_PER_KEY: String(cap) });
   const combiner = new WriteCombiner({ ...repos, clock: Date.now, maxPoints: 10_000 });
   return { config, repos, store: new HistoryRepository(repos.models.dataPoint), combiner };
 }
@@ -106,12 +78,12 @@ const queries = (key: string): HistoryQuery[] => [
 ];
 
 function tierOf(setup: Setup): RecentHistory {
-  return new RecentHistory(redis, setup.config.QUEUE_NAME, CAP);
+  return new RecentHistory(own.redis(), setup.config.QUEUE_NAME, CAP);
 }
 
 async function dropTier(setup: Setup): Promise<void> {
-  const keys = await redis.keys(`${setup.config.QUEUE_NAME}:recent:*`);
-  if (keys.length > 0) await redis.del(...keys);
+  const keys = await own.redis().keys(`${setup.config.QUEUE_NAME}:recent:*`);
+  if (keys.length > 0) await own.redis().del(...keys);
 }
 
 describe('history pages with the recent tier (FerretDB profile) and without it', () => {
