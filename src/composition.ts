@@ -1,6 +1,7 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import mongoose, { type Connection } from 'mongoose';
+import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './config/config';
 import { AccessControl } from './http/access';
@@ -16,9 +17,9 @@ import { createIngestQueue, type IngestQueue, type QueueSettings } from './queue
 import { createRedis } from './queue/redis';
 import { IngestService } from './services/ingest-service';
 import { batchFailureMessage, PermanentJobError } from './services/job-errors';
-import { JobProcessor } from './services/job-processor';
+import { JobProcessor, type JobProcessorDeps } from './services/job-processor';
 import { LanePool } from './services/lane-pool';
-import { createRepositories } from './storage';
+import { createRepositories, type Repositories } from './storage';
 import { attachSocketServer, type SocketServer } from './sockets/socket-server';
 
 // Server selection gives up after 5 s, so a request or job fails (and is retried) instead of hanging while MongoDB is down.
@@ -77,7 +78,7 @@ export interface ApiComponents {
 export async function createApiComponents(config: Config, logger: Logger): Promise<ApiComponents> {
   const connection = await connectMongo(config.MONGODB_URI, logger, false);
   const redis = createRedis(config.REDIS_URL, 'api', logger);
-  const { aggregates, history } = await createRepositories({ connection, config, redis, logger });
+  const { aggregates, history, series } = await createRepositories({ connection, config, redis, logger });
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', logger);
   const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'api', logger);
   const batches = new BatchStore(redis, config.QUEUE_NAME);
@@ -103,6 +104,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
     idempotency: new IdempotencyStore(redis, config.QUEUE_NAME),
     aggregates,
     history,
+    series,
     batches,
     maxBodyBytes: config.MAX_BODY_BYTES,
     maxPointsPerRequest: config.MAX_POINTS_PER_REQUEST,
@@ -138,6 +140,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
   httpServer.on('checkExpectation', app);
   const sockets = attachSocketServer(httpServer, {
     aggregates,
+    series,
     subscriber,
     channel: eventsChannel(config.QUEUE_NAME),
     logger,
@@ -232,23 +235,31 @@ function closeServer(server: HttpServer | undefined): Promise<void> {
   return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
 }
 
-/** Wires the worker: the queue consumer, the repositories and the publisher. */
-export async function createWorkerComponents(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerComponents> {
-  const connection = await connectMongo(config.MONGODB_URI, logger, true);
-  const redis = createRedis(config.REDIS_URL, 'worker', logger);
-  const { aggregates, history, processed, retention } = await createRepositories({ connection, config, redis, logger });
-  await retention.start();
-  const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'worker', logger);
-  const metrics = createWorkerMetrics();
-  const processor = new JobProcessor({
-    aggregates,
-    history,
-    processed,
+/** A job processor's parts, from a process's repositories: the worker, the tests and the fault suite build theirs here. */
+export function jobProcessorDeps(repos: Repositories, redis: Redis, config: Config, logger: Logger): JobProcessorDeps {
+  return {
+    aggregates: repos.aggregates,
+    history: repos.history,
+    processed: repos.processed,
+    series: repos.series,
     batches: new BatchStore(redis, config.QUEUE_NAME),
     lanes: new LanePool(),
     publisher: redis,
     channel: eventsChannel(config.QUEUE_NAME),
     logger,
+  };
+}
+
+/** Wires the worker: the queue consumer, the repositories and the publisher. */
+export async function createWorkerComponents(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerComponents> {
+  const connection = await connectMongo(config.MONGODB_URI, logger, true);
+  const redis = createRedis(config.REDIS_URL, 'worker', logger);
+  const repos = await createRepositories({ connection, config, redis, logger });
+  await repos.retention.start();
+  const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'worker', logger);
+  const metrics = createWorkerMetrics();
+  const processor = new JobProcessor({
+    ...jobProcessorDeps(repos, redis, config, logger),
     clock: options.clock,
     observer: {
       group(jobs, points) {
@@ -286,7 +297,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
         return closeQueue();
       },
     },
-    { name: 'history retention', run: () => retention.stop() },
+    { name: 'history retention', run: () => repos.retention.stop() },
     { name: 'metrics', run: () => closeServer(metricsServer) },
     {
       name: 'redis',

@@ -80,6 +80,10 @@ const configSchema = z.object({
    * (see docs/storage.md); 0 reads every page from the store. About 200 bytes of Redis memory a record.
    */
   HISTORY_RECENT_PER_KEY: whole(0, 100_000).default(1000),
+  /** How long rollup buckets are kept, per step, by their start: `keep` or e.g. `48h` (see docs/api.md, series). */
+  SERIES_RETENTION_1M: retention.default(48 * DURATION_UNITS_MS.h),
+  SERIES_RETENTION_1H: retention.default(90 * DURATION_UNITS_MS.d),
+  SERIES_RETENTION_1D: retention.default(null),
   CORS_ORIGINS: csv,
   /** Keys that may ingest (and read); empty keeps ingest open. */
   INGEST_API_KEYS: csv,

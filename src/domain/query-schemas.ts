@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ISO_8601, keySchema, MAX_EPOCH_MS, parseIsoAsUtc } from './point-schema';
+import { STEPS } from './series';
 
 /** A time bound in a query string: epoch milliseconds or an ISO-8601 date. */
 const timeBound = z.string().transform((text, ctx) => {
@@ -41,6 +42,27 @@ export const statsListQuerySchema = z.strictObject({
   limit,
   cursor: cursor.optional(),
 });
+
+/** `key` repeated 1-10 times, a step, and an optional window (defaults in query-routes.ts). */
+export const seriesQuerySchema = z
+  .strictObject({
+    key: z
+      .union([keySchema, z.array(keySchema)], { error: 'must be given 1 to 10 times, each a key' })
+      .transform((keys) => (Array.isArray(keys) ? keys : [keys]))
+      .pipe(
+        z
+          .array(keySchema)
+          .max(10, 'must be given at most 10 times')
+          .refine((keys) => new Set(keys).size === keys.length, 'must not name the same key twice'),
+      ),
+    step: z.enum(STEPS, { error: 'must be 1m, 1h or 1d' }).default('1m'),
+    from: timeBound.optional(),
+    to: timeBound.optional(),
+  })
+  .refine((query) => query.from === undefined || query.to === undefined || query.from <= query.to, {
+    error: 'must not be after to',
+    path: ['from'],
+  });
 
 export const batchIdSchema = batchId;
 

@@ -10,6 +10,8 @@ export const jobEventSchema = z.object({
   batchId: z.string(),
   jobId: z.string(),
   keys: z.array(z.string()),
+  /** On `stats`, per key (same order): the start of the newest minute bucket its points fell in, for `series:update`. */
+  minutes: z.array(z.number().nullable()).optional(),
   receivedAt: z.number(),
   processedAt: z.number(),
   batchDone: z

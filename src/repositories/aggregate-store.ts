@@ -108,6 +108,24 @@ export function guardedUpdate(
     max[`${path}last`] = { t: new Date(delta.lastTs), v: delta.lastValue };
     set[`${path}updatedAt`] = now;
   }
+  const guard = guardClauses(guards, retention);
+  Object.assign(filter, guard.filter);
+  Object.assign(max, guard.max);
+  Object.assign(unset, guard.unset);
+  return { filter, update: { $inc: inc, $min: min, $max: max, $set: set, $unset: unset } };
+}
+
+/**
+ * The exactly-once part of a guarded update: the filter terms that match only while none of `guards` was applied,
+ * the `$max`es that raise them, and the `$unset`s of guard slots past the retention.
+ */
+export function guardClauses(
+  guards: readonly JobGuard[],
+  retention: GuardRetention,
+): { filter: Record<string, unknown>; max: Record<string, number>; unset: Record<string, ''> } {
+  const filter: Record<string, unknown> = {};
+  const max: Record<string, number> = {};
+  const unset: Record<string, ''> = {};
   const written = new Set(guards.map((guard) => guard.slot));
   for (const guard of guards) {
     const guardPath = `g.${guard.slot}.${guard.lane}`;
@@ -118,5 +136,5 @@ export function guardedUpdate(
       if (!written.has(guard.slot - age)) unset[`g.${guard.slot - age}`] = '';
     }
   }
-  return { filter, update: { $inc: inc, $min: min, $max: max, $set: set, $unset: unset } };
+  return { filter, max, unset };
 }

@@ -1,5 +1,5 @@
-import type { AnyBulkWriteOperation, BulkWriteResult, Collection, Filter } from 'mongodb';
-import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
+import type { AnyBulkWriteOperation, Collection } from 'mongodb';
+import { mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
 import type { AggregateModel, KeyStatsDocument } from '../models/aggregate-model';
 import { nativeCollection } from '../models';
 import {
@@ -12,7 +12,7 @@ import {
   type GuardRetention,
   type JobGuard,
 } from './aggregate-store';
-import { bulkWriteErrors, DUPLICATE_KEY } from './mongo-errors';
+import { runGuardedUpserts } from './guarded-upserts';
 
 /** One key's merged deltas, with the guard of every job that touches it. */
 interface KeyWrite {
@@ -112,37 +112,7 @@ export class KeyAggregateRepository implements AggregateStore {
     return { updateOne: { ...guardedUpdate(delta.key, [['', delta]], guards, this.retention, now), upsert: true } };
   }
 
-  /**
-   * Runs the upserts; returns how many applied. An upsert whose guard does not match an existing document tries
-   * to insert a second document with its `_id`: a duplicate-key error. It is sent once more without the upsert: if
-   * it then matches, it applies now (another writer had just created the document); if not, it was applied before.
-   */
-  private async write(operations: readonly AnyBulkWriteOperation<KeyStatsDocument>[]): Promise<number> {
-    let applied = 0;
-    for (const batch of chunk(operations, this.writeBatchSize)) applied += await this.writeCommand(batch);
-    return applied;
-  }
-
-  private async writeCommand(operations: readonly AnyBulkWriteOperation<KeyStatsDocument>[]): Promise<number> {
-    if (operations.length === 0) return 0;
-    let result: BulkWriteResult;
-    let collided: number[] = [];
-    try {
-      result = await this.collection.bulkWrite(operations, { ordered: false });
-    } catch (error) {
-      const failures = bulkWriteErrors(error);
-      if (!failures || failures.some((failure) => failure.code !== DUPLICATE_KEY)) throw error;
-      result = (error as { result: BulkWriteResult }).result;
-      collided = failures.map((failure) => failure.index);
-    }
-    let applied = result.matchedCount + result.upsertedCount;
-    if (collided.length > 0) {
-      const retries = collided.map((index) => {
-        const operation = operations[index] as { updateOne: { filter: Filter<KeyStatsDocument>; update: object } };
-        return { updateOne: { filter: operation.updateOne.filter, update: operation.updateOne.update } };
-      });
-      applied += (await this.collection.bulkWrite(retries, { ordered: false })).matchedCount;
-    }
-    return applied;
+  private write(operations: readonly AnyBulkWriteOperation<KeyStatsDocument>[]): Promise<number> {
+    return runGuardedUpserts(this.collection, operations, this.writeBatchSize);
   }
 }

@@ -6,6 +6,8 @@ import { groupByKey } from '../domain/stats';
 import type { AggregateStore } from '../repositories/aggregate-store';
 import type { HistoryStore } from '../repositories/history-repository';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
+import type { SeriesStore } from '../repositories/series-store';
+import { bucketDeltas, newestMinutes } from '../domain/series';
 import type { BatchDone, BatchStore } from '../queue/batch-store';
 import type { JobEvent } from '../queue/events';
 import { execOrThrow } from '../queue/redis';
@@ -28,6 +30,7 @@ export interface JobProcessorDeps {
   aggregates: AggregateStore;
   history: HistoryStore;
   processed: ProcessedRecordRepository;
+  series: SeriesStore;
   batches: BatchStore;
   lanes: LanePool;
   publisher: Redis;
@@ -44,7 +47,7 @@ export interface JobProcessorDeps {
 const DEFAULT_MAX_GROUP_POINTS = 20_000;
 
 /**
- * Runs one job: aggregates (one bulkWrite), a pub/sub message that its
+ * Runs one job: aggregates (one bulkWrite), rollup buckets, a pub/sub message that its
  * keys changed, history (one unordered insert), a processed record (all
  * shared with the other jobs running at the same time, see
  * write-combiner.ts), the batch's progress, then a pub/sub message that the
@@ -60,6 +63,7 @@ export class JobProcessor {
       aggregates: deps.aggregates,
       history: deps.history,
       processed: deps.processed,
+      series: deps.series,
       clock: this.clock,
       maxPoints: deps.maxGroupPoints ?? DEFAULT_MAX_GROUP_POINTS,
       statsStored: (jobs) => this.publishStats(jobs),
@@ -100,6 +104,7 @@ export class JobProcessor {
       await this.combiner.write({
         guard,
         deltas,
+        buckets: bucketDeltas(payload.points, this.deps.series.retention, started),
         batchId: payload.batchId,
         points: payload.points,
         receivedAt: new Date(payload.receivedAt),
@@ -136,11 +141,13 @@ export class JobProcessor {
     const now = this.clock();
     const pipeline = this.deps.publisher.pipeline();
     for (const job of jobs) {
+      const minutes = newestMinutes(job.buckets);
       const event: JobEvent = {
         stage: 'stats',
         batchId: job.batchId,
         jobId: job.record._id,
         keys: job.deltas.map((delta) => delta.key),
+        minutes: job.deltas.map((delta) => minutes.get(delta.key) ?? null),
         receivedAt: job.receivedAt.getTime(),
         processedAt: now,
         batchDone: null,

@@ -1,16 +1,20 @@
 import type { Point } from '../domain/point-schema';
+import type { BucketDelta } from '../domain/series';
 import type { KeyDelta } from '../domain/stats';
 import type { ProcessedRecordDocument } from '../models/processed-record-model';
 import type { AggregateStore, JobGuard } from '../repositories/aggregate-store';
 import type { HistoryStore } from '../repositories/history-repository';
 import { isRefusal, isRefusedData } from '../repositories/mongo-errors';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
+import type { SeriesStore } from '../repositories/series-store';
 import { PermanentJobError } from './job-errors';
 
 /** Everything one job writes to MongoDB. */
 export interface JobWrites {
   guard: JobGuard;
   deltas: readonly KeyDelta[];
+  /** The job's rollup buckets (domain/series.ts). */
+  buckets: readonly BucketDelta[];
   batchId: string;
   points: readonly Point[];
   receivedAt: Date;
@@ -24,6 +28,7 @@ export interface WriteCombinerDeps {
   aggregates: AggregateStore;
   history: HistoryStore;
   processed: ProcessedRecordRepository;
+  series: SeriesStore;
   clock: () => number;
   /** Most points written together; a single larger job is still written alone. */
   maxPoints: number;
@@ -33,17 +38,16 @@ export interface WriteCombinerDeps {
   observer?: WriteObserver;
 }
 
+/** The writes of a group, in their order. */
+export type StoreWrite = 'statistics' | 'series' | 'history' | 'processed';
+
 export interface WriteObserver {
   group(jobs: number, points: number): void;
-  storeWrite(write: 'statistics' | 'history' | 'processed', seconds: number): void;
+  storeWrite(write: StoreWrite, seconds: number): void;
 }
 
 /** Runs `write` and tells the observer how long it took, failed or not. */
-async function timed<T>(
-  observer: WriteObserver | undefined,
-  write: 'statistics' | 'history' | 'processed',
-  run: () => Promise<T>,
-): Promise<T> {
+async function timed<T>(observer: WriteObserver | undefined, write: StoreWrite, run: () => Promise<T>): Promise<T> {
   const started = performance.now();
   try {
     return await run();
@@ -69,7 +73,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * Group commit for the jobs one worker runs at once. While one group is
  * being written, the jobs that finish their preparation queue up; the next
  * group writes them together: one guarded update per key for all of them
- * (see AggregateStore.applyGroup), then `statsStored` (the worker
+ * (see AggregateStore.applyGroup), then the rollup buckets the same way, then `statsStored` (the worker
  * publishes the new statistics), one history insert, one insert of
  * processed records. The cost of a job's aggregate writes depends on its
  * number of keys, not its points, so under load a worker pays it once per
@@ -190,6 +194,12 @@ export class WriteCombiner {
           `its ${jobs[0]?.points.length ?? 0} points are in history, and the statistics of its keys may not count them`,
       );
     }
+    await timed(this.deps.observer, 'series', () =>
+      this.deps.series.applyGroup(
+        jobs.map((job) => ({ buckets: job.buckets, guard: job.guard })),
+        now,
+      ),
+    );
     // Subscribers hear of the new statistics now, not after the history insert, which is most of a group's time.
     await this.deps.statsStored?.(jobs);
     await this.insertHistory(jobs, now);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { keySchema, listNames } from '../domain/point-schema';
+import type { BucketView, Step } from '../domain/series';
 import type { StatsView } from '../domain/stats';
 import type { BatchDone } from '../queue/batch-store';
 
@@ -32,9 +33,17 @@ export interface StatsUpdate {
   batchId: string;
 }
 
+/** The bucket of `step` that a key's newest points fell in, sent with each `stats:update`. */
+export interface SeriesUpdate {
+  key: string;
+  step: Step;
+  bucket: BucketView;
+}
+
 /** The events of `/ws`, shared by the server, the tests and any TypeScript client. */
 export interface ServerToClientEvents {
   'stats:update': (update: StatsUpdate) => void;
+  'series:update': (update: SeriesUpdate) => void;
   'batch:done': (done: BatchDone) => void;
 }
 

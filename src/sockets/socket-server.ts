@@ -6,7 +6,9 @@ import type { ZodError } from 'zod';
 import { AppError } from '../domain/errors';
 import { presentedKey, type AccessControl } from '../http/access';
 import type { AggregateStore } from '../repositories/aggregate-store';
+import type { BucketView } from '../domain/series';
 import type { StatsView } from '../domain/stats';
+import type { SeriesStore } from '../repositories/series-store';
 import { jobEventSchema, type JobEvent } from '../queue/events';
 import type { ApiMetrics } from '../metrics';
 import {
@@ -20,6 +22,7 @@ import {
 
 export interface SocketDeps {
   aggregates: AggregateStore;
+  series: SeriesStore;
   /** A Redis connection of its own: a subscribed connection can run no other command. */
   subscriber: Redis;
   channel: string;
@@ -235,7 +238,8 @@ function createRelay(
   io: Server<ClientToServerEvents, ServerToClientEvents>,
   deps: SocketDeps,
 ): { accept(message: string): void; stop(): void } {
-  const pending = new Map<string, string>();
+  // Per key: the batch of its latest update, and the newest minute bucket its points fell in (if known).
+  const pending = new Map<string, { batchId: string; minute: number | null }>();
   let draining = false;
   let retry: NodeJS.Timeout | undefined;
 
@@ -246,17 +250,27 @@ function createRelay(
         const batch = [...pending];
         pending.clear();
         let stats: Map<string, StatsView | null>;
+        let buckets: Map<string, BucketView>;
         try {
-          stats = await deps.aggregates.findByKeys(batch.map(([key]) => key));
+          const minutes = new Map<string, number>();
+          for (const [key, { minute }] of batch) if (minute !== null) minutes.set(key, minute);
+          [stats, buckets] = await Promise.all([
+            deps.aggregates.findByKeys(batch.map(([key]) => key)),
+            deps.series.bucketsAt(minutes, '1m'),
+          ]);
         } catch (error) {
-          for (const [key, batchId] of batch) if (!pending.has(key)) pending.set(key, batchId);
+          for (const [key, update] of batch) if (!pending.has(key)) pending.set(key, update);
           throw error;
         }
-        for (const [key, batchId] of batch) {
+        for (const [key, { batchId }] of batch) {
           const view = stats.get(key);
           if (!view) continue;
           io.to(keyRoom(key)).emit('stats:update', { key, stats: view, batchId });
           deps.metrics.socketEvents.inc({ event: 'stats:update' });
+          const bucket = buckets.get(key);
+          if (!bucket) continue;
+          io.to(keyRoom(key)).emit('series:update', { key, step: '1m', bucket });
+          deps.metrics.socketEvents.inc({ event: 'series:update' });
         }
       }
     } catch (error) {
@@ -280,9 +294,12 @@ function createRelay(
       return;
     }
     if (event.stage === 'done') deps.metrics.jobLatency.observe(Math.max(0, event.processedAt - event.receivedAt) / 1000);
-    for (const key of event.keys) {
-      if (io.sockets.adapter.rooms.has(keyRoom(key))) pending.set(key, event.batchId);
-    }
+    event.keys.forEach((key, index) => {
+      if (!io.sockets.adapter.rooms.has(keyRoom(key))) return;
+      // Coalesced updates of a key send the newest bucket any of them touched.
+      const minute = Math.max(event.minutes?.[index] ?? -1, pending.get(key)?.minute ?? -1);
+      pending.set(key, { batchId: event.batchId, minute: minute >= 0 ? minute : null });
+    });
     if (event.batchDone) {
       io.to(JOBS_ROOM).emit('batch:done', event.batchDone);
       deps.metrics.socketEvents.inc({ event: 'batch:done' });

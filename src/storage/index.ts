@@ -11,6 +11,10 @@ import { RecentHistory, TieredHistory } from '../repositories/recent-history';
 import { KeyAggregateRepository } from '../repositories/key-aggregate-repository';
 import { ProcessedRecordRepository } from '../repositories/processed-record-repository';
 import { ShardAggregateRepository } from '../repositories/shard-aggregate-repository';
+import { BucketSeriesRepository } from '../repositories/bucket-series-repository';
+import { RedisSeries } from '../repositories/redis-series';
+import type { SeriesStore } from '../repositories/series-store';
+import type { SeriesRetention } from '../domain/series';
 import { GUARD_RETENTION } from '../services/lane-pool';
 import { chooseProfile, detectServer, reconcileWithStored, type StorageProfile, type StoredLayouts } from './profile';
 import { createHistoryRetention, type HistoryRetention } from './retention';
@@ -23,6 +27,7 @@ export interface Repositories {
   aggregates: AggregateStore;
   history: HistoryStore;
   processed: ProcessedRecordRepository;
+  series: SeriesStore;
   /** HISTORY_RETENTION; a worker starts it. */
   retention: HistoryRetention;
 }
@@ -60,12 +65,15 @@ export async function createRepositories({ connection, config, redis, logger }: 
     config,
     redis,
   );
+  const series = createSeriesStore(profile, db, config, redis);
+  await series.prepare();
   return {
     profile,
     models,
     aggregates,
     history,
     processed: new ProcessedRecordRepository(models.processedRecord),
+    series,
     retention: createHistoryRetention(profile, history, config.HISTORY_RETENTION, logger),
   };
 }
@@ -84,6 +92,20 @@ function createAggregateStore(
     logger.error({ lost }, 'key locks were lost while writing aggregates'),
   );
   return new ShardAggregateRepository(models.aggregate, db, locks, GUARD_RETENTION, profile.writeBatch, config.AGGREGATE_SHARDS);
+}
+
+/** SERIES_RETENTION_* as the rollups read it. */
+export function seriesRetention(config: Config): SeriesRetention {
+  return { '1m': config.SERIES_RETENTION_1M, '1h': config.SERIES_RETENTION_1H, '1d': config.SERIES_RETENTION_1D };
+}
+
+function createSeriesStore(profile: StorageProfile, db: Db, config: Config, redis: Redis): SeriesStore {
+  if (profile.series === 'redis') return new RedisSeries(redis, config.QUEUE_NAME, seriesRetention(config));
+  // On FerretDB with the MongoDB profile forced (tests), no TTL index: its buckets are not expired.
+  return new BucketSeriesRepository(db, seriesRetention(config), GUARD_RETENTION, profile.writeBatch, {
+    indexes: profile.indexes,
+    expiry: profile.historyExpiry === 'ttl-index',
+  });
 }
 
 function createHistoryStore(

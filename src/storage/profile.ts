@@ -33,11 +33,16 @@ export interface StorageProfile {
    * Redis (repositories/recent-history.ts), because FerretDB v1 decodes every history record for any filter.
    */
   recentHistory: 'index' | 'redis-tier';
+  /**
+   * Where rollups live: a guarded document per key, step and bucket (MongoDB), or in Redis, because FerretDB v1
+   * reads every document of a collection for a guarded update and for any window (repositories/redis-series.ts).
+   */
+  series: 'documents' | 'redis';
 }
 
 export const PROFILES: Record<ServerKind, Omit<StorageProfile, 'writeBatch' | 'historyExpiry'>> = {
-  mongodb: { name: 'mongodb', aggregates: 'per-key', locks: false, indexes: true, recentHistory: 'index' },
-  ferretdb: { name: 'ferretdb', aggregates: 'shards', locks: true, indexes: false, recentHistory: 'redis-tier' },
+  mongodb: { name: 'mongodb', aggregates: 'per-key', locks: false, indexes: true, recentHistory: 'index', series: 'documents' },
+  ferretdb: { name: 'ferretdb', aggregates: 'shards', locks: true, indexes: false, recentHistory: 'redis-tier', series: 'redis' },
 };
 
 /** The kind of server behind the connection: FerretDB's buildInfo says so. */

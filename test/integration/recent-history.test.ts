@@ -35,6 +35,7 @@ function job(points: [string, number, number][], batchId = `recent${randomBytes(
   return {
     guard: { slot: 1000, lane: batchId, seq },
     deltas: groupByKey(pointList),
+    buckets: [],
     batchId,
     points: pointList,
     receivedAt: new Date(T0),

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Point } from '../../src/domain/point-schema';
+import { bucketDeltas } from '../../src/domain/series';
 import { groupByKey } from '../../src/domain/stats';
 import type { AggregateStore, JobGuard } from '../../src/repositories/aggregate-store';
 import type { JobWrites } from '../../src/services/write-combiner';
@@ -14,6 +15,7 @@ export function jobWrites(lane: string, seq: number, points: [string, number][],
   return {
     guard,
     deltas: groupByKey(pointList),
+    buckets: bucketDeltas(pointList, { '1m': null, '1h': null, '1d': null }, Date.now()),
     batchId,
     points: pointList,
     receivedAt: new Date(),

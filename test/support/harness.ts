@@ -11,12 +11,9 @@ import {
   type WorkerOptions,
 } from '../../src/composition';
 import { createLogger } from '../../src/logger';
-import { BatchStore } from '../../src/queue/batch-store';
-import { eventsChannel } from '../../src/queue/events';
 import { JobProcessor, type JobProcessorDeps } from '../../src/services/job-processor';
-import { LanePool } from '../../src/services/lane-pool';
 import { createRepositories } from '../../src/storage';
-import { connectMongo } from '../../src/composition';
+import { connectMongo, jobProcessorDeps } from '../../src/composition';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../src/sockets/socket-events';
 
 export type TestSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -100,17 +97,8 @@ export async function startHarness(overrides: Record<string, string> = {}, optio
         () => connection.close(),
         () => publisher.quit(),
       );
-      const { aggregates, history, processed } = await createRepositories({ connection, config, redis: publisher, logger });
-      const deps: JobProcessorDeps = {
-        aggregates,
-        history,
-        processed,
-        batches: new BatchStore(publisher, config.QUEUE_NAME),
-        lanes: new LanePool(),
-        publisher,
-        channel: eventsChannel(config.QUEUE_NAME),
-        logger,
-      };
+      const repos = await createRepositories({ connection, config, redis: publisher, logger });
+      const deps = jobProcessorDeps(repos, publisher, config, logger);
       return new JobProcessor({ ...deps, ...override?.(deps) });
     },
     async close() {

@@ -1,12 +1,9 @@
 import Redis from 'ioredis';
 import type { Connection } from 'mongoose';
 import { loadConfig, type Config } from '../../../src/config/config';
-import { connectMongo } from '../../../src/composition';
+import { connectMongo, jobProcessorDeps } from '../../../src/composition';
 import { createLogger } from '../../../src/logger';
-import { BatchStore } from '../../../src/queue/batch-store';
-import { eventsChannel } from '../../../src/queue/events';
 import { JobProcessor, type JobProcessorDeps } from '../../../src/services/job-processor';
-import { LanePool } from '../../../src/services/lane-pool';
 import type { AggregateStore } from '../../../src/repositories/aggregate-store';
 import { createRepositories, type Repositories } from '../../../src/storage';
 import type { Scenario } from './lab';
@@ -36,17 +33,7 @@ export class ProcessorFactory {
   /** A processor (its own lanes, like a worker process of its own) whose clock reads `clock()`. */
   build(clock: () => number, override?: (deps: JobProcessorDeps) => Partial<JobProcessorDeps>): JobProcessor {
     const { config, repos } = this;
-    const deps: JobProcessorDeps = {
-      aggregates: repos.aggregates,
-      history: repos.history,
-      processed: repos.processed,
-      batches: new BatchStore(this.redis, config.QUEUE_NAME),
-      lanes: new LanePool(),
-      publisher: this.redis,
-      channel: eventsChannel(config.QUEUE_NAME),
-      logger: createLogger('silent', 'test'),
-      clock,
-    };
+    const deps: JobProcessorDeps = { ...jobProcessorDeps(repos, this.redis, config, createLogger('silent', 'test')), clock };
     return new JobProcessor({ ...deps, ...override?.(deps) });
   }
 

@@ -1,0 +1,115 @@
+import type { Point } from './point-schema';
+
+/** The rollup resolutions: buckets aligned to the UTC minute, hour and day. */
+export const STEPS = ['1m', '1h', '1d'] as const;
+export type Step = (typeof STEPS)[number];
+
+export const STEP_MS: Record<Step, number> = { '1m': 60_000, '1h': 3_600_000, '1d': 86_400_000 };
+
+/** How long each step's buckets are kept, by their start; null keeps them for good. */
+export type SeriesRetention = Record<Step, number | null>;
+
+/** The first millisecond of the bucket of `step` that holds `ms` (epoch time is UTC, so days start at 00:00Z). */
+export function bucketStart(ms: number, step: Step): number {
+  return Math.floor(ms / STEP_MS[step]) * STEP_MS[step];
+}
+
+/** What one job adds to one bucket of one key. */
+export interface BucketDelta {
+  key: string;
+  step: Step;
+  start: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+}
+
+/** One bucket as users see it (REST, `series:update`). */
+export interface BucketView {
+  start: string;
+  count: number;
+  sum: number;
+  avg: number;
+  min: number;
+  max: number;
+}
+
+export interface SeriesView {
+  key: string;
+  buckets: BucketView[];
+}
+
+export function toBucketView(bucket: { start: number; count: number; sum: number; min: number; max: number }): BucketView {
+  return {
+    start: new Date(bucket.start).toISOString(),
+    count: bucket.count,
+    sum: bucket.sum,
+    avg: bucket.count > 0 ? bucket.sum / bucket.count : 0,
+    min: bucket.min,
+    max: bucket.max,
+  };
+}
+
+/** Whether a bucket starting at `start` is still kept at `now` (a point landing past that is not rolled up in it). */
+export function isRetained(start: number, step: Step, retention: SeriesRetention, now: number): boolean {
+  const kept = retention[step];
+  return kept === null || start + STEP_MS[step] > now - kept;
+}
+
+/**
+ * A job's points as bucket deltas: one per key, step and bucket, by each point's own timestamp (late points land
+ * in their bucket). Buckets already past their step's retention are left out: they would be deleted at once.
+ */
+export function bucketDeltas(points: readonly Point[], retention: SeriesRetention, now: number): BucketDelta[] {
+  const buckets = new Map<string, BucketDelta>();
+  for (const point of points) {
+    for (const step of STEPS) {
+      const start = bucketStart(point.ts, step);
+      if (!isRetained(start, step, retention, now)) continue;
+      const id = `${step}|${start}|${point.key}`;
+      const current = buckets.get(id);
+      if (current) {
+        current.count += 1;
+        current.sum += point.value;
+        current.min = Math.min(current.min, point.value);
+        current.max = Math.max(current.max, point.value);
+      } else {
+        buckets.set(id, { key: point.key, step, start, count: 1, sum: point.value, min: point.value, max: point.value });
+      }
+    }
+  }
+  return [...buckets.values()];
+}
+
+/** Sums buckets of the same key, step and start (several jobs of one group); the order of the first is kept. */
+export function mergeBuckets(buckets: Iterable<BucketDelta>): BucketDelta[] {
+  const merged = new Map<string, BucketDelta>();
+  for (const bucket of buckets) {
+    const id = `${bucket.step}|${bucket.start}|${bucket.key}`;
+    const current = merged.get(id);
+    if (current) {
+      merged.set(id, {
+        ...current,
+        count: current.count + bucket.count,
+        sum: current.sum + bucket.sum,
+        min: Math.min(current.min, bucket.min),
+        max: Math.max(current.max, bucket.max),
+      });
+    } else {
+      merged.set(id, bucket);
+    }
+  }
+  return [...merged.values()];
+}
+
+/** The newest 1-minute bucket of each key among a job's points: what `series:update` sends with `stats:update`. */
+export function newestMinutes(buckets: readonly BucketDelta[]): Map<string, number> {
+  const newest = new Map<string, number>();
+  for (const bucket of buckets) {
+    if (bucket.step !== '1m') continue;
+    const current = newest.get(bucket.key);
+    if (current === undefined || bucket.start > current) newest.set(bucket.key, bucket.start);
+  }
+  return newest;
+}

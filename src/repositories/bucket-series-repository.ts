@@ -1,0 +1,121 @@
+import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
+import { mergeBuckets, STEP_MS, toBucketView, type BucketDelta, type BucketView, type SeriesRetention, type Step } from '../domain/series';
+import { guardClauses, type GuardRetention, type JobGuard } from './aggregate-store';
+import { runGuardedUpserts } from './guarded-upserts';
+import type { GuardedBuckets, SeriesStore } from './series-store';
+
+/**
+ * One bucket of one key: `_id` is `<step>|<start ms>|<key>`; `k`, `s`, `t` repeat it for the range reads
+ * (index `{k, s, t}`); `x` is when it expires (TTL index), absent for a step kept for good; `g` is its guard.
+ */
+export interface SeriesBucketDocument {
+  _id: string;
+  k: string;
+  s: Step;
+  t: Date;
+  x?: Date;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  g?: Record<string, Record<string, number>>;
+}
+
+export const SERIES_COLLECTION = 'series';
+
+function bucketId(step: Step, start: number, key: string): string {
+  return `${step}|${start}|${key}`;
+}
+
+/**
+ * The MongoDB profile's rollups: one small document per key, step and bucket, written by a guarded upsert like a
+ * key's statistics (the guard in the filter, served by `_id`), so no document is shared by all writers. A window
+ * is one range of the `{k, s, t}` index; MongoDB deletes buckets past their step's retention (TTL index on `x`).
+ */
+export class BucketSeriesRepository implements SeriesStore {
+  private readonly collection: Collection<SeriesBucketDocument>;
+
+  /** `indexes`: the server uses secondary indexes; `expiry`: it has TTL indexes (FerretDB v1 has neither). */
+  constructor(
+    db: Db,
+    readonly retention: SeriesRetention,
+    private readonly guardRetention: GuardRetention,
+    private readonly writeBatchSize: number,
+    private readonly options: { indexes: boolean; expiry: boolean },
+  ) {
+    this.collection = db.collection<SeriesBucketDocument>(SERIES_COLLECTION);
+  }
+
+  async prepare(): Promise<void> {
+    if (this.options.indexes) await this.collection.createIndex({ k: 1, s: 1, t: 1 }, { name: 'series_window' });
+    if (this.options.expiry) await this.collection.createIndex({ x: 1 }, { name: 'series_expiry', expireAfterSeconds: 0 });
+  }
+
+  /**
+   * One guarded upsert per bucket for all the jobs. Where one matches nothing (some job was applied to that bucket
+   * before: a re-run), each job is applied on its own, guarded: those already applied change nothing.
+   */
+  async applyGroup(jobs: readonly GuardedBuckets[]): Promise<void> {
+    const writes = new Map<string, { buckets: BucketDelta[]; guards: JobGuard[] }>();
+    for (const { buckets, guard } of jobs) {
+      for (const bucket of buckets) {
+        const id = bucketId(bucket.step, bucket.start, bucket.key);
+        const write = writes.get(id) ?? { buckets: [], guards: [] };
+        write.buckets.push(bucket);
+        write.guards.push(guard);
+        writes.set(id, write);
+      }
+    }
+    const operations = [...writes.values()].map(({ buckets, guards }) => this.update(mergeBuckets(buckets)[0] as BucketDelta, guards));
+    const applied = await runGuardedUpserts(this.collection, operations, this.writeBatchSize);
+    if (applied === operations.length || jobs.length === 1) return;
+    for (const { buckets, guard } of jobs) {
+      await runGuardedUpserts(
+        this.collection,
+        buckets.map((bucket) => this.update(bucket, [guard])),
+        this.writeBatchSize,
+      );
+    }
+  }
+
+  async read(keys: readonly string[], step: Step, from: number, to: number): Promise<Map<string, BucketView[]>> {
+    const series = new Map<string, BucketView[]>();
+    await Promise.all(
+      [...new Set(keys)].map(async (key) => {
+        const docs = await this.collection
+          .find({ k: key, s: step, t: { $gte: new Date(from), $lte: new Date(to) } }, { projection: { g: 0 } })
+          .sort({ k: 1, s: 1, t: 1 })
+          .toArray();
+        series.set(key, docs.map(toView));
+      }),
+    );
+    return series;
+  }
+
+  async bucketsAt(starts: ReadonlyMap<string, number>, step: Step): Promise<Map<string, BucketView>> {
+    if (starts.size === 0) return new Map();
+    const ids = [...starts].map(([key, start]) => bucketId(step, start, key));
+    const docs = await this.collection.find({ _id: { $in: ids } }, { projection: { g: 0 } }).toArray();
+    return new Map(docs.map((doc) => [doc.k, toView(doc)]));
+  }
+
+  /** A bucket's guarded upsert: a new bucket's document is created by it, with its expiry. */
+  private update(bucket: BucketDelta, guards: readonly JobGuard[]): AnyBulkWriteOperation<SeriesBucketDocument> {
+    const guard = guardClauses(guards, this.guardRetention);
+    const kept = this.retention[bucket.step];
+    const onInsert: Record<string, unknown> = { k: bucket.key, s: bucket.step, t: new Date(bucket.start) };
+    if (kept !== null) onInsert.x = new Date(bucket.start + STEP_MS[bucket.step] + kept);
+    const update: Record<string, Record<string, unknown>> = {
+      $inc: { count: bucket.count, sum: bucket.sum },
+      $min: { min: bucket.min },
+      $max: { max: bucket.max, ...guard.max },
+      $setOnInsert: onInsert,
+    };
+    if (Object.keys(guard.unset).length > 0) update.$unset = guard.unset;
+    return { updateOne: { filter: { _id: bucketId(bucket.step, bucket.start, bucket.key), ...guard.filter }, update, upsert: true } };
+  }
+}
+
+function toView(doc: SeriesBucketDocument): BucketView {
+  return toBucketView({ start: doc.t.getTime(), count: doc.count, sum: doc.sum, min: doc.min, max: doc.max });
+}
