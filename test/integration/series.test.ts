@@ -90,7 +90,9 @@ describe('GET /api/data/series', () => {
     const answer = await series(`key=${key}`);
     expect(answer.status).toBe(200);
     expect(answer.body.step).toBe('1m');
-    expect(answer.body.series[0].buckets).toEqual([{ start: new Date(Math.floor(now / MINUTE) * MINUTE).toISOString(), count: 1, sum: 1, avg: 1, min: 1, max: 1 }]);
+    expect(answer.body.series[0].buckets).toEqual([
+      { start: new Date(Math.floor(now / MINUTE) * MINUTE).toISOString(), count: 1, sum: 1, avg: 1, min: 1, max: 1 },
+    ]);
     const hours = await series(`key=${key}&step=1h`);
     expect(hours.body.series[0].buckets.reduce((total: number, bucket: { count: number }) => total + bucket.count, 0)).toBe(2);
   });
@@ -105,7 +107,7 @@ describe('GET /api/data/series', () => {
 
   it.each([
     ['no key', 'step=1m', /key/],
-    ['eleven keys', `${Array.from({ length: 11 }, (_, i) => `key=k${i}`).join('&')}`, /at most 10/],
+    ['eleven keys', Array.from({ length: 11 }, (_, i) => `key=k${i}`).join('&'), /at most 10/],
     ['a key twice', 'key=a&key=a', /same key twice/],
     ['an unknown step', 'key=a&step=5m', /1m, 1h or 1d/],
     ['from after to', 'key=a&from=2000&to=1000', /must not be after to/],
@@ -161,7 +163,11 @@ describe('series:update', () => {
       [100, now - 10 * MINUTE],
     ]);
     const update = await waitFor(() => buckets.find((candidate) => candidate.key === key), 10_000, 'series:update');
-    expect(update).toEqual({ key, step: '1m', bucket: { start: new Date(Math.floor(now / MINUTE) * MINUTE).toISOString(), count: 2, sum: 10, avg: 5, min: 4, max: 6 } });
+    expect(update).toEqual({
+      key,
+      step: '1m',
+      bucket: { start: new Date(Math.floor(now / MINUTE) * MINUTE).toISOString(), count: 2, sum: 10, avg: 5, min: 4, max: 6 },
+    });
     expect(stats.some((candidate) => candidate.batchId === batchId)).toBe(true);
     const answer = await series(`key=${key}&step=1m`);
     expect(answer.body.series[0].buckets.at(-1)).toEqual(update.bucket);
