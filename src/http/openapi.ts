@@ -2,6 +2,7 @@ import { extendZodWithOpenApi, OpenAPIRegistry, OpenApiGeneratorV31 } from '@ast
 import { z } from 'zod';
 import { incomingPointSchema } from '../domain/point-schema';
 import { batchIdSchema, historyQuerySchema, statsListQuerySchema } from '../domain/query-schemas';
+import { STEPS } from '../domain/series';
 
 extendZodWithOpenApi(z);
 
@@ -94,6 +95,25 @@ const historyRecordSchema = z
   })
   .openapi('HistoryRecord');
 
+const bucketSchema = z
+  .object({
+    start: z.string().describe('The first instant of the bucket (ISO-8601, UTC)'),
+    count: z.number().int(),
+    sum: z.number(),
+    avg: z.number(),
+    min: z.number(),
+    max: z.number(),
+  })
+  .openapi('Bucket');
+
+// The route's own schema normalises `key` (one or many) with transforms; this is what a client sends.
+const seriesQueryDoc = z.object({
+  key: z.array(z.string().min(1).max(200)).min(1).max(10).describe('1-10 keys, the parameter repeated: ?key=a&key=b'),
+  step: z.enum(STEPS).optional().describe('Bucket width; default 1m'),
+  from: z.string().optional().describe('ISO-8601 or epoch ms, inclusive; default: 59 steps before the bucket of `to`'),
+  to: z.string().optional().describe('ISO-8601 or epoch ms, inclusive; default: now'),
+});
+
 const batchSchema = z
   .object({
     batchId: z.string(),
@@ -178,6 +198,21 @@ export function openApiDocument(): ReturnType<OpenApiGeneratorV31['generateDocum
     request: { query: historyQuerySchema },
     responses: {
       200: json(z.object({ items: z.array(historyRecordSchema), nextCursor: z.string().nullable() }), 'A page of records'),
+      ...errors(400, 401, 429, 503),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/api/data/series',
+    operationId: 'getSeries',
+    summary: 'Keys\' values per minute, hour or day, oldest bucket first, empty buckets left out',
+    security,
+    request: { query: seriesQueryDoc },
+    responses: {
+      200: json(
+        z.object({ step: z.enum(STEPS), series: z.array(z.object({ key: z.string(), buckets: z.array(bucketSchema) })) }),
+        'One entry per key, in the order asked',
+      ),
       ...errors(400, 401, 429, 503),
     },
   });

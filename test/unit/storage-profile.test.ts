@@ -10,6 +10,7 @@ describe('chooseProfile', () => {
       writeBatch: 1000,
       historyExpiry: 'ttl-index',
       recentHistory: 'index',
+      series: 'documents',
     });
   });
 
@@ -22,6 +23,7 @@ describe('chooseProfile', () => {
       writeBatch: 50,
       historyExpiry: 'sweep',
       recentHistory: 'redis-tier',
+      series: 'redis',
     });
   });
 
@@ -34,6 +36,7 @@ describe('chooseProfile', () => {
       writeBatch: 50,
       historyExpiry: 'sweep',
       recentHistory: 'index',
+      series: 'documents',
     });
   });
 });
