@@ -65,10 +65,10 @@ The suite runs the built processes (\`node dist/server.js\`, \`node dist/worker.
 its own (AOF, \`appendfsync always\`, port 6390) and a FerretDB of its own (SQLite, port 27030), both with data
 under \`.stack/faults/\`. Every scenario has a queue and a database of its own, sends its points over HTTP (JSON
 batches, distinct integer values, so a point counted twice shows in a sum), injects its fault while the load runs,
-waits until the queue is empty, then compares every key's count and sum (\`GET /api/data/stats/:key\`) and every
-history record with what the \`202\` answers accepted. **Duplicates**: points counted or stored more often than
-accepted; **lost**: accepted points not counted or not stored (the worse of aggregates and history). A scenario
-also fails when a job failed for good or one of its own checks (below) does not hold. The load generator behaves
+waits until the queue is empty, then compares every key's count and sum (\`GET /api/data/stats/:key\`), the
+counts and sums of its minute and day buckets (\`GET /api/data/series\`) and every history record with what the
+\`202\` answers accepted. **Duplicates**: points counted or stored more often than accepted; **lost**: accepted
+points not counted or not stored (the worst of aggregates, rollups and history). A scenario also fails when a job failed for good or one of its own checks (below) does not hold. The load generator behaves
 as a careful client: every request has an \`Idempotency-Key\`, a resend carries the same key and bytes, \`503\`,
 \`409\` and \`429\` wait for \`Retry-After\`.
 

@@ -66,10 +66,26 @@ async function statsOf(baseUrl: string, key: string): Promise<KeyStats> {
   return { count: body.count, sum: body.sum };
 }
 
+/** Each key's points and their sum over its rollup buckets of `step` (GET /api/data/series), from `from` to a day ahead. */
+async function rolledUp(baseUrl: string, keys: readonly string[], step: '1m' | '1d', from: number): Promise<Map<string, KeyStats>> {
+  const totals = new Map<string, KeyStats>();
+  for (let start = 0; start < keys.length; start += 10) {
+    const batch = keys.slice(start, start + 10);
+    const query = batch.map((key) => `key=${encodeURIComponent(key)}`).join('&');
+    const response = await fetch(`${baseUrl}/api/data/series?${query}&step=${step}&from=${from}&to=${Date.now() + 86_400_000}`);
+    const body = (await response.json()) as { series?: { key: string; buckets: { count: number; sum: number }[] }[] };
+    if (response.status !== 200 || !body.series) throw new Error(`GET series: ${response.status} ${JSON.stringify(body)}`);
+    for (const { key, buckets } of body.series) {
+      totals.set(key, { count: buckets.reduce((n, b) => n + b.count, 0), sum: buckets.reduce((n, b) => n + b.sum, 0) });
+    }
+  }
+  return totals;
+}
+
 /**
  * Compares every key's count and sum (from the API) and the history (every record, from the database) with what
  * the 202 answers accepted. Duplicates: points counted or stored more often than accepted (or never accepted);
- * lost: accepted points not counted or not stored. Both take the worse of the aggregates and the history.
+ * lost: accepted points not counted or not stored. Both take the worse of the aggregates, the rollups and the history.
  */
 export async function verify(
   scenario: Scenario,
@@ -92,6 +108,31 @@ export async function verify(
     if (stats.count !== expected.count || stats.sum !== expected.sum) {
       problems.push(`${key}: counted ${stats.count} points summing to ${stats.sum}; accepted ${expected.count} summing to ${expected.sum}`);
     }
+  }
+
+  // The rollups count like the statistics: every key's minute and day buckets add up to what was accepted.
+  let rolledTooMany = 0;
+  let rolledTooFew = 0;
+  for (const [step, from] of [
+    ['1m', Date.now() - 47 * 3_600_000],
+    ['1d', Date.now() - 7 * 86_400_000],
+  ] as const) {
+    const totals = await rolledUp(scenario.baseUrl, keys, step, from);
+    let tooMany = 0;
+    let tooFew = 0;
+    for (const key of keys) {
+      const rolled = totals.get(key) ?? { count: 0, sum: 0 };
+      const expected = ledger.expected(key);
+      tooMany += Math.max(0, rolled.count - expected.count);
+      tooFew += Math.max(0, expected.count - rolled.count);
+      if (rolled.count !== expected.count || rolled.sum !== expected.sum) {
+        problems.push(
+          `${key}: its ${step} buckets hold ${rolled.count} points summing to ${rolled.sum}; accepted ${expected.count} summing to ${expected.sum}`,
+        );
+      }
+    }
+    rolledTooMany = Math.max(rolledTooMany, tooMany);
+    rolledTooFew = Math.max(rolledTooFew, tooFew);
   }
 
   const wanted = new Set(keys);
@@ -135,8 +176,8 @@ export async function verify(
       accepted,
       counted,
       inHistory,
-      duplicates: Math.max(countedTooMany, storedTwice + storedUnaccepted),
-      lost: Math.max(countedTooFew, notStored),
+      duplicates: Math.max(countedTooMany, storedTwice + storedUnaccepted, rolledTooMany),
+      lost: Math.max(countedTooFew, notStored, rolledTooFew),
       notes,
     },
     problems,
