@@ -34,7 +34,7 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {
       sourceType: 'script',
-      globals: { ...globals.browser, io: 'readonly' },
+      globals: { ...globals.browser, io: 'readonly', uPlot: 'readonly' },
       parserOptions: { projectService: false, project: null },
     },
   },

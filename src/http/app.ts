@@ -34,6 +34,12 @@ export interface AppDeps extends IngestRouteDeps, QueryRouteDeps {
 // src/http or dist/http -> project root, where the live page lives.
 const LIVE_PAGE = path.resolve(__dirname, '..', '..', 'test-socket.html');
 const LIVE_SCRIPT = path.resolve(__dirname, '..', '..', 'test-socket.js');
+// The dashboard's chart library, served from node_modules: deployments (and CI machines) are often offline.
+const UPLOT_DIST = path.dirname(require.resolve('uplot'));
+const VENDOR_FILES: Record<string, string> = {
+  'uPlot.iife.min.js': path.join(UPLOT_DIST, 'uPlot.iife.min.js'),
+  'uPlot.min.css': path.join(UPLOT_DIST, 'uPlot.min.css'),
+};
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 
 /** The Express app, not listening yet: tests run it in-process. */
@@ -86,6 +92,11 @@ export function createApp(deps: AppDeps): Express {
   });
   app.get('/test-socket.js', (_req, res) => {
     res.sendFile(LIVE_SCRIPT);
+  });
+  app.get('/vendor/:file', (req, res, next) => {
+    const file = Object.hasOwn(VENDOR_FILES, req.params.file) ? VENDOR_FILES[req.params.file] : undefined;
+    if (file) res.sendFile(file, { maxAge: '1d' });
+    else next();
   });
   // Ingesting needs an ingest key, everything else under /api/data a read key (when keys are configured).
   const ingestAccess = requireAccess(deps.access, 'ingest');

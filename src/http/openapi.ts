@@ -205,7 +205,7 @@ export function openApiDocument(): ReturnType<OpenApiGeneratorV31['generateDocum
     method: 'get',
     path: '/api/data/series',
     operationId: 'getSeries',
-    summary: 'Keys\' values per minute, hour or day, oldest bucket first, empty buckets left out',
+    summary: "Keys' values per minute, hour or day, oldest bucket first, empty buckets left out",
     security,
     request: { query: seriesQueryDoc },
     responses: {
