@@ -189,11 +189,11 @@ export async function rerunAtTheWindowEdge(scenario: Scenario): Promise<WindowRe
     '5b. job killed mid-write, re-run 23 h later after newer jobs (guard window 24 h)',
     `${inside.interruptedJobs} jobs killed half-way through their aggregate writes, ${inside.newerJobs} newer jobs ` +
       `of ${NEWER_LANES} other lanes on the same keys, then the re-runs: exact`,
-    { keys: inside.keys },
+    { keys: inside.keys, stampedSince: T0 },
   );
 
   const outside = await interruptThenRerun(scenario, 's5-window-31h', 2_000_000, 31 * HOUR);
-  const beyond = await verify(scenario, outside.ledger, 'outside the window', '', { keys: outside.keys });
+  const beyond = await verify(scenario, outside.ledger, 'outside the window', '', { keys: outside.keys, stampedSince: T0 });
   const writtenBeforeDying = [...outside.pointsWrittenBeforeDying.values()].reduce((total, points) => total + points, 0);
   checks.expect(
     beyond.row.lost === 0 && beyond.row.duplicates === writtenBeforeDying,

@@ -92,7 +92,11 @@ export async function verify(
   ledger: Ledger,
   label: string,
   notes: string,
-  options: { keys?: readonly string[]; /** Jobs the scenario fails on purpose. */ failedJobs?: number } = {},
+  options: {
+    keys?: readonly string[];
+    /** Jobs the scenario fails on purpose. */ failedJobs?: number;
+    /** The oldest timestamp of points stamped in the past: only their day buckets are kept that long. */ stampedSince?: number;
+  } = {},
 ): Promise<Verdict> {
   const keys = options.keys ?? ledger.keys;
   const problems: string[] = [];
@@ -113,10 +117,14 @@ export async function verify(
   // The rollups count like the statistics: every key's minute and day buckets add up to what was accepted.
   let rolledTooMany = 0;
   let rolledTooFew = 0;
-  for (const [step, from] of [
-    ['1m', Date.now() - 47 * 3_600_000],
-    ['1d', Date.now() - 7 * 86_400_000],
-  ] as const) {
+  const windows: ['1m' | '1d', number][] =
+    options.stampedSince === undefined
+      ? [
+          ['1m', Date.now() - 47 * 3_600_000],
+          ['1d', Date.now() - 7 * 86_400_000],
+        ]
+      : [['1d', options.stampedSince - 86_400_000]];
+  for (const [step, from] of windows) {
     const totals = await rolledUp(scenario.baseUrl, keys, step, from);
     let tooMany = 0;
     let tooFew = 0;
