@@ -8,7 +8,8 @@
   const ACK_TIMEOUT_MS = 10000;
   // Under constant load a card is redrawn at most this often: numbers and charts move, the page does not flicker.
   const RENDER_EVERY_MS = 500;
-  // A range whose step is coarser than the live minute buckets is read again at most this often while data arrives.
+  // series:update brings the newest minute of each update; late points and coarser steps come from reading the range
+  // again, at most this often per card while data arrives.
   const REFETCH_EVERY_MS = 5000;
   const STORAGE_KEY = 'realtime-dashboard';
   const MINUTE = 60000;
@@ -152,6 +153,11 @@
     return [xs, avg, min, max, rate];
   }
 
+  function sparse(u) {
+    const filled = u.data[1].filter((value) => value !== null).length;
+    return filled > 0 && filled <= u.bbox.width / devicePixelRatio / 12;
+  }
+
   function chartOptions(width) {
     return {
       width,
@@ -166,7 +172,8 @@
       ],
       series: [
         {},
-        { label: 'avg', stroke: '#2f6fed', width: 2, spanGaps: false, points: { show: false } },
+        // Dots where buckets are few or alone between gaps: a line needs two neighbours to show at all.
+        { label: 'avg', stroke: '#2f6fed', width: 2, spanGaps: false, points: { show: sparse, size: 6, fill: '#2f6fed' } },
         { label: 'min', stroke: 'rgba(47,111,237,0.25)', width: 1, points: { show: false } },
         { label: 'max', stroke: 'rgba(47,111,237,0.25)', width: 1, points: { show: false } },
         { label: 'points/min', scale: 'rate', stroke: '#f79009', width: 1.5, fill: 'rgba(247,144,9,0.08)', points: { show: false } },
@@ -197,7 +204,18 @@
       emptyEl,
       legend,
     ]);
-    const card = { key, node, chartEl, emptyEl, stats: null, buckets: new Map(), chart: null, dirty: false, fetchedAt: 0 };
+    const card = {
+      key,
+      node,
+      chartEl,
+      emptyEl,
+      stats: null,
+      buckets: new Map(),
+      chart: null,
+      dirty: false,
+      fetchedAt: 0,
+      refetch: undefined,
+    };
     remove.addEventListener('click', () => unsubscribe(key, remove));
     up.addEventListener('click', () => {
       const previous = node.previousElementSibling;
@@ -225,6 +243,7 @@
     const card = cards.get(key);
     if (!card) return;
     if (card.chart) card.chart.destroy();
+    clearTimeout(card.refetch);
     card.node.remove();
     cards.delete(key);
     cardsEmptyEl.hidden = cards.size > 0;
@@ -311,7 +330,13 @@
         for (const entry of body.series) {
           const card = cards.get(entry.key);
           if (!card) continue;
-          card.buckets = new Map(entry.buckets.map((bucket) => [Date.parse(bucket.start), bucket]));
+          const read = new Map(entry.buckets.map((bucket) => [Date.parse(bucket.start), bucket]));
+          // A series:update that arrived while the read was under way is newer than what it returned.
+          for (const [start, bucket] of card.buckets) {
+            const returned = read.get(start);
+            if ((returned && bucket.count > returned.count) || (!returned && start >= now - span)) read.set(start, bucket);
+          }
+          card.buckets = read;
           card.fetchedAt = Date.now();
           render(card);
         }
@@ -319,6 +344,16 @@
         showError(`Could not read the series: ${error.message}`);
       }
     }
+  }
+
+  /** Reads the card's range again once REFETCH_EVERY_MS has passed since its last read (one read for many updates). */
+  function scheduleRefetch(card) {
+    if (card.refetch) return;
+    const delay = Math.max(0, card.fetchedAt + REFETCH_EVERY_MS - Date.now());
+    card.refetch = setTimeout(() => {
+      card.refetch = undefined;
+      if (cards.get(card.key) === card) void loadSeries([card.key]);
+    }, delay);
   }
 
   let searchTimer;
@@ -442,11 +477,7 @@
     if (!card || !isNewer(update.stats, card.stats)) return;
     card.stats = update.stats;
     touch(card);
-    // A coarser step than the live minute buckets: read the range again now and then while data arrives.
-    if (RANGES[range].step !== '1m' && Date.now() - card.fetchedAt > REFETCH_EVERY_MS) {
-      card.fetchedAt = Date.now();
-      void loadSeries([card.key]);
-    }
+    scheduleRefetch(card);
   });
   socket.on('series:update', (update) => {
     const card = update && cards.get(update.key);

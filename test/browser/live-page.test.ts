@@ -9,12 +9,14 @@ import { launchChromium } from './chromium';
 import { mongoServerUri } from '../support/harness';
 
 /**
- * The live page (`/test-socket.html`) in a real Chromium against an API and
+ * The dashboard (`/test-socket.html`) in a real Chromium against an API and
  * a worker running in this process, on a database and a queue of their own.
+ * Screenshots: /tmp/dashboard-*.png.
  */
 
-const SCREENSHOT_PATH = '/tmp/live-page.png';
-const STAT_FIELDS = ['count', 'sum', 'avg', 'min', 'max', 'lastValue'] as const;
+const SCREENSHOT_DIR = '/tmp';
+const STAT_FIELDS = ['count', 'avg', 'min', 'max', 'lastValue'] as const;
+const MINUTE = 60_000;
 // A job goes API -> Redis -> worker -> MongoDB -> pub/sub -> socket; well under a second here, 20 s leaves room for a slow CI box.
 const UPDATE_TIMEOUT_MS = 20_000;
 
@@ -32,17 +34,64 @@ let pageOpened = false;
 let baseUrl: string;
 const pageProblems: string[] = [];
 
-function row(key: string): Locator {
-  return page.locator(`#rows tr[data-key="${key.replace(/["\\]/g, '\\$&')}"]`);
+const quoted = (key: string): string => key.replace(/["\\]/g, '\\$&');
+
+function card(key: string): Locator {
+  return page.locator(`#cards .card[data-key="${quoted(key)}"]`);
 }
 
-async function cellText(key: string, field: string): Promise<string> {
-  return ((await row(key).locator(`td[data-field="${field}"]`).textContent()) ?? '').trim();
+async function statText(key: string, field: string): Promise<string> {
+  return ((await card(key).locator(`dd[data-field="${field}"]`).textContent()) ?? '').trim();
 }
 
-async function rowStats(key: string): Promise<Record<string, string>> {
-  const texts = await Promise.all(STAT_FIELDS.map((field) => cellText(key, field)));
+async function cardStats(key: string): Promise<Record<string, string>> {
+  const texts = await Promise.all(STAT_FIELDS.map((field) => statText(key, field)));
   return Object.fromEntries(STAT_FIELDS.map((field, index) => [field, texts[index] ?? '']));
+}
+
+interface Drawn {
+  start: string;
+  avg: number;
+  min: number;
+  max: number;
+  perMinute: number;
+}
+
+/** The buckets the key's chart draws (uPlot's data: x in seconds, then avg, min, max, points per minute). */
+async function drawnBuckets(key: string): Promise<Drawn[]> {
+  return card(key)
+    .locator('.chart')
+    .evaluate((chart) => {
+      const data = (chart as unknown as { uplot: { data: (number | null)[][] } }).uplot.data;
+      const [xs = [], avg = [], min = [], max = [], rate = []] = data;
+      const drawn = [];
+      for (let i = 0; i < xs.length; i += 1) {
+        if (avg[i] === null || avg[i] === undefined) continue;
+        drawn.push({ start: new Date((xs[i] ?? 0) * 1000).toISOString(), avg: avg[i], min: min[i], max: max[i], perMinute: rate[i] });
+      }
+      return drawn as Drawn[];
+    });
+}
+
+async function apiSeries(
+  key: string,
+  step: string,
+  from: number,
+): Promise<{ start: string; count: number; avg: number; min: number; max: number }[]> {
+  const response = await fetch(`${baseUrl}/api/data/series?key=${encodeURIComponent(key)}&step=${step}&from=${from}`);
+  expect(response.status).toBe(200);
+  const body = (await response.json()) as {
+    series: { buckets: { start: string; count: number; avg: number; min: number; max: number }[] }[];
+  };
+  return body.series[0]?.buckets ?? [];
+}
+
+async function cardOrder(): Promise<string[]> {
+  return page.locator('#cards .card').evaluateAll((cards) => cards.map((node) => node.getAttribute('data-key') ?? ''));
+}
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: `${SCREENSHOT_DIR}/dashboard-${name}.png`, fullPage: true, animations: 'disabled' });
 }
 
 /** Retries `assertion` until it passes; after `timeoutMs` its last failure is the test's failure. */
@@ -112,7 +161,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Taken here so that a failed run leaves a picture of the page too.
-  if (pageOpened) await page.screenshot({ path: SCREENSHOT_PATH, fullPage: true, animations: 'disabled' }).catch(() => undefined);
+  if (pageOpened) await shot('last').catch(() => undefined);
   await browser?.close();
   await worker?.close();
   await api?.close();
@@ -137,93 +186,152 @@ afterAll(async () => {
   }
 }, 60_000);
 
-describe('live page in a real browser', () => {
-  it('when the user subscribes to two keys without data, then both rows show "no data yet" at once', async () => {
+describe('dashboard in a real browser', () => {
+  const now = Date.now();
+  // The points of the last few minutes, so that the 1 h range holds them in minute buckets.
+  const minuteAgo = (n: number): number => Math.floor(now / MINUTE) * MINUTE - n * MINUTE + 5_000;
+
+  it('when the user adds two keys without data, then both cards show empty statistics and an empty chart at once', async () => {
     await subscribeFromPage(`${TEMP_KEY} ${HUMIDITY_KEY}`);
 
-    await row(TEMP_KEY).waitFor();
-    await row(HUMIDITY_KEY).waitFor();
-    expect(await cellText(TEMP_KEY, 'empty')).toBe('no data yet');
-    expect(await cellText(HUMIDITY_KEY, 'empty')).toBe('no data yet');
+    await card(TEMP_KEY).waitFor();
+    await card(HUMIDITY_KEY).waitFor();
+    expect(await cardOrder()).toEqual([TEMP_KEY, HUMIDITY_KEY]);
+    expect(await statText(TEMP_KEY, 'count')).toBe('—');
+    expect(await card(HUMIDITY_KEY).locator('.chart-empty').isVisible()).toBe(true);
     expect(await page.locator('#error').isVisible()).toBe(false);
     expect(await page.inputValue('#keys')).toBe('');
+    expect(new URL(page.url()).searchParams.getAll('key')).toEqual([TEMP_KEY, HUMIDITY_KEY]);
   });
 
-  it('when a batch is ingested for one key, then its row shows the exact statistics and the other row does not change', async () => {
-    const humidityBefore = await row(HUMIDITY_KEY).textContent();
-    const t0 = Date.parse('2025-01-01T00:00:00.000Z');
-    const values = [1.5, 2.5, 10, -4, 7];
-
-    const { batchId } = await ingest(values.map((value, index) => ({ key: TEMP_KEY, value, timestamp: t0 + index * 1000 })));
+  it('when points of several minutes are ingested, then the card shows the exact statistics and the chart draws the buckets GET /api/data/series returns', async () => {
+    const points = [
+      [1.5, minuteAgo(5)],
+      [2.5, minuteAgo(5) + 1_000],
+      [10, minuteAgo(3)],
+      [-4, minuteAgo(1)],
+      [7, minuteAgo(1) + 2_000],
+    ].map(([value, timestamp]) => ({ key: TEMP_KEY, value, timestamp }));
+    await ingest(points);
 
     await eventually(async () => {
-      expect(await rowStats(TEMP_KEY)).toEqual({ count: '5', sum: '17', avg: '3.4', min: '-4', max: '10', lastValue: '7' });
+      expect(await cardStats(TEMP_KEY)).toEqual({ count: '5', avg: '3.4', min: '-4', max: '10', lastValue: '7' });
     });
-    expect(await row(TEMP_KEY).getAttribute('data-updates')).toBe('1');
-    expect(await row(TEMP_KEY).locator('td[data-field="lastTimestamp"]').getAttribute('data-value')).toBe('2025-01-01T00:00:04.000Z');
-    expect(await cellText(TEMP_KEY, 'lastTimestamp')).toBe('Jan 1, 2025, 12:00:04 AM');
-    expect(await row(TEMP_KEY).locator('td[data-field="updatedAt"]').getAttribute('data-value')).toMatch(/^\d{4}-\d{2}-\d{2}T/);
-    // The batch:done event comes with the last job's stats event, so by then any stray update would have arrived.
-    await page.locator(`#batches li[data-batch-id="${batchId}"]`).waitFor({ timeout: UPDATE_TIMEOUT_MS });
-    expect(await row(HUMIDITY_KEY).textContent()).toBe(humidityBefore);
-    expect(await row(HUMIDITY_KEY).getAttribute('data-updates')).toBe('0');
-    expect(await cellText(HUMIDITY_KEY, 'empty')).toBe('no data yet');
+    const buckets = await apiSeries(TEMP_KEY, '1m', now - 60 * MINUTE);
+    expect(buckets.map((bucket) => bucket.count)).toEqual([2, 1, 2]);
+    await eventually(async () => {
+      expect(await drawnBuckets(TEMP_KEY)).toEqual(
+        buckets.map((bucket) => ({ start: bucket.start, avg: bucket.avg, min: bucket.min, max: bucket.max, perMinute: bucket.count })),
+      );
+    });
+    expect(await card(TEMP_KEY).locator('.chart canvas').count()).toBe(1);
+    expect(await statText(HUMIDITY_KEY, 'count')).toBe('—');
+    await shot('chart');
   });
 
-  it('when a batch is fully persisted, then the completed feed lists it first with status completed', async () => {
-    const { batchId } = await ingest([
-      { key: TEMP_KEY, value: 3 },
-      { key: TEMP_KEY, value: 5 },
+  it('when a POST lands in the current minute, then the chart moves within 2 s', async () => {
+    const currentMinute = new Date(Math.floor(Date.now() / MINUTE) * MINUTE).toISOString();
+    const before = (await drawnBuckets(TEMP_KEY)).find((bucket) => bucket.start === currentMinute)?.perMinute ?? 0;
+    await ingest([
+      { key: TEMP_KEY, value: 20 },
+      { key: TEMP_KEY, value: 30 },
     ]);
-
-    const item = page.locator('#batches li').first();
+    const posted = Date.now();
     await eventually(async () => {
-      expect(await item.getAttribute('data-batch-id')).toBe(batchId);
-    });
-    expect(await item.getAttribute('data-status')).toBe('completed');
-    expect(await item.locator('.badge').first().textContent()).toBe('completed');
-    expect(await item.textContent()).toContain('2 points · 1 key');
-    await eventually(async () => {
-      expect(await cellText(TEMP_KEY, 'count')).toBe('7');
-    });
-    expect(await page.locator('#batches li').count()).toBe(2);
+      const bucket = (await drawnBuckets(TEMP_KEY)).find((candidate) => candidate.start === currentMinute);
+      expect(bucket?.perMinute).toBe(before + 2);
+    }, 2_000);
+    expect(Date.now() - posted).toBeLessThan(2_500);
   });
 
-  it('when the user unsubscribes from a key, then its row goes away and its later updates are not shown', async () => {
-    await row(HUMIDITY_KEY).locator('button[data-action="unsubscribe"]').click();
-    await row(HUMIDITY_KEY).waitFor({ state: 'detached' });
+  it('when the user searches a prefix, then the key browser lists the matching keys with their counts, and picking one adds its card last', async () => {
+    await ingest([{ key: 'sensor-3/pressure', value: 1 }]);
+    await eventually(async () => {
+      await page.fill('#key-search', 'sensor-3');
+      await page.locator('#key-results li[data-key="sensor-3/pressure"]').waitFor({ timeout: 1_000 });
+    });
+    expect(await page.locator('#key-results li').count()).toBe(1);
+    expect(await page.locator('#key-results li .key-count').textContent()).toBe('1 pts');
+    await page.locator('#key-results li button').click();
 
-    const { batchId } = await ingest([{ key: HUMIDITY_KEY, value: 55 }]);
-
-    await page.locator(`#batches li[data-batch-id="${batchId}"]`).waitFor({ timeout: UPDATE_TIMEOUT_MS });
-    expect(await row(HUMIDITY_KEY).count()).toBe(0);
+    await card('sensor-3/pressure').waitFor();
+    await eventually(async () => {
+      expect(await statText('sensor-3/pressure', 'count')).toBe('1');
+    });
+    expect(await cardOrder()).toEqual([TEMP_KEY, HUMIDITY_KEY, 'sensor-3/pressure']);
   });
 
-  it('when a key holds HTML, then the page shows it as text and creates no element from it', async () => {
-    // A comma makes the comma the separator, so a key may hold spaces.
-    await subscribeFromPage(`${HTML_KEY},`);
-    await row(HTML_KEY).waitFor();
+  it('when the page is reloaded, then the same keys come back in the same order with their data', async () => {
+    await page.reload();
+    await page.locator('#status[data-state="connected"]').waitFor({ timeout: 10_000 });
+    expect(await cardOrder()).toEqual([TEMP_KEY, HUMIDITY_KEY, 'sensor-3/pressure']);
+    await eventually(async () => {
+      expect(await statText(TEMP_KEY, 'count')).toBe('7');
+      expect((await drawnBuckets(TEMP_KEY)).length).toBeGreaterThanOrEqual(3);
+    });
+  });
 
+  it('when the user picks 7 d, then the charts draw hourly buckets and the range is kept in the URL', async () => {
+    await page.click('#range button[data-range="7d"]');
+    const hours = await apiSeries(TEMP_KEY, '1h', now - 7 * 24 * 60 * MINUTE);
+    await eventually(async () => {
+      expect(await drawnBuckets(TEMP_KEY)).toEqual(
+        hours.map((bucket) => ({ start: bucket.start, avg: bucket.avg, min: bucket.min, max: bucket.max, perMinute: bucket.count / 60 })),
+      );
+    });
+    expect(new URL(page.url()).searchParams.get('range')).toBe('7d');
+    await shot('7d');
+    await page.click('#range button[data-range="1h"]');
+  });
+
+  it('when a batch of another client completes, then the feed shows it only with "show every client\'s batches"', async () => {
+    const { batchId } = await ingest([{ key: TEMP_KEY, value: 3 }]);
+    await eventually(async () => {
+      expect(await statText(TEMP_KEY, 'count')).toBe('8');
+    });
+    expect(await page.locator(`#batches li[data-batch-id="${batchId}"]`).count()).toBe(0);
+    await page.check('#all-batches');
+    await page.locator(`#batches li[data-batch-id="${batchId}"]`).waitFor();
+    expect(await page.locator(`#batches li[data-batch-id="${batchId}"] .badge`).first().textContent()).toBe('completed');
+    await page.uncheck('#all-batches');
+  });
+
+  it('when the user removes a card, then it goes away, its later updates are not shown, and a reload does not bring it back', async () => {
+    await card(HUMIDITY_KEY).locator('button[data-action="unsubscribe"]').click();
+    await card(HUMIDITY_KEY).waitFor({ state: 'detached' });
+    await ingest([{ key: HUMIDITY_KEY, value: 55 }]);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await card(HUMIDITY_KEY).count()).toBe(0);
+    expect(await cardOrder()).toEqual([TEMP_KEY, 'sensor-3/pressure']);
+  });
+
+  it('when a key holds HTML, then the key browser and its card show it as text and create no element from it', async () => {
     await ingest([{ key: HTML_KEY, value: 42 }]);
-
     await eventually(async () => {
-      expect(await cellText(HTML_KEY, 'count')).toBe('1');
+      await page.fill('#key-search', 'room');
+      await page.locator(`#key-results li[data-key="${quoted(HTML_KEY)}"]`).waitFor({ timeout: 1_000 });
     });
-    expect(await cellText(HTML_KEY, 'key')).toBe(HTML_KEY);
+    expect(await page.locator('#key-results li .key-name').textContent()).toBe(HTML_KEY);
+    await page.locator('#key-results li button').click();
+    await eventually(async () => {
+      expect(await statText(HTML_KEY, 'count')).toBe('1');
+    });
+    expect(await card(HTML_KEY).locator('h3').textContent()).toBe(HTML_KEY);
     expect(await page.locator('img').count()).toBe(0);
     expect(await page.content()).toContain('room &lt;img src=x onerror=alert(1)&gt;');
   });
 
-  it('when the server rejects a subscription, then the error area shows its message', async () => {
+  it('when the server rejects a subscription, then the error area shows its message and no card is added', async () => {
+    const before = await cardOrder();
     await subscribeFromPage('k'.repeat(201));
 
     const error = page.locator('#error');
     await error.waitFor({ state: 'visible' });
     expect(await error.textContent()).toContain('key must be at most 200 characters');
-    expect(await page.locator('#rows tr').count()).toBe(2);
+    expect(await cardOrder()).toEqual(before);
   });
 
-  it('when the user sends a test batch from the form, then the page shows the accepted batch and the row moves', async () => {
+  it('when the user sends a test batch from the form, then the feed shows it as sent here and the card moves', async () => {
     await page.fill('#batch-key', TEMP_KEY);
     expect(await page.inputValue('#batch-points')).toBe('10');
 
@@ -235,12 +343,25 @@ describe('live page in a real browser', () => {
     const batchId = (await result.locator('[data-field="batchId"]').textContent()) ?? '';
     expect(batchId).not.toBe('');
     await eventually(async () => {
-      expect(await cellText(TEMP_KEY, 'count')).toBe('17');
+      expect(await statText(TEMP_KEY, 'count')).toBe('18');
     });
     const item = page.locator(`#batches li[data-batch-id="${batchId}"]`);
     await item.waitFor({ timeout: UPDATE_TIMEOUT_MS });
     expect(await item.getAttribute('data-status')).toBe('completed');
     expect(await item.textContent()).toContain('sent here');
+    await shot('desktop');
+  });
+
+  it('when the window is 420 px wide, then nothing overflows sideways and the charts fit', async () => {
+    await page.setViewportSize({ width: 420, height: 900 });
+    await page.waitForTimeout(300);
+    const overflow = await page.locator('html').evaluate((root) => root.scrollWidth - root.clientWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    const canvasWidth = await card(TEMP_KEY)
+      .locator('.chart canvas')
+      .evaluate((canvas) => canvas.getBoundingClientRect().width);
+    expect(canvasWidth).toBeLessThanOrEqual(420);
+    await shot('narrow');
   });
 
   it('then the page ran without a script error, a blocked resource or a dialog', () => {
