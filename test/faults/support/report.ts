@@ -68,8 +68,9 @@ batches, distinct integer values, so a point counted twice shows in a sum), inje
 waits until the queue is empty, then compares every key's count and sum (\`GET /api/data/stats/:key\`), the
 counts and sums of its minute and day buckets (\`GET /api/data/series\`) and every history record with what the
 \`202\` answers accepted. **Duplicates**: points counted or stored more often than accepted; **lost**: accepted
-points not counted or not stored (the worst of aggregates, rollups and history). A scenario also fails when a job failed for good or one of its own checks (below) does not hold. The load generator behaves
-as a careful client: every request has an \`Idempotency-Key\`, a resend carries the same key and bytes, \`503\`,
+points not counted or not stored (the worst of aggregates, rollups and history). A scenario also fails when a
+job failed for good or one of its own checks (below) does not hold. The load generator behaves as a careful client:
+every request has an \`Idempotency-Key\`, a resend carries the same key and bytes, \`503\`,
 \`409\` and \`429\` wait for \`Retry-After\`.
 
 Settings of every API and worker: ${settings}; everything else is the default (16 jobs at once per worker).
