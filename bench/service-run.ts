@@ -20,6 +20,12 @@ export interface ReadsResult {
   /** Why a kind stopped early (a failed or timed-out request), else null. */
   statsError: string | null;
   historyError: string | null;
+  /** GET /api/data/series of the key, the last 24 h at 1m; keys: every key with statistics in the database. (Absent in results before series.) */
+  keys?: number;
+  seriesRequests?: number;
+  seriesP50Ms?: number | null;
+  seriesP95Ms?: number | null;
+  seriesError?: string | null;
 }
 
 export interface ServiceResult {
@@ -61,7 +67,7 @@ const HISTORY_LIMIT = 100;
 const READ_TIMEOUT_MS = 60_000;
 // The read phase stops asking after this long per kind (at least one request each): on FerretDB one history
 // page of a key among 1e6 records can take many seconds, and 200 of them would blow the bench's time budget.
-const READS_SECONDS = { stats: 10, history: 30 };
+const READS_SECONDS = { stats: 10, history: 30, series: 10 };
 
 /** The service's variables for one run; the rest of the environment (JOB_CHUNK_SIZE, WORKER_CONCURRENCY, ...) passes through. */
 function serviceEnv(ctx: BenchContext, port: number, dbName: string, queueName: string): NodeJS.ProcessEnv {
@@ -134,7 +140,7 @@ async function timeRequests(
   }
 }
 
-/** One key's stats and its newest 100 history records, `requests` times each, one at a time, on the running API. */
+/** One key's stats, its newest 100 history records and its last 24 h of minutes, `requests` times each, one at a time. */
 async function measureReads(ctx: BenchContext, url: string, requests: number): Promise<ReadsResult> {
   const key = `${ctx.prefix}/0`;
   // Everything this database holds: the run's points (all that were counted) and the latency phase's.
@@ -151,8 +157,23 @@ async function measureReads(ctx: BenchContext, url: string, requests: number): P
       if (items !== expectedItems) throw new Error(`history answered ${items} records where ${expectedItems} were expected`);
     },
   );
+  const series = await timeRequests(
+    `${url}/api/data/series?key=${encodeURIComponent(key)}&step=1m&from=${Date.now() - 24 * 3_600_000}`,
+    requests,
+    READS_SECONDS.series,
+    (body) => {
+      const buckets = (body as { series?: { buckets?: { count: number }[] }[] }).series?.[0]?.buckets ?? [];
+      const points = buckets.reduce((total, bucket) => total + bucket.count, 0);
+      if (points !== (main.get(key) ?? 0)) throw new Error(`series buckets hold ${points} points where ${main.get(key) ?? 0} were counted`);
+    },
+  );
   return {
     key,
+    keys: counts.length,
+    seriesRequests: series.samples.length,
+    seriesP50Ms: percentile(series.samples, 50),
+    seriesP95Ms: percentile(series.samples, 95),
+    seriesError: series.error,
     historyRecords: counts.reduce((total, count) => total + count, 0),
     statsRequests: stats.samples.length,
     historyRequests: history.samples.length,
