@@ -10,6 +10,7 @@ import {
 } from '../load-test';
 import { connectMongo } from '../src/composition';
 import { validatePoint, type Point } from '../src/domain/point-schema';
+import { bucketDeltas } from '../src/domain/series';
 import { chunk, groupByKey } from '../src/domain/stats';
 import { createLogger } from '../src/logger';
 import type { Config } from '../src/config/config';
@@ -78,20 +79,26 @@ interface JobWriter {
 /**
  * What the worker writes to MongoDB for a group of jobs, through the
  * service's own repositories, built by the same factory (src/storage): the
- * jobs' deltas under fresh lane sequences (one lane per job, as a worker's
- * concurrent jobs have), their history. Left out on purpose: claims,
+ * jobs' deltas and rollup buckets under fresh lane sequences (one lane per
+ * job, as a worker's concurrent jobs have), their history. Left out on purpose: claims,
  * processed records, the batch status and the publish, which are the
  * service's bookkeeping, not storage.
  */
 async function createJobWriter(connection: Connection, config: Config, redis: Redis, logger: Logger): Promise<JobWriter> {
-  const { aggregates, history } = await createRepositories({ connection, config, redis, logger });
+  const { aggregates, history, series } = await createRepositories({ connection, config, redis, logger });
   const lanes = new LanePool();
   return {
     aggregates,
     async write(jobs) {
       const now = new Date();
-      const grouped = jobs.map((job) => ({ ...job, deltas: groupByKey(job.points), guard: lanes.acquire(now.getTime()) }));
+      const grouped = jobs.map((job) => ({
+        ...job,
+        deltas: groupByKey(job.points),
+        buckets: bucketDeltas(job.points, series.retention, now.getTime()),
+        guard: lanes.acquire(now.getTime()),
+      }));
       await aggregates.applyGroup(grouped, now);
+      await series.applyGroup(grouped, now);
       for (const job of grouped) lanes.release(job.guard, true);
       return history.insertJobs(grouped, now);
     },
