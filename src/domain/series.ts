@@ -14,6 +14,11 @@ export function bucketStart(ms: number, step: Step): number {
   return Math.floor(ms / STEP_MS[step]) * STEP_MS[step];
 }
 
+/** A bucket's identity, `<step>|<start ms>|<key>` (the MongoDB profile's `_id`): the key last, so any key fits. */
+export function bucketId(step: Step, start: number, key: string): string {
+  return `${step}|${start}|${key}`;
+}
+
 /** What one job adds to one bucket of one key. */
 export interface BucketDelta {
   key: string;
@@ -33,11 +38,6 @@ export interface BucketView {
   avg: number;
   min: number;
   max: number;
-}
-
-export interface SeriesView {
-  key: string;
-  buckets: BucketView[];
 }
 
 export function toBucketView(bucket: { start: number; count: number; sum: number; min: number; max: number }): BucketView {
@@ -67,40 +67,18 @@ export function bucketDeltas(points: readonly Point[], retention: SeriesRetentio
     for (const step of STEPS) {
       const start = bucketStart(point.ts, step);
       if (!isRetained(start, step, retention, now)) continue;
-      const id = `${step}|${start}|${point.key}`;
+      const id = bucketId(step, start, point.key);
+      const delta: BucketDelta = { key: point.key, step, start, count: 1, sum: point.value, min: point.value, max: point.value };
       const current = buckets.get(id);
-      if (current) {
-        current.count += 1;
-        current.sum += point.value;
-        current.min = Math.min(current.min, point.value);
-        current.max = Math.max(current.max, point.value);
-      } else {
-        buckets.set(id, { key: point.key, step, start, count: 1, sum: point.value, min: point.value, max: point.value });
-      }
+      buckets.set(id, current ? mergeBucket(current, delta) : delta);
     }
   }
   return [...buckets.values()];
 }
 
-/** Sums buckets of the same key, step and start (several jobs of one group); the order of the first is kept. */
-export function mergeBuckets(buckets: Iterable<BucketDelta>): BucketDelta[] {
-  const merged = new Map<string, BucketDelta>();
-  for (const bucket of buckets) {
-    const id = `${bucket.step}|${bucket.start}|${bucket.key}`;
-    const current = merged.get(id);
-    if (current) {
-      merged.set(id, {
-        ...current,
-        count: current.count + bucket.count,
-        sum: current.sum + bucket.sum,
-        min: Math.min(current.min, bucket.min),
-        max: Math.max(current.max, bucket.max),
-      });
-    } else {
-      merged.set(id, bucket);
-    }
-  }
-  return [...merged.values()];
+/** Two deltas of the same key, step and bucket as one. */
+export function mergeBucket(a: BucketDelta, b: BucketDelta): BucketDelta {
+  return { ...a, count: a.count + b.count, sum: a.sum + b.sum, min: Math.min(a.min, b.min), max: Math.max(a.max, b.max) };
 }
 
 /** The newest 1-minute bucket of each key among a job's points: what `series:update` sends with `stats:update`. */

@@ -54,7 +54,7 @@ function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string): T 
 }
 
 /** Buckets a series answers by default: the last 60 steps up to now. */
-export const DEFAULT_SERIES_STEPS = 60;
+const DEFAULT_SERIES_STEPS = 60;
 
 /** The 400 for a window that starts before `step`'s buckets are kept: names the finest step that still has them. */
 function beyondRetention(step: Step, from: number, retention: SeriesRetention, now: number): AppError {

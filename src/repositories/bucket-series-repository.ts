@@ -1,5 +1,14 @@
 import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
-import { mergeBuckets, STEP_MS, toBucketView, type BucketDelta, type BucketView, type SeriesRetention, type Step } from '../domain/series';
+import {
+  bucketId,
+  mergeBucket,
+  STEP_MS,
+  toBucketView,
+  type BucketDelta,
+  type BucketView,
+  type SeriesRetention,
+  type Step,
+} from '../domain/series';
 import { guardClauses, type GuardRetention, type JobGuard } from './aggregate-store';
 import { runGuardedUpserts } from './guarded-upserts';
 import type { GuardedBuckets, SeriesStore } from './series-store';
@@ -21,11 +30,7 @@ export interface SeriesBucketDocument {
   g?: Record<string, Record<string, number>>;
 }
 
-export const SERIES_COLLECTION = 'series';
-
-function bucketId(step: Step, start: number, key: string): string {
-  return `${step}|${start}|${key}`;
-}
+const SERIES_COLLECTION = 'series';
 
 /**
  * The MongoDB profile's rollups: one small document per key, step and bucket, written by a guarded upsert like a
@@ -56,17 +61,20 @@ export class BucketSeriesRepository implements SeriesStore {
    * before: a re-run), each job is applied on its own, guarded: those already applied change nothing.
    */
   async applyGroup(jobs: readonly GuardedBuckets[]): Promise<void> {
-    const writes = new Map<string, { buckets: BucketDelta[]; guards: JobGuard[] }>();
+    const writes = new Map<string, { bucket: BucketDelta; guards: JobGuard[] }>();
     for (const { buckets, guard } of jobs) {
       for (const bucket of buckets) {
         const id = bucketId(bucket.step, bucket.start, bucket.key);
-        const write = writes.get(id) ?? { buckets: [], guards: [] };
-        write.buckets.push(bucket);
-        write.guards.push(guard);
-        writes.set(id, write);
+        const write = writes.get(id);
+        if (write) {
+          write.bucket = mergeBucket(write.bucket, bucket);
+          write.guards.push(guard);
+        } else {
+          writes.set(id, { bucket, guards: [guard] });
+        }
       }
     }
-    const operations = [...writes.values()].map(({ buckets, guards }) => this.update(mergeBuckets(buckets)[0] as BucketDelta, guards));
+    const operations = [...writes.values()].map(({ bucket, guards }) => this.update(bucket, guards));
     const applied = await runGuardedUpserts(this.collection, operations, this.writeBatchSize);
     if (applied === operations.length || jobs.length === 1) return;
     for (const { buckets, guard } of jobs) {
