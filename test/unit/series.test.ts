@@ -1,4 +1,4 @@
-import { bucketDeltas, bucketStart, isRetained, mergeBuckets, newestMinutes, type SeriesRetention } from '../../src/domain/series';
+import { bucketDeltas, bucketStart, isRetained, mergeBucket, newestMinutes, type SeriesRetention } from '../../src/domain/series';
 import type { Point } from '../../src/domain/point-schema';
 
 const DAY = 86_400_000;
@@ -40,8 +40,12 @@ describe('rollup buckets', () => {
     const t = Date.UTC(2026, 10, 30, 12);
     const first = bucketDeltas([point('k', 2, t)], KEEP_ALL, t);
     const second = bucketDeltas([point('k', 8, t + 1), point('k', 1, t + 120_000)], KEEP_ALL, t);
-    const merged = mergeBuckets([...first, ...second]);
-    expect(merged.find((bucket) => bucket.step === '1h')).toMatchObject({ count: 3, sum: 11, min: 1, max: 8 });
+    const hourOf = (buckets: typeof first): (typeof first)[number] => {
+      const hour = buckets.find((bucket) => bucket.step === '1h');
+      if (!hour) throw new Error('no hour bucket');
+      return hour;
+    };
+    expect(mergeBucket(hourOf(first), hourOf(second))).toMatchObject({ count: 3, sum: 11, min: 1, max: 8 });
     expect(newestMinutes(second).get('k')).toBe(t + 120_000);
   });
 });
