@@ -11,7 +11,8 @@
  */
 import { parseArgs } from 'node:util';
 import { MongoClient, type AnyBulkWriteOperation } from 'mongodb';
-import { keyField, shardOf } from '../src/repositories/shard-aggregate-repository';
+import { keyField } from '../src/repositories/shard-aggregate-repository';
+import { shardOf } from '../src/repositories/shard-layout';
 import { guardedUpdate } from '../src/repositories/aggregate-store';
 import { GUARD_RETENTION } from '../src/services/lane-pool';
 

@@ -35,8 +35,14 @@ export function isRefusal(error: unknown): boolean {
   return bulkWriteErrors(error) !== undefined || isRefusedData(error);
 }
 
+/** A repository's own refusal of data the server could not store either (an infinite sum): never retried. */
+export class RefusedDataError extends Error {
+  override name = 'RefusedDataError';
+}
+
 /** Whether the server refused the data itself: retrying the same write cannot succeed. */
 export function isRefusedData(error: unknown): boolean {
+  if (error instanceof RefusedDataError) return true;
   const failures = bulkWriteErrors(error);
   if (failures) return failures.some((failure) => failure.code !== undefined && REFUSAL_CODES.has(failure.code));
   if (!(error instanceof MongoServerError) || error instanceof MongoBulkWriteError) return false;

@@ -15,33 +15,14 @@ import {
   type JobGuard,
 } from './aggregate-store';
 import { bulkWriteErrors, DUPLICATE_KEY, insertNew } from './mongo-errors';
+import { shardOf, type ShardLayout } from './shard-layout';
 
-/** Shards of a new database when AGGREGATE_SHARDS is not set (see the class comment for why this many). */
-export const DEFAULT_AGGREGATE_SHARDS = 32;
-const LAYOUT_ID = 'layout';
 // How many shard collections are written at once: FerretDB decodes, validates and encodes in Go, on every core.
 const PARALLEL_SHARD_WRITES = 4;
-
-/** How a database's statistics are laid out, fixed by its first process (the `layout` document). */
-interface Layout {
-  shards: number;
-  /** Each shard document in a collection of its own (`statshards_<n>`); databases written before that hold all in `statshards`. */
-  ownCollections: boolean;
-}
 
 /** The field name of a key inside its shard: base64url never holds `.` or `$`. */
 export function keyField(key: string): string {
   return Buffer.from(key, 'utf8').toString('base64url');
-}
-
-/** FNV-1a over the key's UTF-8 bytes: a stable spread of keys over shards, the same in every process. */
-export function shardOf(key: string, shards: number): number {
-  let hash = 0x811c9dc5;
-  for (const byte of Buffer.from(key, 'utf8')) {
-    hash ^= byte;
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash % shards;
 }
 
 /** The deltas of one job (or of several, merged) that fall in one shard, with the guards they are written under. */
@@ -56,7 +37,9 @@ interface ShardWrite {
 const KNOWN_KEYS_CAPACITY = 100_000;
 
 /**
- * The FerretDB profile's statistics: keys in a fixed number of shard documents, written under Redis locks.
+ * The FerretDB profile's statistics in databases created before shards were packed (`layout.packed` unset; new ones
+ * get packed-aggregate-repository.ts): keys in a fixed number of shard documents, a field per key, written under
+ * Redis locks.
  *
  * Why shards: on FerretDB an update whose filter is more than `{_id}` (ours
  * holds the exactly-once guard) reads and decodes every document of its
@@ -77,7 +60,6 @@ export class ShardAggregateRepository implements AggregateStore {
   private readonly collection: Collection<AggregateShardDocument>;
   private readonly keys: Collection<KeyDocument>;
   private readonly knownKeys = new LRUCache<string, true>({ max: KNOWN_KEYS_CAPACITY });
-  private layout: Layout | undefined;
   /** Shard collections whose document this process knows to exist. */
   private readonly ensured = new Set<number>();
 
@@ -85,9 +67,8 @@ export class ShardAggregateRepository implements AggregateStore {
    * `writeBatchSize` caps the updates per command. FerretDB 1.24 on SQLite
    * opens one cursor per update statement from a pool of 100 and hangs for
    * good at 100 statements in one command (measured: 99 work, 100 hang).
-   * `shards` (AGGREGATE_SHARDS) is fixed once data is written: undefined
-   * takes the database's, and `prepare` refuses another. `locks`: FerretDB
-   * loses concurrent updates of one document, so one writer per shard at a time.
+   * `layout`: the database's (shard-layout.ts). `locks`: FerretDB loses
+   * concurrent updates of one document, so one writer per shard at a time.
    */
   constructor(
     model: AggregateModel,
@@ -95,36 +76,24 @@ export class ShardAggregateRepository implements AggregateStore {
     private readonly locks: KeyLocks,
     private readonly retention: GuardRetention,
     private readonly writeBatchSize: number,
-    private readonly requestedShards: number | undefined,
+    private readonly layout: ShardLayout,
   ) {
     this.collection = nativeCollection(model.shards);
     this.keys = nativeCollection(model.keys);
   }
 
   /**
-   * Reads the layout, or records one for a new database (idempotent; every process calls it at start-up). In the
-   * layout of one collection, creates the shard documents: they exist before any guarded update, because an upsert
-   * whose guard does not match (a replayed job) would insert a second document with the same `_id`. Shards in
-   * collections of their own are created on first use (see `ensureShards`). Throws when AGGREGATE_SHARDS names
-   * another number of shards than the data was written with.
+   * In the layout of one collection, creates the shard documents: they exist before any guarded update, because an
+   * upsert whose guard does not match (a replayed job) would insert a second document with the same `_id`. Shards in
+   * collections of their own are created on first use (see `ensureShards`).
    */
   async prepare(now: Date): Promise<void> {
-    const proposed = { _id: LAYOUT_ID, shards: this.requestedShards ?? DEFAULT_AGGREGATE_SHARDS, ownCollections: true, createdAt: now };
-    await insertNew(this.collection, [proposed]);
-    const stored = await this.collection.findOne({ _id: LAYOUT_ID }, { projection: { shards: 1, ownCollections: 1 } });
-    if (typeof stored?.shards !== 'number') throw new Error('the statistics layout document has no number of shards');
-    if (this.requestedShards !== undefined && stored.shards !== this.requestedShards) {
-      throw new Error(
-        `AGGREGATE_SHARDS is ${this.requestedShards}, but this database holds statistics written with ${stored.shards} shards; set it back to that, or leave it unset.`,
-      );
-    }
-    this.layout = { shards: stored.shards, ownCollections: stored.ownCollections === true };
     if (!this.layout.ownCollections) await this.createSharedShards(now);
   }
 
   /** The shard documents of the one-collection layout, created where missing. */
   private async createSharedShards(now: Date): Promise<void> {
-    let remaining = Array.from({ length: this.currentLayout().shards }, (_, index) => ({
+    let remaining = Array.from({ length: this.layout.shards }, (_, index) => ({
       updateOne: { filter: { _id: this.shardId(index) }, update: { $setOnInsert: { createdAt: now } }, upsert: true },
     }));
     while (remaining.length > 0) {
@@ -140,19 +109,14 @@ export class ShardAggregateRepository implements AggregateStore {
     }
   }
 
-  private currentLayout(): Layout {
-    if (!this.layout) throw new Error('the statistics layout is not read yet: call prepare() first');
-    return this.layout;
-  }
-
   /** The collection that holds shard `index`. */
   private collectionOf(index: number): Collection<AggregateShardDocument> {
-    return this.currentLayout().ownCollections ? this.db.collection<AggregateShardDocument>(`statshards_${index}`) : this.collection;
+    return this.layout.ownCollections ? this.db.collection<AggregateShardDocument>(`statshards_${index}`) : this.collection;
   }
 
   /** Creates the documents of shards in collections of their own before their first guarded update. */
   private async ensureShards(indexes: readonly number[], now: Date): Promise<void> {
-    if (!this.currentLayout().ownCollections) return;
+    if (!this.layout.ownCollections) return;
     for (const index of indexes) {
       if (this.ensured.has(index)) continue;
       await insertNew(this.collectionOf(index), [{ _id: this.shardId(index), createdAt: now }]);
@@ -257,7 +221,7 @@ export class ShardAggregateRepository implements AggregateStore {
   }
 
   private shardIndexOf(key: string): number {
-    return shardOf(key, this.currentLayout().shards);
+    return shardOf(key, this.layout.shards);
   }
 
   /** The id of the shard document that holds `key`. */
@@ -290,7 +254,7 @@ export class ShardAggregateRepository implements AggregateStore {
 
   /** Runs the shards' updates (in commands of `writeBatchSize` where they share a collection); returns how many matched. */
   private async write(writes: readonly ShardWrite[], now: Date): Promise<number> {
-    if (!this.currentLayout().ownCollections) {
+    if (!this.layout.ownCollections) {
       let matched = 0;
       for (const batch of chunk(writes, this.writeBatchSize)) {
         matched += (

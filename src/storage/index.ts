@@ -6,11 +6,14 @@ import type { Config } from '../config/config';
 import { createModels, ensureIndexes, type Models } from '../models';
 import { DEFAULT_KEY_LOCK_SETTINGS, KeyLocks } from '../queue/key-locks';
 import type { AggregateStore } from '../repositories/aggregate-store';
+import type { AggregateModel } from '../models/aggregate-model';
 import { HistoryRepository, type HistoryStore } from '../repositories/history-repository';
 import { RecentHistory, TieredHistory } from '../repositories/recent-history';
 import { KeyAggregateRepository } from '../repositories/key-aggregate-repository';
 import { ProcessedRecordRepository } from '../repositories/processed-record-repository';
 import { ShardAggregateRepository } from '../repositories/shard-aggregate-repository';
+import { PackedAggregateRepository } from '../repositories/packed-aggregate-repository';
+import { resolveShardLayout } from '../repositories/shard-layout';
 import { BucketSeriesRepository } from '../repositories/bucket-series-repository';
 import { RedisSeries } from '../repositories/redis-series';
 import type { SeriesStore } from '../repositories/series-store';
@@ -55,7 +58,7 @@ export async function createRepositories({ connection, config, redis, logger }: 
   }
   const models = createModels(connection);
   if (profile.indexes) await ensureIndexes(models);
-  const aggregates = createAggregateStore(profile, models, db, config, redis, logger);
+  const aggregates = await createAggregateStore(profile, models, db, config, redis, logger);
   await aggregates.prepare(new Date());
   logger.debug({ profile: profile.name }, 'storage profile');
   const history = createHistoryStore(
@@ -78,20 +81,36 @@ export async function createRepositories({ connection, config, redis, logger }: 
   };
 }
 
-function createAggregateStore(
+async function createAggregateStore(
   profile: StorageProfile,
   models: Models,
   db: Db,
   config: Config,
   redis: Redis,
   logger: Logger,
-): AggregateStore {
+): Promise<AggregateStore> {
   if (profile.aggregates === 'per-key') return new KeyAggregateRepository(models.aggregate, GUARD_RETENTION, profile.writeBatch);
   // A dead worker's locks free themselves as soon as its jobs do (JOB_LOCK_MS), not 30 s later.
   const locks = new KeyLocks(redis, config.QUEUE_NAME, { ...DEFAULT_KEY_LOCK_SETTINGS, ttlMs: config.JOB_LOCK_MS }, (lost) =>
     logger.error({ lost }, 'key locks were lost while writing aggregates'),
   );
-  return new ShardAggregateRepository(models.aggregate, db, locks, GUARD_RETENTION, profile.writeBatch, config.AGGREGATE_SHARDS);
+  return createShardStore(db, models.aggregate, locks, profile.writeBatch, config.AGGREGATE_SHARDS);
+}
+
+/**
+ * The FerretDB profile's statistics in this database's shard layout: packed for a new database, a field per key in
+ * one written before packing. `requestedShards` (AGGREGATE_SHARDS) must match the database's, when set.
+ */
+export async function createShardStore(
+  db: Db,
+  model: AggregateModel,
+  locks: KeyLocks,
+  writeBatch: number,
+  requestedShards: number | undefined,
+): Promise<AggregateStore> {
+  const layout = await resolveShardLayout(db, requestedShards, new Date());
+  if (layout.packed) return new PackedAggregateRepository(db, locks, GUARD_RETENTION, layout.shards);
+  return new ShardAggregateRepository(model, db, locks, GUARD_RETENTION, writeBatch, layout);
 }
 
 /** SERIES_RETENTION_* as the rollups read it. */

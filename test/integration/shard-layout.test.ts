@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, type Binary, type Db } from 'mongodb';
 import type { Connection } from 'mongoose';
 import { connectMongo } from '../../src/composition';
 import type { KeyDelta } from '../../src/domain/stats';
 import { createLogger } from '../../src/logger';
 import { createModels } from '../../src/models';
 import { KeyLocks } from '../../src/queue/key-locks';
-import { keyField, shardOf, ShardAggregateRepository } from '../../src/repositories/shard-aggregate-repository';
-import { GUARD_RETENTION } from '../../src/services/lane-pool';
+import type { AggregateStore } from '../../src/repositories/aggregate-store';
+import { keyField } from '../../src/repositories/shard-aggregate-repository';
+import { shardOf } from '../../src/repositories/shard-layout';
+import { createShardStore } from '../../src/storage';
 import { mongoServerUri } from '../support/harness';
 
 /** The FerretDB profile's layout, whatever profile the rest of the suite runs. */
@@ -34,76 +36,140 @@ afterAll(async () => {
   await client.close();
 });
 
-async function repository(name: string, shards?: number): Promise<{ store: ShardAggregateRepository; db: Db }> {
+async function database(name: string): Promise<{ connection: Connection; db: Db }> {
   const connection = await connectMongo(`${baseUri}/test_layout_${name}_${suffix}`, createLogger('silent', 'test'), false);
   opened.push(connection);
-  const db = connection.db as Db;
-  const store = new ShardAggregateRepository(
-    createModels(connection).aggregate,
-    db,
-    new KeyLocks(redis, `layout-${suffix}`),
-    GUARD_RETENTION,
-    50,
-    shards,
-  );
-  return { store, db };
+  return { connection, db: connection.db as Db };
+}
+
+/** The store a process would build on this database, prepared. */
+async function storeOf(connection: Connection, shards?: number): Promise<AggregateStore> {
+  const store = await createShardStore(connection.db as Db, createModels(connection).aggregate, new KeyLocks(redis, `layout-${suffix}`), 50, shards);
+  await store.prepare(new Date());
+  return store;
 }
 
 function delta(key: string, value: number): KeyDelta {
   return { key, count: 1, sum: value, min: value, max: value, firstTs: 1_700_000_000_000, lastTs: 1_700_000_000_000, lastValue: value };
 }
 
+/** A packed shard's JSON field. */
+function decoded(field: Binary | undefined): unknown {
+  return field ? JSON.parse(Buffer.from(field.buffer).toString('utf8')) : undefined;
+}
+
+/** Writes statistics of one key as a database of an earlier layout holds them: a field per key of its shard. */
+async function writeLegacyShard(db: Db, collection: string, shards: number, key: string, at: Date): Promise<void> {
+  await db.collection<{ _id: string }>(collection).updateOne(
+    { _id: `shard-${shardOf(key, shards)}` },
+    {
+      $set: {
+        [`k.${keyField(key)}`]: { count: 2, sum: 10, min: 4, max: 6, first: at, lastTs: at, last: { t: at, v: 6 }, updatedAt: at },
+        createdAt: at,
+      },
+    },
+    { upsert: true },
+  );
+}
+
 describe("the FerretDB profile's shard layout", () => {
-  it('when a database is new, then it gets 32 shards, each in a collection of its own holding one document', async () => {
-    const { store, db } = await repository('new');
-    await store.prepare(new Date());
+  it('when a database is new, then it gets 32 packed shards, each one document in a collection of its own', async () => {
+    const { connection, db } = await database('new');
+    const store = await storeOf(connection);
     const keys = ['lay/a', 'lay/b', 'lay/c'];
     await store.applyDeltas(
       keys.map((key, i) => delta(key, i + 1)),
       { slot: 10, lane: 'lanea', seq: 1 },
       new Date(),
     );
-    expect(await db.collection('statshards').findOne({ _id: 'layout' as never })).toMatchObject({ shards: 32, ownCollections: true });
+    expect(await db.collection('statshards').findOne({ _id: 'layout' as never })).toMatchObject({ shards: 32, ownCollections: true, packed: true });
     for (const key of keys) {
       const shard = db.collection(`statshards_${shardOf(key, 32)}`);
       expect(await shard.countDocuments()).toBe(1);
-      expect(await shard.findOne({})).toHaveProperty(['k', keyField(key), 'count'], 1);
+      const doc = await shard.findOne({});
+      expect(doc).toMatchObject({ v: 1, n: 1 });
+      expect(decoded(doc?.g)).toEqual({ 10: { lanea: 1 } });
+      expect(decoded(doc?.k)).toHaveProperty([key, 0], 1);
     }
     expect(await store.findByKey('lay/b')).toMatchObject({ count: 1, sum: 2 });
   });
 
+  it('when a packed shard gets a group with a job it already holds, then only the other job is added, and its guard is raised', async () => {
+    const { connection, db } = await database('regroup');
+    const store = await storeOf(connection, 1);
+    const first = { deltas: [delta('lay/g', 100)], guard: { slot: 10, lane: 'lanea', seq: 1 } };
+    await store.applyGroup([first], new Date());
+    const other = { deltas: [delta('lay/g', 1), delta('lay/h', 3)], guard: { slot: 10, lane: 'laneb', seq: 4 } };
+    await store.applyGroup([first, other], new Date());
+    await store.applyGroup([other], new Date());
+    expect(await store.findByKey('lay/g')).toMatchObject({ count: 2, sum: 101, min: 1, max: 100, lastValue: 100 });
+    expect(await store.findByKey('lay/h')).toMatchObject({ count: 1, sum: 3 });
+    const shard = await db.collection('statshards_0').findOne({});
+    expect(shard).toMatchObject({ v: 2, n: 2 });
+    expect(decoded(shard?.g)).toEqual({ 10: { lanea: 1, laneb: 4 } });
+  });
+
+  it('when guards of a packed shard are older than the retention, then a later write drops them and keeps the recent ones', async () => {
+    const { connection, db } = await database('prune');
+    const store = await storeOf(connection, 1);
+    await store.applyDeltas([delta('lay/p', 1)], { slot: 10, lane: 'lanea', seq: 1 }, new Date());
+    await store.applyDeltas([delta('lay/p', 1)], { slot: 14, lane: 'lanea', seq: 1 }, new Date());
+    await store.applyDeltas([delta('lay/p', 1)], { slot: 15, lane: 'laneb', seq: 1 }, new Date());
+    const guards = decoded((await db.collection('statshards_0').findOne({}))?.g);
+    expect(guards).toEqual({ 14: { lanea: 1 }, 15: { laneb: 1 } });
+    expect(await store.findByKey('lay/p')).toMatchObject({ count: 3 });
+  });
+
+  it('when keys of packed shards are listed, then pages follow the cursor in key order across shards, narrowed by prefix', async () => {
+    const { connection } = await database('list');
+    const store = await storeOf(connection, 4);
+    const keys = Array.from({ length: 25 }, (_, i) => `lay/list/${String(i).padStart(2, '0')}`);
+    await store.applyDeltas([...keys.map((key, i) => delta(key, i)), delta('other/x', 1)], { slot: 10, lane: 'lanea', seq: 1 }, new Date());
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.list({ prefix: 'lay/list/', limit: 10, after });
+      seen.push(...page.items.map((item) => item.key));
+      if (page.nextCursor === null) break;
+      after = page.nextCursor;
+    }
+    expect(seen).toEqual(keys);
+    expect((await store.list({ limit: 100 })).items.map((item) => item.key)).toEqual([...keys, 'other/x']);
+  });
+
   it('when a database was written with all shards in one collection, then its statistics are read and added to there', async () => {
-    const { store, db } = await repository('legacy');
-    const shards = db.collection<{ _id: string; [field: string]: unknown }>('statshards');
+    const { connection, db } = await database('legacy');
     const key = 'lay/old';
     const at = new Date(1_600_000_000_000);
-    await shards.insertMany([
-      { _id: 'layout', shards: 8, createdAt: at },
-      ...Array.from({ length: 8 }, (_, index) => ({ _id: `shard-${index}`, createdAt: at })),
-    ]);
-    await shards.updateOne(
-      { _id: `shard-${shardOf(key, 8)}` },
-      {
-        $set: {
-          [`k.${keyField(key)}`]: { count: 2, sum: 10, min: 4, max: 6, first: at, lastTs: at, last: { t: at, v: 6 }, updatedAt: at },
-        },
-      },
-    );
-    await store.prepare(new Date());
+    await db.collection<{ _id: string; shards: number; createdAt: Date }>('statshards').insertOne({ _id: 'layout', shards: 8, createdAt: at });
+    await writeLegacyShard(db, 'statshards', 8, key, at);
+    const store = await storeOf(connection);
     await store.applyDeltas([delta(key, 5)], { slot: 10, lane: 'laneb', seq: 1 }, new Date());
     expect(await store.findByKey(key)).toMatchObject({ count: 3, sum: 15, min: 4, max: 6 });
     const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((collection) => collection.name);
     expect(names.filter((name) => name.startsWith('statshards_'))).toEqual([]);
   });
 
+  it('when a database was written with a field per key in shards of their own, then its statistics are read and added to there', async () => {
+    const { connection, db } = await database('unpacked');
+    const key = 'lay/unpacked';
+    const at = new Date(1_600_000_000_000);
+    await db
+      .collection<{ _id: string; shards: number; ownCollections: boolean; createdAt: Date }>('statshards')
+      .insertOne({ _id: 'layout', shards: 32, ownCollections: true, createdAt: at });
+    await writeLegacyShard(db, `statshards_${shardOf(key, 32)}`, 32, key, at);
+    const store = await storeOf(connection);
+    await store.applyDeltas([delta(key, 5)], { slot: 10, lane: 'laneb', seq: 1 }, new Date());
+    expect(await store.findByKey(key)).toMatchObject({ count: 3, sum: 15, min: 4, max: 6 });
+    expect(await db.collection(`statshards_${shardOf(key, 32)}`).findOne({})).toHaveProperty(['k', keyField(key), 'count'], 3);
+  });
+
   it('when AGGREGATE_SHARDS names another number than the data was written with, then start-up fails saying so', async () => {
-    const first = await repository('fixed', 16);
-    await first.store.prepare(new Date());
-    const { store } = await repository('fixed', 32);
-    await expect(store.prepare(new Date())).rejects.toThrow(
+    const { connection } = await database('fixed');
+    await storeOf(connection, 16);
+    await expect(storeOf(connection, 32)).rejects.toThrow(
       'AGGREGATE_SHARDS is 32, but this database holds statistics written with 16 shards; set it back to that, or leave it unset.',
     );
-    const { store: unset } = await repository('fixed');
-    await expect(unset.prepare(new Date())).resolves.toBeUndefined();
+    await expect(storeOf(connection)).resolves.toBeDefined();
   });
 });

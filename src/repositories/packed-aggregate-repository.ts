@@ -1,0 +1,263 @@
+import { Binary, type Collection, type Db } from 'mongodb';
+import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
+import type { KeyLocks } from '../queue/key-locks';
+import type { AggregatePage, AggregateStore, GuardedDeltas, GuardRetention, JobGuard } from './aggregate-store';
+import { insertNew, RefusedDataError } from './mongo-errors';
+import { shardOf } from './shard-layout';
+
+/** One key's statistics inside a packed shard: count, sum, min, max, first and last timestamp (ms), last value, updated (ms). */
+type PackedStats = [number, number, number, number, number, number, number, number];
+
+/** Lane guard of a shard: `g[slot][lane]` is the highest job sequence of that lane applied to it (services/lane-pool.ts). */
+type Guards = Record<string, Record<string, number>>;
+
+/**
+ * One shard: its keys' statistics as JSON in one binary field `k`, its guard as JSON in `g`, and a version `v` raised by
+ * every write. `g` is binary too because FerretDB 1.24 skips a `$set` of an embedded document that equals the stored
+ * one by its values alone (`{"10": {a: 1}}` over `{"9": {a: 1}}` changes nothing).
+ */
+interface PackedShardDocument {
+  _id: string;
+  k?: Binary;
+  g?: Binary;
+  v?: number;
+  /** How many keys `k` holds. */
+  n?: number;
+  createdAt: Date;
+}
+
+// How many shards are read or written at once: FerretDB decodes and encodes in Go, on every core.
+const PARALLEL_SHARDS = 4;
+// Stays below MongoDB's 16 MiB document limit: at ~100 bytes a key, about 160,000 keys per shard.
+const MAX_PACKED_BYTES = 15 * 1024 * 1024;
+
+/**
+ * The FerretDB profile's statistics: keys spread over `AGGREGATE_SHARDS` shard documents, each in a collection of its
+ * own, a shard's statistics packed into one binary field and rewritten whole, read-modify-write under a Redis lock.
+ *
+ * Why packed: FerretDB 1.24 validates every pair of paths of an update against each other and decodes, re-encodes
+ * and rewrites the whole document for any update, so a statement with a field per key costs the square of its keys
+ * (10 s per group at 10,000 keys). A shard read and written as one binary field costs its bytes, about 1 ms per
+ * 100 KB (docs/storage.md). Why read-modify-write is exact: each shard is written by one process at a time (its lock;
+ * FerretDB loses concurrent updates), the guard travels in the same document as the statistics, and the write is
+ * conditional on the version read.
+ */
+export class PackedAggregateRepository implements AggregateStore {
+  /** Shard collections whose document this process knows to exist. */
+  private readonly ensured = new Set<number>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly locks: KeyLocks,
+    private readonly retention: GuardRetention,
+    private readonly shards: number,
+  ) {}
+
+  /** Shard documents are created on first use (see `ensureShards`). */
+  async prepare(): Promise<void> {}
+
+  documentsOf(keys: readonly string[]): string[] {
+    return [...new Set(keys.map((key) => shardId(shardOf(key, this.shards))))];
+  }
+
+  async applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<void> {
+    await this.applyGroup([{ deltas, guard }], now);
+  }
+
+  /** Per shard the jobs touch: one read, the jobs not yet applied there added, one conditional write. */
+  async applyGroup(jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
+    const byShard = new Map<number, GuardedDeltas[]>();
+    for (const { deltas, guard } of jobs) {
+      for (const delta of deltas) {
+        const index = shardOf(delta.key, this.shards);
+        const shardJobs = byShard.get(index) ?? [];
+        const current = shardJobs[shardJobs.length - 1];
+        if (current?.guard === guard) (current.deltas as KeyDelta[]).push(delta);
+        else shardJobs.push({ guard, deltas: [delta] });
+        byShard.set(index, shardJobs);
+      }
+    }
+    const indexes = [...byShard.keys()];
+    await this.ensureShards(indexes, now);
+    await this.locks.withLocks(
+      indexes.map((index) => shardId(index)),
+      async () => {
+        for (const batch of chunk(indexes, PARALLEL_SHARDS)) {
+          // Every write settles before any error is thrown: the caller releases the shards' locks right after.
+          const results = await Promise.allSettled(batch.map((index) => this.writeShard(index, byShard.get(index) ?? [], now)));
+          for (const result of results) if (result.status === 'rejected') throw result.reason;
+        }
+      },
+    );
+  }
+
+  async findByKey(key: string): Promise<StatsView | null> {
+    return (await this.findByKeys([key])).get(key) ?? null;
+  }
+
+  /** One read per shard that holds any of the keys. */
+  async findByKeys(keys: readonly string[]): Promise<Map<string, StatsView | null>> {
+    const byShard = new Map<number, string[]>();
+    for (const key of new Set(keys)) {
+      const index = shardOf(key, this.shards);
+      const shardKeys = byShard.get(index);
+      if (shardKeys) shardKeys.push(key);
+      else byShard.set(index, [key]);
+    }
+    const views = new Map<string, StatsView | null>();
+    for (const batch of chunk([...byShard], PARALLEL_SHARDS * 2)) {
+      await Promise.all(
+        batch.map(async ([index, shardKeys]) => {
+          const stats = unpack((await this.read(index, { k: 1 }))?.k);
+          for (const key of shardKeys) views.set(key, toView(key, stats.get(key)));
+        }),
+      );
+    }
+    return views;
+  }
+
+  /**
+   * Keys in order: every shard is read, so a page costs all the statistics stored (about 10 MB at 100,000 keys).
+   * FerretDB would scan a key list collection for every page too; MongoDB's profile reads an `_id` range instead.
+   */
+  async list(options: { prefix?: string; limit: number; after?: string }): Promise<AggregatePage> {
+    const candidates: [string, PackedStats][] = [];
+    const indexes = Array.from({ length: this.shards }, (_, index) => index);
+    for (const batch of chunk(indexes, PARALLEL_SHARDS * 2)) {
+      const docs = await Promise.all(batch.map((index) => this.read(index, { k: 1 })));
+      for (const doc of docs) {
+        const inShard: [string, PackedStats][] = [];
+        for (const [key, stats] of unpack(doc?.k)) {
+          if (options.prefix !== undefined && !key.startsWith(options.prefix)) continue;
+          if (options.after !== undefined && !(key > options.after)) continue;
+          inShard.push([key, stats]);
+        }
+        // Only a shard's first `limit + 1` keys can be on the page.
+        candidates.push(...inShard.sort(byKey).slice(0, options.limit + 1));
+      }
+    }
+    candidates.sort(byKey);
+    const page = candidates.slice(0, options.limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map(([key, stats]) => toView(key, stats)).filter((view): view is StatsView => view !== null),
+      nextCursor: candidates.length > options.limit && last !== undefined ? last[0] : null,
+    };
+  }
+
+  private collectionOf(index: number): Collection<PackedShardDocument> {
+    return this.db.collection<PackedShardDocument>(`statshards_${index}`);
+  }
+
+  private read(index: number, projection: Record<string, 1>): Promise<PackedShardDocument | null> {
+    return this.collectionOf(index).findOne({ _id: shardId(index) }, { projection });
+  }
+
+  /** Creates shard documents before their first write, so that a write is always an update of a known version. */
+  private async ensureShards(indexes: readonly number[], now: Date): Promise<void> {
+    for (const index of indexes) {
+      if (this.ensured.has(index)) continue;
+      await insertNew(this.collectionOf(index), [{ _id: shardId(index), v: 0, createdAt: now }]);
+      this.ensured.add(index);
+    }
+  }
+
+  /** Adds the jobs not yet applied to this shard, raises their guards, drops guard slots past the retention. */
+  private async writeShard(index: number, jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
+    const doc = await this.read(index, { k: 1, g: 1, v: 1 });
+    if (!doc) throw new Error(`statistics shard ${index} is missing`);
+    const guards = decodeJson<Guards>(doc.g) ?? {};
+    const pending = jobs.filter(({ guard }) => (guards[guard.slot]?.[guard.lane] ?? -1) < guard.seq);
+    if (pending.length === 0) return;
+    const stats = unpack(doc.k);
+    for (const { deltas, guard } of pending) {
+      for (const delta of deltas) {
+        const added = addDelta(stats.get(delta.key), delta, now.getTime());
+        // JSON would store an infinite sum as null; MongoDB and FerretDB refuse such an update (BadValue), as this does.
+        if (!Number.isFinite(added[1])) throw new RefusedDataError(`the sum of key ${JSON.stringify(delta.key)} would not be finite`);
+        stats.set(delta.key, added);
+      }
+      guards[guard.slot] = { ...guards[guard.slot], [guard.lane]: Math.max(guards[guard.slot]?.[guard.lane] ?? -1, guard.seq) };
+    }
+    pruneGuards(guards, pending, this.retention);
+    const packed = pack(stats);
+    if (packed.length > MAX_PACKED_BYTES) {
+      throw new Error(
+        `statistics shard ${index} would hold ${packed.length} bytes (${stats.size} keys), above the 16 MB document limit; a database for this many keys needs more AGGREGATE_SHARDS (set when it is created) or the MongoDB profile`,
+      );
+    }
+    const version = doc.v ?? 0;
+    const result = await this.collectionOf(index).updateOne(
+      { _id: shardId(index), v: version },
+      { $set: { k: new Binary(packed), g: new Binary(Buffer.from(JSON.stringify(guards), 'utf8')), v: version + 1, n: stats.size } },
+    );
+    // Under the shard's lock nobody else writes it: a changed version means the lock was lost; the job is retried.
+    if (result.matchedCount !== 1) throw new Error(`statistics shard ${index} changed while it was locked (version ${version})`);
+  }
+}
+
+function shardId(index: number): string {
+  return `shard-${index}`;
+}
+
+function byKey(a: readonly [string, unknown], b: readonly [string, unknown]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+}
+
+function decodeJson<T>(field: Binary | undefined): T | undefined {
+  return field ? (JSON.parse(Buffer.from(field.buffer).toString('utf8')) as T) : undefined;
+}
+
+function unpack(packed: Binary | undefined): Map<string, PackedStats> {
+  return new Map(Object.entries(decodeJson<Record<string, PackedStats>>(packed) ?? {}));
+}
+
+function pack(stats: Map<string, PackedStats>): Buffer {
+  return Buffer.from(JSON.stringify(Object.fromEntries(stats)), 'utf8');
+}
+
+/** A key's packed statistics with one job's delta added (`mergeDeltas`: the same rules as the MongoDB profile's `$min`/`$max`). */
+function addDelta(current: PackedStats | undefined, delta: KeyDelta, nowMs: number): PackedStats {
+  const merged = current
+    ? mergeDeltas(
+        {
+          key: delta.key,
+          count: current[0],
+          sum: current[1],
+          min: current[2],
+          max: current[3],
+          firstTs: current[4],
+          lastTs: current[5],
+          lastValue: current[6],
+        },
+        delta,
+      )
+    : delta;
+  return [merged.count, merged.sum, merged.min, merged.max, merged.firstTs, merged.lastTs, merged.lastValue, nowMs];
+}
+
+function toView(key: string, stats: PackedStats | undefined): StatsView | null {
+  if (!stats) return null;
+  const [count, sum, min, max, firstTs, lastTs, lastValue, updatedAt] = stats;
+  return {
+    key,
+    count,
+    sum,
+    avg: count > 0 ? sum / count : 0,
+    min,
+    max,
+    firstTimestamp: new Date(firstTs).toISOString(),
+    lastTimestamp: new Date(lastTs).toISOString(),
+    lastValue,
+    updatedAt: new Date(updatedAt).toISOString(),
+  };
+}
+
+/** Drops guard slots older than the kept ones, as the other layouts' `$unset`s do, never one a job of this write is in. */
+function pruneGuards(guards: Guards, written: readonly GuardedDeltas[], retention: GuardRetention): void {
+  const slots = new Set(written.map(({ guard }) => guard.slot));
+  const newest = Math.max(...slots);
+  for (const slot of Object.keys(guards)) {
+    if (Number(slot) <= newest - retention.keepSlots && !slots.has(Number(slot))) delete guards[slot];
+  }
+}
