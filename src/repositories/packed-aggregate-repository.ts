@@ -166,7 +166,7 @@ export class PackedAggregateRepository implements AggregateStore {
   private async writeShard(index: number, jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
     const doc = await this.read(index, { k: 1, g: 1, v: 1 });
     if (!doc) throw new Error(`statistics shard ${index} is missing`);
-    const guards = decodeJson<Guards>(doc.g) ?? {};
+    const guards = (decodeJson(doc.g) ?? {}) as Guards;
     const pending = jobs.filter(({ guard }) => (guards[guard.slot]?.[guard.lane] ?? -1) < guard.seq);
     if (pending.length === 0) return;
     const stats = unpack(doc.k);
@@ -179,7 +179,7 @@ export class PackedAggregateRepository implements AggregateStore {
       }
       guards[guard.slot] = { ...guards[guard.slot], [guard.lane]: Math.max(guards[guard.slot]?.[guard.lane] ?? -1, guard.seq) };
     }
-    pruneGuards(guards, pending, this.retention);
+    const kept = withoutOldSlots(guards, pending, this.retention);
     const packed = pack(stats);
     if (packed.length > MAX_PACKED_BYTES) {
       throw new Error(
@@ -189,7 +189,7 @@ export class PackedAggregateRepository implements AggregateStore {
     const version = doc.v ?? 0;
     const result = await this.collectionOf(index).updateOne(
       { _id: shardId(index), v: version },
-      { $set: { k: new Binary(packed), g: new Binary(Buffer.from(JSON.stringify(guards), 'utf8')), v: version + 1, n: stats.size } },
+      { $set: { k: new Binary(packed), g: new Binary(Buffer.from(JSON.stringify(kept), 'utf8')), v: version + 1, n: stats.size } },
     );
     // Under the shard's lock nobody else writes it: a changed version means the lock was lost; the job is retried.
     if (result.matchedCount !== 1) throw new Error(`statistics shard ${index} changed while it was locked (version ${version})`);
@@ -204,12 +204,12 @@ function byKey(a: readonly [string, unknown], b: readonly [string, unknown]): nu
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }
 
-function decodeJson<T>(field: Binary | undefined): T | undefined {
-  return field ? (JSON.parse(Buffer.from(field.buffer).toString('utf8')) as T) : undefined;
+function decodeJson(field: Binary | undefined): unknown {
+  return field ? JSON.parse(Buffer.from(field.buffer).toString('utf8')) : undefined;
 }
 
 function unpack(packed: Binary | undefined): Map<string, PackedStats> {
-  return new Map(Object.entries(decodeJson<Record<string, PackedStats>>(packed) ?? {}));
+  return new Map(Object.entries((decodeJson(packed) ?? {}) as Record<string, PackedStats>));
 }
 
 function pack(stats: Map<string, PackedStats>): Buffer {
@@ -253,11 +253,11 @@ function toView(key: string, stats: PackedStats | undefined): StatsView | null {
   };
 }
 
-/** Drops guard slots older than the kept ones, as the other layouts' `$unset`s do, never one a job of this write is in. */
-function pruneGuards(guards: Guards, written: readonly GuardedDeltas[], retention: GuardRetention): void {
+/** The guard without slots older than the kept ones, as the other layouts' `$unset`s drop them, never one a job of this write is in. */
+function withoutOldSlots(guards: Guards, written: readonly GuardedDeltas[], retention: GuardRetention): Guards {
   const slots = new Set(written.map(({ guard }) => guard.slot));
   const newest = Math.max(...slots);
-  for (const slot of Object.keys(guards)) {
-    if (Number(slot) <= newest - retention.keepSlots && !slots.has(Number(slot))) delete guards[slot];
-  }
+  return Object.fromEntries(
+    Object.entries(guards).filter(([slot]) => Number(slot) > newest - retention.keepSlots || slots.has(Number(slot))),
+  );
 }

@@ -34,7 +34,13 @@ export async function resolveShardLayout(db: Db, requestedShards: number | undef
   const collection = db.collection<{ _id: string; shards?: number; ownCollections?: boolean; packed?: boolean; createdAt: Date }>(
     LAYOUT_COLLECTION,
   );
-  const proposed = { _id: LAYOUT_ID, shards: requestedShards ?? DEFAULT_AGGREGATE_SHARDS, ownCollections: true, packed: true, createdAt: now };
+  const proposed = {
+    _id: LAYOUT_ID,
+    shards: requestedShards ?? DEFAULT_AGGREGATE_SHARDS,
+    ownCollections: true,
+    packed: true,
+    createdAt: now,
+  };
   await insertNew(collection, [proposed]);
   const stored = await collection.findOne({ _id: LAYOUT_ID }, { projection: { shards: 1, ownCollections: 1, packed: 1 } });
   if (typeof stored?.shards !== 'number') throw new Error('the statistics layout document has no number of shards');

@@ -44,7 +44,13 @@ async function database(name: string): Promise<{ connection: Connection; db: Db 
 
 /** The store a process would build on this database, prepared. */
 async function storeOf(connection: Connection, shards?: number): Promise<AggregateStore> {
-  const store = await createShardStore(connection.db as Db, createModels(connection).aggregate, new KeyLocks(redis, `layout-${suffix}`), 50, shards);
+  const store = await createShardStore(
+    connection.db as Db,
+    createModels(connection).aggregate,
+    new KeyLocks(redis, `layout-${suffix}`),
+    50,
+    shards,
+  );
   await store.prepare(new Date());
   return store;
 }
@@ -82,7 +88,11 @@ describe("the FerretDB profile's shard layout", () => {
       { slot: 10, lane: 'lanea', seq: 1 },
       new Date(),
     );
-    expect(await db.collection('statshards').findOne({ _id: 'layout' as never })).toMatchObject({ shards: 32, ownCollections: true, packed: true });
+    expect(await db.collection('statshards').findOne({ _id: 'layout' as never })).toMatchObject({
+      shards: 32,
+      ownCollections: true,
+      packed: true,
+    });
     for (const key of keys) {
       const shard = db.collection(`statshards_${shardOf(key, 32)}`);
       expect(await shard.countDocuments()).toBe(1);
@@ -141,7 +151,9 @@ describe("the FerretDB profile's shard layout", () => {
     const { connection, db } = await database('legacy');
     const key = 'lay/old';
     const at = new Date(1_600_000_000_000);
-    await db.collection<{ _id: string; shards: number; createdAt: Date }>('statshards').insertOne({ _id: 'layout', shards: 8, createdAt: at });
+    await db
+      .collection<{ _id: string; shards: number; createdAt: Date }>('statshards')
+      .insertOne({ _id: 'layout', shards: 8, createdAt: at });
     await writeLegacyShard(db, 'statshards', 8, key, at);
     const store = await storeOf(connection);
     await store.applyDeltas([delta(key, 5)], { slot: 10, lane: 'laneb', seq: 1 }, new Date());
