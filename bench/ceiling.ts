@@ -40,6 +40,8 @@ export interface CeilingResult {
    * update statements) and command bytes (BSON). The MongoDB profile's cost can be read off these without a MongoDB.
    */
   per1000Points?: { commands: number; documents: number; bytes: number };
+  /** Seconds spent in each store write, summed over the run: where the storage time goes. (Absent in older results.) */
+  writeSeconds?: { statistics: number; series: number; history: number };
   historyInserted: number;
   exact: boolean;
   timedOut: boolean;
@@ -72,8 +74,8 @@ function requestJobs(ctx: BenchContext, size: number, index: number): Job[] {
 
 interface JobWriter {
   aggregates: AggregateStore;
-  /** Writes these jobs together as the worker does; returns the history records inserted. */
-  write(jobs: readonly Job[]): Promise<number>;
+  /** Writes these jobs together as the worker does, adding each write's seconds to `spent`; returns the history records inserted. */
+  write(jobs: readonly Job[], spent: NonNullable<CeilingResult['writeSeconds']>): Promise<number>;
 }
 
 /**
@@ -89,7 +91,7 @@ async function createJobWriter(connection: Connection, config: Config, redis: Re
   const lanes = new LanePool();
   return {
     aggregates,
-    async write(jobs) {
+    async write(jobs, spent) {
       const now = new Date();
       const grouped = jobs.map((job) => ({
         ...job,
@@ -97,10 +99,17 @@ async function createJobWriter(connection: Connection, config: Config, redis: Re
         buckets: bucketDeltas(job.points, series.retention, now.getTime()),
         guard: lanes.acquire(now.getTime()),
       }));
+      let started = performance.now();
       await aggregates.applyGroup(grouped, now);
+      spent.statistics += secondsSince(started);
+      started = performance.now();
       await series.applyGroup(grouped, now);
+      spent.series += secondsSince(started);
       for (const job of grouped) lanes.release(job.guard, true);
-      return history.insertJobs(grouped, now);
+      started = performance.now();
+      const inserted = await history.insertJobs(grouped, now);
+      spent.history += secondsSince(started);
+      return inserted;
     },
   };
 }
@@ -123,6 +132,7 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
     pointsPerSecond: 0,
     commandsPerJob: {},
     per1000Points: { commands: 0, documents: 0, bytes: 0 },
+    writeSeconds: { statistics: 0, series: 0, history: 0 },
     historyInserted: 0,
     exact: false,
     timedOut: false,
@@ -150,7 +160,7 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
     let pending: Job[] = [];
     const write = async (jobs: Job[]): Promise<void> => {
       const started = performance.now();
-      result.historyInserted += await writer.write(jobs);
+      result.historyInserted += await writer.write(jobs, result.writeSeconds ?? { statistics: 0, series: 0, history: 0 });
       result.seconds += secondsSince(started);
       result.jobs += jobs.length;
       result.points += jobs.reduce((total, job) => total + job.points.length, 0);
@@ -180,7 +190,8 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
     };
     log(
       `${label}: per 1,000 points ${result.per1000Points.commands.toFixed(2)} commands, ` +
-        `${result.per1000Points.documents.toFixed(0)} documents, ${(result.per1000Points.bytes / 1024).toFixed(1)} KiB sent`,
+        `${result.per1000Points.documents.toFixed(0)} documents, ${(result.per1000Points.bytes / 1024).toFixed(1)} KiB sent; ` +
+        `seconds in statistics ${result.writeSeconds?.statistics.toFixed(1)}, series ${result.writeSeconds?.series.toFixed(1)}, history ${result.writeSeconds?.history.toFixed(1)}`,
     );
     if (!result.timedOut) {
       result.mismatches = await compareStored(ctx, size, writer.aggregates);
