@@ -44,13 +44,17 @@ const ESTIMATE_MARGIN = 1.15;
 // Service settings recorded with the results, when the service has them.
 const SERVICE_SETTINGS = ['JOB_CHUNK_SIZE', 'WORKER_CONCURRENCY', 'AGGREGATE_WRITE_BATCH', 'AGGREGATE_SHARDS', 'MAX_QUEUE_BACKLOG'];
 
+/** `keys` is set on the keys dimension's steps. */
 type Step =
-  | { kind: 'ceiling'; size: number; jobsPerWrite: number }
+  | { kind: 'ceiling'; size: number; jobsPerWrite: number; keys?: number }
   | { kind: 'naive'; size: number }
-  | { kind: 'service'; size: number; workers: number; reads: boolean };
+  | { kind: 'service'; size: number; workers: number; reads: boolean; keys?: number };
 
-/** Every size's ceiling and service runs, smallest size first; the naive baseline once; reads after the largest run. */
-function planSteps(options: BenchOptions, ceilingJobs: readonly number[]): Step[] {
+/**
+ * Every size's ceiling and service runs, smallest size first; the naive baseline once; reads after the largest run.
+ * Then the keys dimension: per key count, a ceiling of one worker's group and a 1-worker service run with reads.
+ */
+function planSteps(options: BenchOptions, ceilingJobs: readonly number[], workerConcurrency: number): Step[] {
   const steps: Step[] = [];
   const largest = options.sizes[options.sizes.length - 1];
   options.sizes.forEach((size, index) => {
@@ -61,21 +65,26 @@ function planSteps(options: BenchOptions, ceilingJobs: readonly number[]): Step[
       steps.push({ kind: 'service', size, workers, reads: last && options.reads > 0 });
     });
   });
+  for (const keys of options.keyCounts) {
+    steps.push({ kind: 'ceiling', size: options.keyPoints, jobsPerWrite: workerConcurrency, keys });
+    steps.push({ kind: 'service', size: options.keyPoints, workers: 1, reads: options.reads > 0, keys });
+  }
   return steps;
 }
 
 /** What a step needs after its throughput phase. */
 function tailSeconds(step: Step, options: BenchOptions): number {
   if (step.kind !== 'service') return 0;
-  const latency = options.latencySeconds > 0 ? options.latencySeconds + LATENCY_TAIL_SECONDS : 0;
+  const latency = options.latencySeconds > 0 && step.keys === undefined ? options.latencySeconds + LATENCY_TAIL_SECONDS : 0;
   return SERVICE_OVERHEAD_SECONDS + latency + (step.reads ? READS_SECONDS : 0);
 }
 
 /** Which contender a step or a run is, for estimating one from the other. */
 function contenderOf(item: Step | BenchRun): string {
   const kind = 'kind' in item ? item.kind : item.contender;
-  if ('jobsPerWrite' in item) return `${kind}-${item.jobsPerWrite}`;
-  return 'workers' in item ? `${kind}-${item.workers}` : kind;
+  const keys = 'keys' in item && item.keys !== undefined ? `-k${item.keys}` : '';
+  if ('jobsPerWrite' in item) return `${kind}-${item.jobsPerWrite}${keys}`;
+  return 'workers' in item ? `${kind}-${item.workers}${keys}` : kind;
 }
 
 /** Seconds the step's throughput phase should take, from the same contender's rate at a smaller size; null when unknown. */
@@ -162,18 +171,22 @@ function resultsPath(options: BenchOptions, runId: string, startedAt: Date): str
 }
 
 async function runSteps(ctx: BenchContext, options: BenchOptions, budgetEnd: number, phases: PhaseTiming[]): Promise<BenchRun[]> {
-  const steps = planSteps(options, ceilingJobsOf(options, ctx.config));
+  const steps = planSteps(options, ceilingJobsOf(options, ctx.config), ctx.config.WORKER_CONCURRENCY);
   const runs: BenchRun[] = [];
   for (const [index, step] of steps.entries()) {
     const deadline = deadlineFor(steps, index, options, budgetEnd, runs);
     const limit = Math.round((deadline - performance.now()) / 1000);
     const started = performance.now();
     let name: string;
+    const keys = step.kind === 'naive' ? undefined : step.keys;
+    // The keys dimension's runs write the same kind of data over their own number of keys.
+    const stepCtx = keys === undefined ? ctx : { ...ctx, keys };
+    const over = keys === undefined ? '' : ` over ${keys} keys`;
     if (step.kind === 'ceiling') {
-      name = `storage ceiling, ${step.size} points, ${step.jobsPerWrite} job(s) per write`;
+      name = `storage ceiling, ${step.size} points${over}, ${step.jobsPerWrite} job(s) per write`;
       log(`${name} (limit ${limit} s)`);
-      const result = await runCeiling(ctx, step.size, step.jobsPerWrite, deadline);
-      runs.push({ contender: 'ceiling', size: step.size, ...result, status: statusOf(result) });
+      const result = await runCeiling(stepCtx, step.size, step.jobsPerWrite, deadline);
+      runs.push({ contender: 'ceiling', size: step.size, ...(keys === undefined ? {} : { keys }), ...result, status: statusOf(result) });
     } else if (step.kind === 'naive') {
       const sample = Math.min(options.naiveSample, step.size);
       name = `naive baseline, first ${sample} points`;
@@ -181,15 +194,16 @@ async function runSteps(ctx: BenchContext, options: BenchOptions, budgetEnd: num
       const result = await runNaive(ctx, sample, deadline);
       runs.push({ contender: 'naive', size: step.size, ...result, status: naiveStatusOf(result) });
     } else {
-      name = `this service, ${step.size} points, ${step.workers} worker(s)`;
+      name = `this service, ${step.size} points${over}, ${step.workers} worker(s)`;
       log(`${name} (throughput limit ${limit} s)`);
-      const result = await runService(ctx, step.size, {
+      const result = await runService(stepCtx, step.size, {
         workers: step.workers,
         deadline,
-        latencySeconds: options.latencySeconds,
+        // The latency target is the sizes' runs'; the keys dimension measures rates and reads.
+        latencySeconds: keys === undefined ? options.latencySeconds : 0,
         reads: step.reads ? options.reads : 0,
       });
-      runs.push({ contender: 'service', size: step.size, ...result, status: statusOf(result) });
+      runs.push({ contender: 'service', size: step.size, ...(keys === undefined ? {} : { keys }), ...result, status: statusOf(result) });
       for (const [phase, seconds] of Object.entries(result.phases)) phases.push({ name: `${name}: ${phase}`, seconds });
     }
     const run = runs[runs.length - 1] as BenchRun;
@@ -234,7 +248,9 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
     config,
   };
   const [store, redis] = await Promise.all([describeStore(mongoBase), redisVersion(stack.redisUrl)]);
-  log(`run ${ctx.runId}: ${store.label}, Redis ${redis}, sizes ${options.sizes.join(', ')}, budget ${options.budgetSeconds} s`);
+  log(
+    `run ${ctx.runId}: ${store.label}, Redis ${redis}, sizes ${options.sizes.join(', ')}, key counts ${options.keyCounts.join(', ') || 'none'}, budget ${options.budgetSeconds} s`,
+  );
   const runs = await runSteps(ctx, options, budgetEnd, phases);
   const cpus = os.cpus();
   return {
@@ -255,6 +271,8 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
     settings: {
       sizes: options.sizes,
       keys: options.keys,
+      keyCounts: options.keyCounts,
+      keyPoints: options.keyPoints,
       workers: options.workers,
       naiveSample: options.naiveSample,
       ceilingJobs: ceilingJobsOf(options, config),
@@ -274,7 +292,7 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
 }
 
 function printReport(results: BenchResults): void {
-  process.stdout.write(`\n${formatTable(results)}\nTargets (issue 4), on ${results.store.label}:\n${formatTargets(results)}\n`);
+  process.stdout.write(`\n${formatTable(results)}\nTargets, on ${results.store.label}:\n${formatTargets(results)}\n`);
   process.stdout.write(`\nPhase timings:\n${formatPhases(results)}\n${results.totalSeconds.toFixed(1).padStart(7)} s  in all\n`);
 }
 

@@ -122,8 +122,8 @@ async function createJobWriter(connection: Connection, config: Config, redis: Re
  * the store must do.
  */
 export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: number, deadline: number): Promise<CeilingResult> {
-  const dbName = `bench_${ctx.runId}_ceiling_${size}_j${jobsPerWrite}`;
-  const label = `ceiling ${size}, ${jobsPerWrite} job(s) per write`;
+  const dbName = `bench_${ctx.runId}_ceiling_${size}_j${jobsPerWrite}_k${ctx.keys}`;
+  const label = `ceiling ${size} over ${ctx.keys} keys, ${jobsPerWrite} job(s) per write`;
   const result: CeilingResult = {
     jobsPerWrite,
     points: 0,

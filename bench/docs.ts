@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { formatNumber } from '../load-test';
 import { contenderLabel, evaluateTargets, markdownTable, sizeLabel } from './report';
-import type { BenchResults, BenchRun, CeilingRun, ServiceRun } from './results-file';
+import { isSizeRun, type BenchResults, type BenchRun, type CeilingRun, type ServiceRun } from './results-file';
 
 export const FINDINGS_START = '<!-- findings:start (written by hand; kept when npm run bench regenerates this file) -->';
 export const FINDINGS_END = '<!-- findings:end -->';
@@ -23,8 +23,11 @@ function seconds(value: number): string {
   return value >= 60 ? `${Math.floor(value / 60)} min ${Math.round(value % 60)} s` : `${value.toFixed(1)} s`;
 }
 
+const sizeServiceRuns = (results: BenchResults): ServiceRun[] =>
+  results.runs.filter((run): run is ServiceRun => run.contender === 'service' && isSizeRun(run));
+
 function readsSection(results: BenchResults): string[] {
-  const run = results.runs.find((candidate): candidate is ServiceRun => candidate.contender === 'service' && candidate.reads !== null);
+  const run = sizeServiceRuns(results).find((candidate) => candidate.reads !== null);
   const reads = run?.reads;
   if (!run || !reads) return [];
   const ms = (value: number | null): string => (value === null ? '–' : `${value.toFixed(1)} ms`);
@@ -42,7 +45,7 @@ function readsSection(results: BenchResults): string[] {
 }
 
 function redisSection(results: BenchResults): string[] {
-  const runs = results.runs.filter((run): run is ServiceRun => run.contender === 'service' && run.redis !== null);
+  const runs = sizeServiceRuns(results).filter((run) => run.redis !== null);
   const last = runs[runs.length - 1];
   if (!last?.redis) return [];
   const rows = Object.entries(last.redis.byKind)
@@ -58,9 +61,35 @@ function redisSection(results: BenchResults): string[] {
   ];
 }
 
+/** The keys dimension: per key count, the ceiling (with where its time went), the service, and the reads. */
+function keysSection(results: BenchResults): string[] {
+  const counts = results.settings.keyCounts ?? [];
+  if (counts.length === 0) return [];
+  const ms = (value: number | null | undefined): string => (value === null || value === undefined ? '–' : `${value.toFixed(1)} ms`);
+  const rows = counts.map((keys) => {
+    const ceiling = results.runs.find((run): run is CeilingRun => run.contender === 'ceiling' && run.keys === keys);
+    const service = results.runs.find((run): run is ServiceRun => run.contender === 'service' && run.keys === keys);
+    const spent = ceiling?.writeSeconds;
+    const split = spent ? `${spent.statistics.toFixed(1)} / ${spent.series.toFixed(1)} / ${spent.history.toFixed(1)}` : '–';
+    const reads = service?.reads;
+    const rate = (run: BenchRun | undefined): string => (run ? `${formatNumber(run.pointsPerSecond)} (${run.status})` : 'not run');
+    return `| ${formatNumber(keys)} | ${rate(ceiling)} | ${split} | ${rate(service)} | ${ms(reads?.statsP95Ms)} | ${ms(reads?.historyP95Ms)} | ${ms(reads?.seriesP95Ms)} |`;
+  });
+  return [
+    '## Keys',
+    '',
+    `${sizeLabel(results.settings.keyPoints ?? 0)} points over each number of keys, one worker, a fresh database each; the reads after each run, one request at a time (${results.store.label}):`,
+    '',
+    '| keys | storage ceiling, points/s | ceiling seconds in statistics / series / history | this service, points/s | stats p95 | history p95 | series p95 |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+  ];
+}
+
 function ceilingCommands(results: BenchResults): string {
   const largest = Math.max(...results.settings.sizes);
-  const runs = results.runs.filter((run): run is CeilingRun => run.contender === 'ceiling' && run.size === largest);
+  const runs = results.runs.filter((run): run is CeilingRun => run.contender === 'ceiling' && isSizeRun(run) && run.size === largest);
   const parts = runs.map((run) => {
     const commands = Object.entries(run.commandsPerJob).map(([name, count]) => `${count.toFixed(2)} \`${name}\``);
     const sent = run.per1000Points;
@@ -101,7 +130,8 @@ export function renderMarkdown(results: BenchResults, resultsPath: string, findi
     '',
     ...readsSection(results),
     ...redisSection(results),
-    '## Targets (issue 4)',
+    ...keysSection(results),
+    '## Targets',
     '',
     `Measured on ${store.label}.`,
     '',
@@ -189,20 +219,22 @@ const round = (n: number): number => Math.round(n * 10) / 10;
 /** docs/benchmarks.svg: points/s end to end, one group of bars per size, one bar per contender. */
 export function renderSvg(results: BenchResults): string {
   const seriesOf = (run: BenchRun): string => contenderLabel(run).replace(/ \(first .*\)$/, ' (sample)');
-  const colors = seriesColors(results.runs, seriesOf);
+  // The chart is the sizes dimension; the keys dimension has its own table.
+  const sizeRuns = results.runs.filter(isSizeRun);
+  const colors = seriesColors(sizeRuns, seriesOf);
   const series = [...colors.keys()];
   const colorOf = (name: string): string => colors.get(name) ?? '#333333';
   const naive = results.runs.find((run) => run.contender === 'naive');
   const sizes = results.settings.sizes;
   const valueAt = (size: number, name: string): BenchRun | undefined =>
     // The naive baseline ran once, on a sample: the same bar stands in every group.
-    name.startsWith('naive') ? naive : results.runs.find((run) => run.size === size && seriesOf(run) === name);
+    name.startsWith('naive') ? naive : sizeRuns.find((run) => run.size === size && seriesOf(run) === name);
   const width = 820;
   const height = 420;
   const margin = { top: 56, right: 24, bottom: 96, left: 84 };
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
-  const top = niceCeiling(Math.max(1, ...results.runs.map((run) => run.pointsPerSecond)));
+  const top = niceCeiling(Math.max(1, ...sizeRuns.map((run) => run.pointsPerSecond)));
   const y = (value: number): number => round(margin.top + plotHeight - (value / top) * plotHeight);
   const groupWidth = plotWidth / Math.max(1, sizes.length);
   const barWidth = round(Math.min(70, (groupWidth * 0.8) / Math.max(1, series.length)));

@@ -16,7 +16,11 @@ their time limit (TIMEOUT); 2 for bad options.
 
 Options:
   --sizes LIST           points per run, e.g. 1e5,1e6 (default 1e5,1e6)
-  --keys N               distinct keys (default 100)
+  --keys N               distinct keys of the sizes' runs (default 100)
+  --key-counts LIST      the keys dimension: for each, a ceiling and a 1-worker service run of
+                         --key-points points over that many keys, with reads (default 100,10000,100000;
+                         none with --smoke; 0 skips)
+  --key-points N         points of each keys-dimension run (default 1e5)
   --workers LIST         worker processes per service run (default 1,2)
   --naive-sample N       points for the naive baseline, the first N of the data (default 5000)
   --ceiling-jobs LIST    jobs per write of the storage ceiling runs (default 1 and WORKER_CONCURRENCY:
@@ -26,7 +30,7 @@ Options:
   --latency-seconds S    latency phase after each service run, 0 skips it (default 20)
   --reads N              stats and history requests after the largest service run, 0 skips (default 200)
   --phase-timeout S      a throughput phase stops after S seconds: TIMEOUT, rate so far (default 180)
-  --budget S             the whole command's time; later phases get shorter limits to fit (default 540)
+  --budget S             the whole command's time; later phases get shorter limits to fit (default 900)
   --smoke                CI: 1e4 points, 1 worker, naive sample 500, short phases, no docs
   --no-build             use dist/ as it is (default: npm run build first)
   --no-docs              do not regenerate docs/BENCHMARKS.md and docs/benchmarks.svg
@@ -43,6 +47,9 @@ export interface BenchOptions {
   mode: 'full' | 'smoke';
   sizes: number[];
   keys: number;
+  /** The keys dimension: key counts, each run on `keyPoints` points. */
+  keyCounts: number[];
+  keyPoints: number;
   workers: number[];
   naiveSample: number;
   /** Jobs per write of the ceiling runs; undefined: 1 and WORKER_CONCURRENCY. */
@@ -83,6 +90,7 @@ function countList(name: string, text: string, min: number): number[] {
 
 const SMOKE = {
   sizes: [10_000],
+  keyCounts: [] as number[],
   workers: [1],
   naiveSample: 500,
   latencySeconds: 5,
@@ -92,12 +100,13 @@ const SMOKE = {
 };
 const FULL = {
   sizes: [100_000, 1_000_000],
+  keyCounts: [100, 10_000, 100_000],
   workers: [1, 2],
   naiveSample: 5000,
   latencySeconds: 20,
   reads: 200,
   phaseTimeoutSeconds: 180,
-  budgetSeconds: 540,
+  budgetSeconds: 900,
 };
 
 /** The options, or null when `--help` was asked for. */
@@ -111,6 +120,8 @@ export function parseBenchOptions(argv: string[]): BenchOptions | null {
       options: {
         sizes: { type: 'string' },
         keys: { type: 'string' },
+        'key-counts': { type: 'string' },
+        'key-points': { type: 'string' },
         workers: { type: 'string' },
         'naive-sample': { type: 'string' },
         'ceiling-jobs': { type: 'string' },
@@ -138,6 +149,8 @@ export function parseBenchOptions(argv: string[]): BenchOptions | null {
     mode: values.smoke ? 'smoke' : 'full',
     sizes: option(values.sizes, (text) => countList('sizes', text, 1), defaults.sizes),
     keys: option(values.keys, (text) => count('keys', text, 1), 100),
+    keyCounts: option(values['key-counts'], (text) => (text.trim() === '0' ? [] : countList('key-counts', text, 1)), defaults.keyCounts),
+    keyPoints: option(values['key-points'], (text) => count('key-points', text, 1), 100_000),
     workers: option(values.workers, (text) => countList('workers', text, 1), defaults.workers),
     naiveSample: option(values['naive-sample'], (text) => count('naive-sample', text, 1), defaults.naiveSample),
     ceilingJobs: option<number[] | undefined>(values['ceiling-jobs'], (text) => countList('ceiling-jobs', text, 1), undefined),

@@ -1,5 +1,5 @@
 import { formatNumber } from '../load-test';
-import type { BenchResults, BenchRun, CeilingRun, ServiceRun } from './results-file';
+import { isSizeRun, keysOf, type BenchResults, type BenchRun, type CeilingRun, type ServiceRun } from './results-file';
 import type { ReadsResult } from './service-run';
 
 const MB = 1024 * 1024;
@@ -17,9 +17,11 @@ export function sizeLabel(size: number): string {
 }
 
 export function contenderLabel(run: BenchRun): string {
-  if (run.contender === 'ceiling') return `storage ceiling, ${run.jobsPerWrite} job${run.jobsPerWrite === 1 ? '' : 's'} per write`;
+  const keys = keysOf(run);
+  const over = keys === undefined ? '' : `, ${formatNumber(keys)} keys`;
+  if (run.contender === 'ceiling') return `storage ceiling, ${run.jobsPerWrite} job${run.jobsPerWrite === 1 ? '' : 's'} per write${over}`;
   if (run.contender === 'naive') return `naive baseline (first ${formatNumber(run.points)} points)`;
-  return `this service, ${run.workers} worker${run.workers === 1 ? '' : 's'}`;
+  return `this service, ${run.workers} worker${run.workers === 1 ? '' : 's'}${over}`;
 }
 
 function countedText(run: BenchRun): string {
@@ -133,8 +135,12 @@ export interface TargetRow {
 
 const exactRuns = <T extends BenchRun>(runs: readonly T[]): T[] => runs.filter((run) => run.status === 'EXACT');
 
+/** The service runs of the sizes dimension. */
+const sizeServiceRuns = (results: BenchResults): ServiceRun[] =>
+  results.runs.filter((run): run is ServiceRun => run.contender === 'service' && isSizeRun(run));
+
 function bestService(results: BenchResults, size: number): ServiceRun | undefined {
-  const runs = exactRuns(results.runs.filter((run): run is ServiceRun => run.contender === 'service' && run.size === size));
+  const runs = exactRuns(sizeServiceRuns(results).filter((run) => run.size === size));
   return runs.sort((a, b) => b.pointsPerSecond - a.pointsPerSecond)[0];
 }
 
@@ -149,7 +155,7 @@ function ratioTargets(results: BenchResults): TargetRow[] {
   for (const size of results.settings.sizes) {
     const service = bestService(results, size);
     // The ceiling is the best the store did with these points, whichever way the jobs were grouped.
-    const ceilings = results.runs.filter((run): run is CeilingRun => run.contender === 'ceiling' && run.size === size);
+    const ceilings = results.runs.filter((run): run is CeilingRun => run.contender === 'ceiling' && isSizeRun(run) && run.size === size);
     const ceiling = exactRuns(ceilings).sort((a, b) => b.pointsPerSecond - a.pointsPerSecond)[0] ?? ceilings[0];
     const label = sizeLabel(size);
     if (!service) {
@@ -200,7 +206,7 @@ function ratioTargets(results: BenchResults): TargetRow[] {
 }
 
 function latencyTarget(results: BenchResults): TargetRow {
-  const runs = results.runs.filter((run): run is ServiceRun => run.contender === 'service' && run.latency !== null);
+  const runs = sizeServiceRuns(results).filter((run) => run.latency !== null);
   const parts = runs.map((run) => {
     const latency = run.latency;
     const p99 = latency?.p99Ms ?? null;
@@ -235,7 +241,7 @@ function scalingTargets(results: BenchResults): TargetRow[] {
   const redis: { state: TargetState; text: string }[] = [];
   for (const workers of results.settings.workers) {
     const at = (size: number): ServiceRun | undefined =>
-      results.runs.find((run): run is ServiceRun => run.contender === 'service' && run.size === size && run.workers === workers);
+      sizeServiceRuns(results).find((run) => run.size === size && run.workers === workers);
     const a = at(small);
     const b = at(large);
     const label = `${workers}w`;
@@ -277,8 +283,7 @@ function scalingTargets(results: BenchResults): TargetRow[] {
 }
 
 function readTargets(results: BenchResults): TargetRow[] {
-  const run = results.runs.find((candidate): candidate is ServiceRun => candidate.contender === 'service' && candidate.reads !== null);
-  const reads = run?.reads;
+  const reads = sizeServiceRuns(results).find((candidate) => candidate.reads !== null)?.reads;
   const historyTarget = 'history: newest 100 records of one key among 1e6 records over 100 keys, p95 < 100 ms';
   const statsTarget = 'stats of one key p95 < 10 ms';
   const seriesTarget = 'series: one key, 24 h at 1m, among 10,000 keys, p95 < 50 ms';
@@ -325,9 +330,60 @@ function seriesRow(reads: ReadsResult, target: string): TargetRow {
   };
 }
 
-/** Issue 4's targets, each met, not met, or not measured (and why). */
+/** The keys dimension's 1-worker service run at `keys` keys. */
+function keysRun(results: BenchResults, keys: number): ServiceRun | undefined {
+  return results.runs.find((run): run is ServiceRun => run.contender === 'service' && run.keys === keys);
+}
+
+/**
+ * The keys dimension against its 100-key run: end-to-end rate at 10,000 keys ≥ 50% and at 100,000 keys ≥ 25%, and the
+ * stats of one key at 100,000 keys p95 ≤ 20 ms or 3× its 100-key figure, whichever is larger.
+ */
+function keysTargets(results: BenchResults): TargetRow[] {
+  const base = keysRun(results, 100);
+  const rows: TargetRow[] = [];
+  const rateText = (run: ServiceRun): string => `${formatNumber(run.pointsPerSecond)} points/s at ${formatNumber(run.keys ?? 0)} keys`;
+  for (const [keys, share] of [
+    [10_000, 0.5],
+    [100_000, 0.25],
+  ] as const) {
+    const target = `${formatNumber(keys)} keys: end to end ≥ ${share * 100}% of the rate at 100 keys (same points, one run)`;
+    const run = keysRun(results, keys);
+    if (base?.status !== 'EXACT' || run?.status !== 'EXACT') {
+      const why = `100 keys ${base?.status ?? 'not run'}, ${formatNumber(keys)} keys ${run?.status ?? 'not run'}`;
+      rows.push({ target, measured: why, state: 'not measured' });
+      continue;
+    }
+    const ratio = run.pointsPerSecond / base.pointsPerSecond;
+    rows.push({
+      target,
+      measured: `${Math.round(ratio * 100)}%: ${rateText(run)} vs ${rateText(base)}`,
+      state: ratio >= share ? 'met' : 'not met',
+    });
+  }
+  const statsTarget = 'stats of one key at 100,000 keys: p95 ≤ 20 ms, or 3× its figure at 100 keys if larger';
+  const large = keysRun(results, 100_000)?.reads;
+  const small = base?.reads;
+  if (!large || !small || large.statsError || small.statsError || large.statsP95Ms === null || small.statsP95Ms === null) {
+    rows.push({
+      target: statsTarget,
+      measured: large?.statsError ?? small?.statsError ?? 'no reads at 100 and 100,000 keys',
+      state: 'not measured',
+    });
+  } else {
+    const limit = Math.max(20, 3 * small.statsP95Ms);
+    rows.push({
+      target: statsTarget,
+      measured: `${formatMs(large.statsP95Ms)} ms at 100,000 keys vs ${formatMs(small.statsP95Ms)} ms at 100 keys (limit ${formatMs(limit)} ms, ${large.statsRequests} requests)`,
+      state: large.statsP95Ms <= limit ? 'met' : 'not met',
+    });
+  }
+  return rows;
+}
+
+/** The targets of issues 4 and 9, each met, not met, or not measured (and why). */
 export function evaluateTargets(results: BenchResults): TargetRow[] {
-  return [...ratioTargets(results), latencyTarget(results), ...scalingTargets(results), ...readTargets(results)];
+  return [...ratioTargets(results), latencyTarget(results), ...scalingTargets(results), ...readTargets(results), ...keysTargets(results)];
 }
 
 export function formatTargets(results: BenchResults): string {

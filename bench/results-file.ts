@@ -13,6 +13,8 @@ export type RunStatus = 'EXACT' | 'TIMEOUT' | 'INVALID' | 'INEXACT';
 export interface CeilingRun extends CeilingResult {
   contender: 'ceiling';
   size: number;
+  /** Set on the keys dimension's runs: the data's distinct keys (the sizes' runs use `settings.keys`). */
+  keys?: number;
   status: RunStatus;
 }
 
@@ -26,10 +28,20 @@ export interface NaiveRun extends NaiveResult {
 export interface ServiceRun extends ServiceResult {
   contender: 'service';
   size: number;
+  /** As on CeilingRun. */
+  keys?: number;
   status: RunStatus;
 }
 
 export type BenchRun = CeilingRun | NaiveRun | ServiceRun;
+
+/** The keys dimension's distinct keys, or undefined for the sizes' runs. */
+export function keysOf(run: BenchRun): number | undefined {
+  return run.contender === 'naive' ? undefined : run.keys;
+}
+
+/** A run of the sizes dimension (as opposed to the keys dimension). */
+export const isSizeRun = (run: BenchRun): boolean => keysOf(run) === undefined;
 
 export interface PhaseTiming {
   name: string;
@@ -50,6 +62,9 @@ export interface BenchResults {
   settings: {
     sizes: number[];
     keys: number;
+    /** The keys dimension (absent in older results): key counts, each run on `keyPoints` points. */
+    keyCounts?: number[];
+    keyPoints?: number;
     workers: number[];
     naiveSample: number;
     /** Jobs per write of each storage ceiling run. */

@@ -193,7 +193,7 @@ async function measureReads(ctx: BenchContext, url: string, requests: number): P
  * rate reached, the read phase, memory figures, and a clean teardown.
  */
 export async function runService(ctx: BenchContext, size: number, options: ServiceRunOptions): Promise<ServiceResult> {
-  const label = `${size}-w${options.workers}`;
+  const label = `${size}-w${options.workers}-k${ctx.keys}`;
   const dbName = `bench_${ctx.runId}_service_${label}`;
   const queueName = `bench-${ctx.runId}-service-${label}`;
   const phases: Record<string, number> = {};

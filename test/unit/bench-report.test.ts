@@ -284,6 +284,82 @@ describe('issue 4 targets', () => {
   });
 });
 
+describe('issue 9 targets: the keys dimension', () => {
+  const reads = (statsP95Ms: number) => ({
+    key: 'bench/0',
+    historyRecords: 100_000,
+    statsRequests: 200,
+    historyRequests: 200,
+    statsP50Ms: statsP95Ms / 2,
+    statsP95Ms,
+    historyP50Ms: 5,
+    historyP95Ms: 9,
+    statsError: null,
+    historyError: null,
+  });
+  const atKeys = (keys: number, pointsPerSecond: number, statsP95Ms: number): ServiceRun =>
+    service(100_000, 1, pointsPerSecond, { keys, latency: null, reads: reads(statsP95Ms) });
+
+  it('when 10,000 keys run at 60% and 100,000 keys at 20% of the 100-key rate, then the first is met and the second not', () => {
+    const rows = evaluateTargets(
+      results([service(100_000, 1, 30_000), atKeys(100, 20_000, 5), atKeys(10_000, 12_000, 8), atKeys(100_000, 4_000, 18)]),
+    );
+    expect(stateOf(rows, '10,000 keys: end to end ≥ 50%')).toBe('met');
+    expect(rows.find((row) => row.target.startsWith('10,000 keys'))?.measured).toBe(
+      '60%: 12,000 points/s at 10,000 keys vs 20,000 points/s at 100 keys',
+    );
+    expect(stateOf(rows, '100,000 keys: end to end ≥ 25%')).toBe('not met');
+    expect(stateOf(rows, 'stats of one key at 100,000 keys')).toBe('met');
+  });
+
+  it('when keys runs are in the results, then the sizes targets still compare only the sizes runs', () => {
+    const rows = evaluateTargets(
+      results([ceiling(100_000, 5000, 16), naive(100), service(100_000, 1, 4000), atKeys(100, 40_000, 5)], [100_000]),
+    );
+    expect(rows.find((row) => row.target.startsWith('1e5: end to end ≥ 50%'))?.measured).toMatch(/^80%: 4,000 points\/s/);
+  });
+
+  it('when stats at 100,000 keys are slower than 20 ms and than 3× the 100-key figure, then that target is not met', () => {
+    const rows = evaluateTargets(results([atKeys(100, 20_000, 5), atKeys(100_000, 10_000, 25)]));
+    expect(stateOf(rows, 'stats of one key at 100,000 keys')).toBe('not met');
+    const slowBase = evaluateTargets(results([atKeys(100, 20_000, 10), atKeys(100_000, 10_000, 25)]));
+    expect(stateOf(slowBase, 'stats of one key at 100,000 keys')).toBe('met');
+  });
+
+  it('when the docs are rendered, then the keys table shows each count with its ceiling split, rate and reads, and the chart leaves them out', () => {
+    const data = results(
+      [
+        ceiling(100_000, 5000, 16),
+        service(100_000, 1, 4000),
+        { ...ceiling(100_000, 9000, 16), keys: 10_000, writeSeconds: { statistics: 1.2, series: 2, history: 4.5 } },
+        atKeys(10_000, 7_000, 8),
+      ],
+      [100_000],
+    );
+    data.settings.keyCounts = [10_000];
+    data.settings.keyPoints = 100_000;
+    const markdown = renderMarkdown(data, 'bench/results/x.json', 'findings');
+    expect(markdown).toContain('| 10,000 | 9,000 (EXACT) | 1.2 / 2.0 / 4.5 | 7,000 (EXACT) | 8.0 ms | 9.0 ms | – |');
+    expect(renderSvg(data)).not.toContain('10,000 keys');
+  });
+
+  it('when the keys runs are missing, then their targets are not measured', () => {
+    const rows = evaluateTargets(results([service(100_000, 1, 4000)]));
+    expect(stateOf(rows, '10,000 keys')).toBe('not measured');
+    expect(stateOf(rows, 'stats of one key at 100,000 keys')).toBe('not measured');
+  });
+
+  it('when --key-counts is given, then those counts run on --key-points points; 0 and --smoke run none', () => {
+    expect(parseBenchOptions([])).toMatchObject({ keyCounts: [100, 10_000, 100_000], keyPoints: 100_000 });
+    expect(parseBenchOptions(['--key-counts', '1e4,100', '--key-points', '2e4'])).toMatchObject({
+      keyCounts: [100, 10_000],
+      keyPoints: 20_000,
+    });
+    expect(parseBenchOptions(['--key-counts', '0'])?.keyCounts).toEqual([]);
+    expect(parseBenchOptions(['--smoke'])?.keyCounts).toEqual([]);
+  });
+});
+
 describe('docs/BENCHMARKS.md', () => {
   it('when the docs are regenerated, then the hand-written findings are kept and every figure names the store', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-docs-'));
