@@ -19,6 +19,7 @@ import type { Connection } from 'mongoose';
 import type { Logger } from 'pino';
 import type { AggregateStore } from '../src/repositories/aggregate-store';
 import { createRepositories } from '../src/storage';
+import { deleteRunKeys } from './redis-usage';
 import { newBatchId } from '../src/services/ingest-service';
 import { LanePool } from '../src/services/lane-pool';
 import { databaseUri, dropDatabase, loadOptions, log, withUriOption, type BenchContext } from './common';
@@ -142,6 +143,9 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
   const logger = createLogger('warn', 'bench-ceiling');
   // monitorCommands in the URI: the driver reports every command sent, which counts the round trips per job.
   const connection = await connectMongo(withUriOption(databaseUri(ctx.mongoBase, dbName), 'monitorCommands=true'), logger, false);
+  // Its own Redis namespace too (rollups and the history tier live there on FerretDB), deleted with the database.
+  const queueName = `bench-${ctx.runId}-ceiling-${size}-j${jobsPerWrite}-k${ctx.keys}`;
+  const config = { ...ctx.config, QUEUE_NAME: queueName };
   const redis = new Redis(ctx.config.REDIS_URL);
   const commands = new Map<string, number>();
   const client = connection.getClient();
@@ -154,7 +158,7 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
     sent.bytes += BSON.calculateObjectSize(event.command);
   };
   try {
-    const writer = await createJobWriter(connection, ctx.config, redis, logger);
+    const writer = await createJobWriter(connection, config, redis, logger);
     client.on('commandStarted', countCommand);
     let lastLog = performance.now();
     let pending: Job[] = [];
@@ -204,6 +208,7 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
   } finally {
     await connection.close().catch(() => undefined);
     redis.disconnect();
+    await deleteRunKeys(ctx.redisUrl, queueName);
     await dropDatabase(ctx.mongoBase, dbName);
   }
   return result;

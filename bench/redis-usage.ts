@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
 
-// SCAN in pages of this many keys: one run holds at most a few thousand.
+// SCAN (and MEMORY USAGE) in pages of this many keys.
 const SCAN_COUNT = 1000;
 
 /** Bull's keys (`bull:<queue>:*`) and the service's own (`<queue>:*`: batch status, claims, idempotency, locks). */
@@ -67,13 +67,20 @@ export async function readRedisUsage(redisUrl: string, queueName: string): Promi
     const byKind: RedisUsage['byKind'] = {};
     let runKeysBytes = 0;
     const keys = await keysOf(redis, queueName);
-    for (const key of keys) {
+    // Pipelined: a run over 100,000 keys leaves more than half a million Redis keys (history tier, rollups).
+    for (let start = 0; start < keys.length; start += SCAN_COUNT) {
+      const page = keys.slice(start, start + SCAN_COUNT);
+      const pipeline = redis.pipeline();
       // SAMPLES 0: every field counted. The default samples 5 fields of a hash, and a job's points are in one of 9.
-      const bytes = (await redis.memory('USAGE', key, 'SAMPLES', 0)) ?? 0;
-      const kind = kindOf(key, queueName);
-      const entry = byKind[kind] ?? { keys: 0, bytes: 0 };
-      byKind[kind] = { keys: entry.keys + 1, bytes: entry.bytes + bytes };
-      runKeysBytes += bytes;
+      for (const key of page) pipeline.memory('USAGE', key, 'SAMPLES', 0);
+      const answers = (await pipeline.exec()) ?? [];
+      page.forEach((key, index) => {
+        const bytes = Number(answers[index]?.[1] ?? 0);
+        const kind = kindOf(key, queueName);
+        const entry = byKind[kind] ?? { keys: 0, bytes: 0 };
+        byKind[kind] = { keys: entry.keys + 1, bytes: entry.bytes + bytes };
+        runKeysBytes += bytes;
+      });
     }
     return { usedMemoryBytes, runKeysBytes, runKeys: keys.length, byKind };
   } finally {
