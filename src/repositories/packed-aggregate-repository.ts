@@ -1,5 +1,6 @@
 import { Binary, type Collection, type Db } from 'mongodb';
 import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
+import type Redis from 'ioredis';
 import type { KeyLocks } from '../queue/key-locks';
 import type { AggregatePage, AggregateStore, GuardedDeltas, GuardRetention, JobGuard } from './aggregate-store';
 import { insertNew, RefusedDataError } from './mongo-errors';
@@ -28,6 +29,15 @@ interface PackedShardDocument {
 
 // How many shards are read or written at once: FerretDB decodes and encodes in Go, on every core.
 const PARALLEL_SHARDS = 4;
+// A writer keeps the shards it wrote, decoded, up to this many keys in all (~150 bytes each).
+const CACHED_KEYS = 300_000;
+
+/** A shard as this process last wrote or read it. */
+interface ShardState {
+  v: number;
+  stats: Map<string, PackedStats>;
+  guards: Guards;
+}
 // Stays below MongoDB's 16 MiB document limit: at ~100 bytes a key, about 160,000 keys per shard.
 const MAX_PACKED_BYTES = 15 * 1024 * 1024;
 
@@ -41,17 +51,29 @@ const MAX_PACKED_BYTES = 15 * 1024 * 1024;
  * 100 KB (docs/storage.md). Why read-modify-write is exact: each shard is written by one process at a time (its lock;
  * FerretDB loses concurrent updates), the guard travels in the same document as the statistics, and the write is
  * conditional on the version read.
+ *
+ * A writer keeps each shard it wrote, decoded, and skips reading it again while the shard's version in Redis (set by
+ * every writer after its write) is the one it wrote: with one worker, a group costs one command per shard instead of
+ * two. A version missing or stale in Redis only costs a read, or a refused conditional write and a read.
  */
 export class PackedAggregateRepository implements AggregateStore {
   /** Shard collections whose document this process knows to exist. */
   private readonly ensured = new Set<number>();
+  private readonly cache = new Map<number, ShardState>();
+  private cachedKeys = 0;
+  private readonly versionsKey: string;
 
+  /** `namespace`: where the shards' versions live in Redis, beside the locks. */
   constructor(
     private readonly db: Db,
     private readonly locks: KeyLocks,
+    private readonly redis: Redis,
+    namespace: string,
     private readonly retention: GuardRetention,
     private readonly shards: number,
-  ) {}
+  ) {
+    this.versionsKey = `${namespace}:statshards:versions`;
+  }
 
   /** Shard documents are created on first use (see `ensureShards`). */
   async prepare(): Promise<void> {}
@@ -64,7 +86,7 @@ export class PackedAggregateRepository implements AggregateStore {
     await this.applyGroup([{ deltas, guard }], now);
   }
 
-  /** Per shard the jobs touch: one read, the jobs not yet applied there added, one conditional write. */
+  /** Per shard the jobs touch: one read (unless cached), the jobs not yet applied there added, one conditional write. */
   async applyGroup(jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
     const byShard = new Map<number, GuardedDeltas[]>();
     for (const { deltas, guard } of jobs) {
@@ -82,11 +104,22 @@ export class PackedAggregateRepository implements AggregateStore {
     await this.locks.withLocks(
       indexes.map((index) => shardId(index)),
       async () => {
+        const versions = await this.redis.hmget(this.versionsKey, ...indexes.map(String));
+        const published = this.redis.pipeline();
+        let failure: Error | undefined;
         for (const batch of chunk(indexes, PARALLEL_SHARDS)) {
           // Every write settles before any error is thrown: the caller releases the shards' locks right after.
-          const results = await Promise.allSettled(batch.map((index) => this.writeShard(index, byShard.get(index) ?? [], now)));
-          for (const result of results) if (result.status === 'rejected') throw result.reason;
+          const results = await Promise.allSettled(
+            batch.map((index) => this.writeShard(index, byShard.get(index) ?? [], now, Number(versions[indexes.indexOf(index)] ?? -1))),
+          );
+          results.forEach((result, position) => {
+            if (result.status === 'fulfilled') published.hset(this.versionsKey, String(batch[position]), result.value);
+            else failure ??= result.reason instanceof Error ? result.reason : new Error(String(result.reason));
+          });
+          if (failure !== undefined) break;
         }
+        await published.exec();
+        if (failure !== undefined) throw failure;
       },
     );
   }
@@ -162,14 +195,56 @@ export class PackedAggregateRepository implements AggregateStore {
     }
   }
 
-  /** Adds the jobs not yet applied to this shard, raises their guards, drops guard slots past the retention. */
-  private async writeShard(index: number, jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
+  /** The shard as stored. */
+  private async load(index: number): Promise<ShardState> {
     const doc = await this.read(index, { k: 1, g: 1, v: 1 });
     if (!doc) throw new Error(`statistics shard ${index} is missing`);
-    const guards = (decodeJson(doc.g) ?? {}) as Guards;
+    return { v: doc.v ?? 0, stats: unpack(doc.k), guards: (decodeJson(doc.g) ?? {}) as Guards };
+  }
+
+  /** Keeps a shard's state for its next write, within CACHED_KEYS. */
+  private remember(index: number, state: ShardState): void {
+    if (this.cachedKeys + state.stats.size > CACHED_KEYS) return;
+    this.cache.set(index, state);
+    this.cachedKeys += state.stats.size;
+  }
+
+  /** The cached state, taken out of the cache: it is changed in place and put back only once written. */
+  private take(index: number): ShardState | undefined {
+    const state = this.cache.get(index);
+    if (state) {
+      this.cache.delete(index);
+      this.cachedKeys -= state.stats.size;
+    }
+    return state;
+  }
+
+  /**
+   * Adds the jobs not yet applied to this shard, raises their guards, drops guard slots past the retention; returns
+   * the shard's version after. Starts from the cached state when `knownVersion` (Redis's) is the cached one; when the
+   * store holds another version after all, reads it and tries once more.
+   */
+  private async writeShard(index: number, jobs: readonly GuardedDeltas[], now: Date, knownVersion: number): Promise<number> {
+    const cached = this.take(index);
+    const first = cached?.v === knownVersion ? cached : await this.load(index);
+    const written = await this.tryWrite(index, first, jobs, now);
+    if (written !== null) return written;
+    if (first === cached) {
+      const again = await this.tryWrite(index, await this.load(index), jobs, now);
+      if (again !== null) return again;
+    }
+    // Under the shard's lock nobody else writes it: a changed version means the lock was lost; the job is retried.
+    throw new Error(`statistics shard ${index} changed while it was locked`);
+  }
+
+  /** One conditional write from `state` (changed in place); the new version, or null when the store holds another. */
+  private async tryWrite(index: number, state: ShardState, jobs: readonly GuardedDeltas[], now: Date): Promise<number | null> {
+    const { stats, guards } = state;
     const pending = jobs.filter(({ guard }) => (guards[guard.slot]?.[guard.lane] ?? -1) < guard.seq);
-    if (pending.length === 0) return;
-    const stats = unpack(doc.k);
+    if (pending.length === 0) {
+      this.remember(index, state);
+      return state.v;
+    }
     for (const { deltas, guard } of pending) {
       for (const delta of deltas) {
         const added = addDelta(stats.get(delta.key), delta, now.getTime());
@@ -186,13 +261,13 @@ export class PackedAggregateRepository implements AggregateStore {
         `statistics shard ${index} would hold ${packed.length} bytes (${stats.size} keys), above the 16 MB document limit; a database for this many keys needs more AGGREGATE_SHARDS (set when it is created) or the MongoDB profile`,
       );
     }
-    const version = doc.v ?? 0;
     const result = await this.collectionOf(index).updateOne(
-      { _id: shardId(index), v: version },
-      { $set: { k: new Binary(packed), g: new Binary(Buffer.from(JSON.stringify(kept), 'utf8')), v: version + 1, n: stats.size } },
+      { _id: shardId(index), v: state.v },
+      { $set: { k: new Binary(packed), g: new Binary(Buffer.from(JSON.stringify(kept), 'utf8')), v: state.v + 1, n: stats.size } },
     );
-    // Under the shard's lock nobody else writes it: a changed version means the lock was lost; the job is retried.
-    if (result.matchedCount !== 1) throw new Error(`statistics shard ${index} changed while it was locked (version ${version})`);
+    if (result.matchedCount !== 1) return null;
+    this.remember(index, { v: state.v + 1, stats, guards: kept });
+    return state.v + 1;
   }
 }
 

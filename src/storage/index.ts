@@ -94,7 +94,13 @@ async function createAggregateStore(
   const locks = new KeyLocks(redis, config.QUEUE_NAME, { ...DEFAULT_KEY_LOCK_SETTINGS, ttlMs: config.JOB_LOCK_MS }, (lost) =>
     logger.error({ lost }, 'key locks were lost while writing aggregates'),
   );
-  return createShardStore(db, models.aggregate, locks, profile.writeBatch, config.AGGREGATE_SHARDS);
+  return createShardStore(
+    db,
+    models.aggregate,
+    { locks, redis, namespace: config.QUEUE_NAME },
+    profile.writeBatch,
+    config.AGGREGATE_SHARDS,
+  );
 }
 
 /**
@@ -104,12 +110,12 @@ async function createAggregateStore(
 export async function createShardStore(
   db: Db,
   model: AggregateModel,
-  locks: KeyLocks,
+  { locks, redis, namespace }: { locks: KeyLocks; redis: Redis; namespace: string },
   writeBatch: number,
   requestedShards: number | undefined,
 ): Promise<AggregateStore> {
   const layout = await resolveShardLayout(db, requestedShards, new Date());
-  if (layout.packed) return new PackedAggregateRepository(db, locks, GUARD_RETENTION, layout.shards);
+  if (layout.packed) return new PackedAggregateRepository(db, locks, redis, namespace, GUARD_RETENTION, layout.shards);
   return new ShardAggregateRepository(model, db, locks, GUARD_RETENTION, writeBatch, layout);
 }
 

@@ -30,7 +30,7 @@ afterAll(async () => {
     await connection.db?.dropDatabase();
     await connection.close();
   }
-  const locks = await redis.keys(`layout-${suffix}:*`);
+  const locks = await redis.keys(`layout-${suffix}-*`);
   if (locks.length > 0) await redis.del(...locks);
   await redis.quit();
   await client.close();
@@ -44,10 +44,12 @@ async function database(name: string): Promise<{ connection: Connection; db: Db 
 
 /** The store a process would build on this database, prepared. */
 async function storeOf(connection: Connection, shards?: number): Promise<AggregateStore> {
+  // Locks and shard versions of each database apart, as each deployment's QUEUE_NAME keeps them.
+  const namespace = `layout-${suffix}-${connection.name}`;
   const store = await createShardStore(
     connection.db as Db,
     createModels(connection).aggregate,
-    new KeyLocks(redis, `layout-${suffix}`),
+    { locks: new KeyLocks(redis, namespace), redis, namespace },
     50,
     shards,
   );
@@ -128,6 +130,29 @@ describe("the FerretDB profile's shard layout", () => {
     const guards = decoded((await db.collection('statshards_0').findOne({}))?.g);
     expect(guards).toEqual({ 14: { lanea: 1 }, 15: { laneb: 1 } });
     expect(await store.findByKey('lay/p')).toMatchObject({ count: 3 });
+  });
+
+  it('when two writers take turns on the same packed shard, then each reads what the other wrote and nothing is lost', async () => {
+    const { connection } = await database('turns');
+    const [a, b] = [await storeOf(connection, 1), await storeOf(connection, 1)];
+    for (let seq = 1; seq <= 3; seq += 1) {
+      await a.applyDeltas([delta('lay/turns', 1)], { slot: 10, lane: 'lanea', seq }, new Date());
+      await b.applyDeltas([delta('lay/turns', 10)], { slot: 10, lane: 'laneb', seq }, new Date());
+    }
+    expect(await a.findByKey('lay/turns')).toMatchObject({ count: 6, sum: 33 });
+  });
+
+  it('when Redis holds a stale version of a packed shard (a writer stopped before publishing its own), then the next write reads the shard and counts once', async () => {
+    const { connection, db } = await database('stale');
+    const [a, b] = [await storeOf(connection, 1), await storeOf(connection, 1)];
+    await a.applyDeltas([delta('lay/stale', 1)], { slot: 10, lane: 'lanea', seq: 1 }, new Date());
+    await b.applyDeltas([delta('lay/stale', 10)], { slot: 10, lane: 'laneb', seq: 1 }, new Date());
+    // As if b had written the store but not Redis: Redis says version 1, the one a wrote and still holds.
+    await redis.hset(`layout-${suffix}-${connection.name}:statshards:versions`, '0', '1');
+    await a.applyDeltas([delta('lay/stale', 100)], { slot: 10, lane: 'lanea', seq: 2 }, new Date());
+    await a.applyDeltas([delta('lay/stale', 100)], { slot: 10, lane: 'lanea', seq: 2 }, new Date());
+    expect(await a.findByKey('lay/stale')).toMatchObject({ count: 3, sum: 111 });
+    expect(await db.collection('statshards_0').findOne({})).toMatchObject({ v: 3 });
   });
 
   it('when keys of packed shards are listed, then pages follow the cursor in key order across shards, narrowed by prefix', async () => {
