@@ -312,8 +312,14 @@ function readTargets(results: BenchResults): TargetRow[] {
       measured: measured(reads.statsP95Ms, reads.statsRequests, reads.statsError),
       state: statsP95 < 10 ? 'met' : 'not met',
     },
-    seriesRow(reads, seriesTarget),
+    seriesRow(seriesReads(results) ?? reads, seriesTarget),
   ];
+}
+
+/** The reads among the most keys (the keys dimension's largest run, when it ran): the series target is about many keys. */
+function seriesReads(results: BenchResults): ReadsResult | undefined {
+  const all = results.runs.flatMap((run) => (run.contender === 'service' && run.reads?.keys !== undefined ? [run.reads] : []));
+  return all.sort((a, b) => (b.keys ?? 0) - (a.keys ?? 0))[0];
 }
 
 function seriesRow(reads: ReadsResult, target: string): TargetRow {

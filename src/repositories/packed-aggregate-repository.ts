@@ -29,14 +29,16 @@ interface PackedShardDocument {
 
 // How many shards are read or written at once: FerretDB decodes and encodes in Go, on every core.
 const PARALLEL_SHARDS = 4;
-// A writer keeps the shards it wrote, decoded, up to this many keys in all (~150 bytes each).
-const CACHED_KEYS = 300_000;
+// A process keeps the shards it wrote or read, decoded, up to this many keys in all (~200 bytes each).
+const CACHED_KEYS = 1_200_000;
 
 /** A shard as this process last wrote or read it. */
 interface ShardState {
   v: number;
   stats: Map<string, PackedStats>;
   guards: Guards;
+  /** Its keys in order, made on the first page listed from this version. */
+  sorted?: string[];
 }
 // Stays below MongoDB's 16 MiB document limit: at ~100 bytes a key, about 160,000 keys per shard.
 const MAX_PACKED_BYTES = 15 * 1024 * 1024;
@@ -128,7 +130,7 @@ export class PackedAggregateRepository implements AggregateStore {
     return (await this.findByKeys([key])).get(key) ?? null;
   }
 
-  /** One read per shard that holds any of the keys. */
+  /** One read per shard that holds any of the keys, unless this process holds that shard's current version. */
   async findByKeys(keys: readonly string[]): Promise<Map<string, StatsView | null>> {
     const byShard = new Map<number, string[]>();
     for (const key of new Set(keys)) {
@@ -138,44 +140,63 @@ export class PackedAggregateRepository implements AggregateStore {
       else byShard.set(index, [key]);
     }
     const views = new Map<string, StatsView | null>();
-    for (const batch of chunk([...byShard], PARALLEL_SHARDS * 2)) {
-      await Promise.all(
-        batch.map(async ([index, shardKeys]) => {
-          const stats = unpack((await this.read(index, { k: 1 }))?.k);
-          for (const key of shardKeys) views.set(key, toView(key, stats.get(key)));
-        }),
-      );
-    }
+    await this.eachShard([...byShard.keys()], (index, state) => {
+      for (const key of byShard.get(index) ?? []) views.set(key, toView(key, state.stats.get(key)));
+    });
     return views;
   }
 
   /**
-   * Keys in order: every shard is read, so a page costs all the statistics stored (about 10 MB at 100,000 keys).
-   * FerretDB would scan a key list collection for every page too; MongoDB's profile reads an `_id` range instead.
+   * Keys in order, from every shard: each shard's keys are sorted once per version this process holds, so a page
+   * costs a binary search per shard; a shard not held costs a read of it. MongoDB's profile reads an `_id` range.
    */
   async list(options: { prefix?: string; limit: number; after?: string }): Promise<AggregatePage> {
+    const { prefix = '', limit, after } = options;
     const candidates: [string, PackedStats][] = [];
     const indexes = Array.from({ length: this.shards }, (_, index) => index);
-    for (const batch of chunk(indexes, PARALLEL_SHARDS * 2)) {
-      const docs = await Promise.all(batch.map((index) => this.read(index, { k: 1 })));
-      for (const doc of docs) {
-        const inShard: [string, PackedStats][] = [];
-        for (const [key, stats] of unpack(doc?.k)) {
-          if (options.prefix !== undefined && !key.startsWith(options.prefix)) continue;
-          if (options.after !== undefined && !(key > options.after)) continue;
-          inShard.push([key, stats]);
-        }
-        // Only a shard's first `limit + 1` keys can be on the page.
-        candidates.push(...inShard.sort(byKey).slice(0, options.limit + 1));
+    await this.eachShard(indexes, (_, state) => {
+      state.sorted ??= [...state.stats.keys()].sort();
+      const sorted = state.sorted;
+      // Only a shard's first `limit + 1` keys after the cursor, under the prefix, can be on the page.
+      const start = firstAbove(sorted, after, prefix);
+      for (let at = start; at < Math.min(sorted.length, start + limit + 1); at += 1) {
+        const key = sorted[at] as string;
+        if (!key.startsWith(prefix)) break;
+        const stats = state.stats.get(key);
+        if (stats) candidates.push([key, stats]);
       }
-    }
+    });
     candidates.sort(byKey);
-    const page = candidates.slice(0, options.limit);
+    const page = candidates.slice(0, limit);
     const last = page[page.length - 1];
     return {
       items: page.map(([key, stats]) => toView(key, stats)).filter((view): view is StatsView => view !== null),
-      nextCursor: candidates.length > options.limit && last !== undefined ? last[0] : null,
+      nextCursor: candidates.length > limit && last !== undefined ? last[0] : null,
     };
+  }
+
+  /**
+   * Calls `visit` with each shard's current state: the one this process holds when Redis says it is current, else
+   * the store's (then held). `visit` runs before anything else can change the state it gets.
+   */
+  private async eachShard(indexes: readonly number[], visit: (index: number, state: ShardState) => void): Promise<void> {
+    const versions = await this.redis.hmget(this.versionsKey, ...indexes.map(String)).catch(() => indexes.map(() => null));
+    const known = new Map(indexes.map((index, position) => [index, Number(versions[position] ?? -1)]));
+    const missing: number[] = [];
+    for (const index of indexes) {
+      const held = this.cache.get(index);
+      if (held && held.v === known.get(index)) visit(index, held);
+      else missing.push(index);
+    }
+    for (const batch of chunk(missing, PARALLEL_SHARDS * 2)) {
+      await Promise.all(
+        batch.map(async (index) => {
+          const state = await this.stored(index);
+          if (state) this.remember(index, state);
+          visit(index, state ?? { v: -1, stats: new Map(), guards: {} });
+        }),
+      );
+    }
   }
 
   private collectionOf(index: number): Collection<PackedShardDocument> {
@@ -195,15 +216,22 @@ export class PackedAggregateRepository implements AggregateStore {
     }
   }
 
-  /** The shard as stored. */
-  private async load(index: number): Promise<ShardState> {
+  /** The shard as stored; null before its first write created it. */
+  private async stored(index: number): Promise<ShardState | null> {
     const doc = await this.read(index, { k: 1, g: 1, v: 1 });
-    if (!doc) throw new Error(`statistics shard ${index} is missing`);
-    return { v: doc.v ?? 0, stats: unpack(doc.k), guards: (decodeJson(doc.g) ?? {}) as Guards };
+    return doc ? { v: doc.v ?? 0, stats: unpack(doc.k), guards: (decodeJson(doc.g) ?? {}) as Guards } : null;
   }
 
-  /** Keeps a shard's state for its next write, within CACHED_KEYS. */
+  /** The shard as stored, which a write needs to exist (ensureShards). */
+  private async load(index: number): Promise<ShardState> {
+    const state = await this.stored(index);
+    if (!state) throw new Error(`statistics shard ${index} is missing`);
+    return state;
+  }
+
+  /** Keeps a shard's state for its next write or read, in place of any older one, within CACHED_KEYS. */
   private remember(index: number, state: ShardState): void {
+    this.take(index);
     if (this.cachedKeys + state.stats.size > CACHED_KEYS) return;
     this.cache.set(index, state);
     this.cachedKeys += state.stats.size;
@@ -273,6 +301,21 @@ export class PackedAggregateRepository implements AggregateStore {
 
 function shardId(index: number): string {
   return `shard-${index}`;
+}
+
+/** The position of the first key in `sorted` above `after` and at or above `prefix`. */
+function firstAbove(sorted: readonly string[], after: string | undefined, prefix: string): number {
+  const floor = after !== undefined && after >= prefix ? after : prefix;
+  const inclusive = !(after !== undefined && after >= prefix);
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    const key = sorted[middle] as string;
+    if (key < floor || (!inclusive && key === floor)) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 function byKey(a: readonly [string, unknown], b: readonly [string, unknown]): number {

@@ -155,6 +155,29 @@ describe("the FerretDB profile's shard layout", () => {
     expect(await db.collection('statshards_0').findOne({})).toMatchObject({ v: 3 });
   });
 
+  it('when nothing was written yet, then a packed store reads no statistics and lists no keys', async () => {
+    const { connection } = await database('empty');
+    const store = await storeOf(connection);
+    expect(await store.findByKey('lay/none')).toBeNull();
+    expect(await store.list({ limit: 10 })).toEqual({ items: [], nextCursor: null });
+  });
+
+  it('when a writer adds to packed shards a reader already read, then the reader sees the writes at once', async () => {
+    const { connection } = await database('reader');
+    const [writer, reader] = [await storeOf(connection, 4), await storeOf(connection, 4)];
+    await writer.applyDeltas([delta('lay/r/1', 1), delta('lay/r/2', 2)], { slot: 10, lane: 'lanea', seq: 1 }, new Date());
+    expect((await reader.list({ prefix: 'lay/r/', limit: 10 })).items.map((item) => item.key)).toEqual(['lay/r/1', 'lay/r/2']);
+    expect(await reader.findByKey('lay/r/1')).toMatchObject({ count: 1 });
+    await writer.applyDeltas([delta('lay/r/1', 5), delta('lay/r/0', 3)], { slot: 10, lane: 'lanea', seq: 2 }, new Date());
+    expect((await reader.list({ prefix: 'lay/r/', limit: 10 })).items.map((item) => [item.key, item.count])).toEqual([
+      ['lay/r/0', 1],
+      ['lay/r/1', 2],
+      ['lay/r/2', 1],
+    ]);
+    expect(await reader.findByKey('lay/r/1')).toMatchObject({ count: 2, sum: 6 });
+    expect((await reader.list({ prefix: 'lay/r/', limit: 1, after: 'lay/r/0' })).items.map((item) => item.key)).toEqual(['lay/r/1']);
+  });
+
   it('when keys of packed shards are listed, then pages follow the cursor in key order across shards, narrowed by prefix', async () => {
     const { connection } = await database('list');
     const store = await storeOf(connection, 4);

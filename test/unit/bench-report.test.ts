@@ -343,6 +343,21 @@ describe('issue 9 targets: the keys dimension', () => {
     expect(renderSvg(data)).not.toContain('10,000 keys');
   });
 
+  it('when the sizes runs read among few keys and a keys run among 10,000, then the series target is judged on the latter', () => {
+    const few = { ...reads(5), keys: 100, seriesRequests: 50, seriesP50Ms: 1, seriesP95Ms: 2, seriesError: null };
+    const many = { ...reads(8), keys: 10_000, seriesRequests: 50, seriesP50Ms: 2, seriesP95Ms: 3, seriesError: null };
+    const rows = evaluateTargets(
+      results(
+        [service(100_000, 1, 4000, { reads: few }), service(100_000, 1, 3000, { keys: 10_000, latency: null, reads: many })],
+        [100_000],
+      ),
+    );
+    expect(rows.find((row) => row.target.startsWith('series'))).toMatchObject({
+      state: 'met',
+      measured: '3.0 ms among 10,000 keys (50 requests)',
+    });
+  });
+
   it('when the keys runs are missing, then their targets are not measured', () => {
     const rows = evaluateTargets(results([service(100_000, 1, 4000)]));
     expect(stateOf(rows, '10,000 keys')).toBe('not measured');
