@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
 import { AppError } from '../domain/errors';
+import { responseInFlight } from './node-internals';
 
 interface BodyParserError {
   type: string;
@@ -142,7 +143,7 @@ const MALFORMED_REQUEST: [number, string, string] = [
  */
 export function answerClientError(error: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void {
   // Set while a request of this connection is being answered (its body timed out, or bytes after it are garbage).
-  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean; req?: { method?: string } } | null })._httpMessage;
+  const inFlight = responseInFlight(socket);
   if (!socket.writable || inFlight?.headersSent === true) {
     socket.destroy();
     return;

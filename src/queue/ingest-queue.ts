@@ -1,6 +1,7 @@
 import Queue from 'bull';
 import type Redis from 'ioredis';
 import type { Logger } from 'pino';
+import { fetchOnlyWhileOpen, nameWorkerQuietly } from './bull-internals';
 import { createRedis } from './redis';
 import type { JobPayload } from '../domain/job-payload';
 
@@ -27,33 +28,6 @@ export interface QueueSettings {
  * failed, i.e. accepted points would never be counted.
  */
 const MAX_STALLED_COUNT = 1000;
-
-/** Bull's processJob(job, notFetch): not typed in its declarations. */
-type ProcessJob = (this: IngestQueue, job: unknown, notFetch?: boolean) => Promise<unknown>;
-
-/**
- * Makes a worker's queue fetch its next job with a call of its own instead of in the same script that marks a job
- * completed. Bull 4 fetches the next job in that script, and when `close()` comes while the script runs, it drops
- * the job it got back: the job stays in the active list, locked by nobody who works on it, until its lock runs out
- * and another worker takes it over as stalled (BullMQ fixed the same race in taskforcesh/bullmq#3059). A fetch of its
- * own is skipped once the queue closes, and a job it returns is processed and waited for by `close()`. It costs one
- * Redis round trip per job.
- */
-function fetchOnlyWhileOpen(queue: IngestQueue): void {
-  const processJob = (Queue.prototype as unknown as { processJob: ProcessJob }).processJob;
-  Object.assign(queue, { processJob: (job: unknown) => processJob.call(queue, job, true) });
-}
-
-/**
- * Bull's process() names the worker's blocking connection without waiting for it (`setWorkerName`), and that
- * promise's own error handler fails on the undefined error a connection closed under it gives: a close right after
- * process() became an unhandled rejection. The name is only a label (CLIENT SETNAME): failing to set it is ignored.
- */
-function nameWorkerQuietly(queue: IngestQueue): void {
-  const naming = queue as unknown as { setWorkerName: () => Promise<unknown> };
-  const setWorkerName = naming.setWorkerName.bind(queue);
-  naming.setWorkerName = () => setWorkerName().catch(() => undefined);
-}
 
 export interface IngestQueueHandle {
   queue: IngestQueue;

@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Job } from 'bull';
-import type { ChainableCommander } from 'ioredis';
 import type { Logger } from 'pino';
 import { AppError } from '../domain/errors';
 import { jobIdOf, type JobPayload } from '../domain/job-payload';
 import type { Point } from '../domain/point-schema';
 import { chunk } from '../domain/stats';
 import type { BatchStore, Swap } from '../queue/batch-store';
+import { promoteIn } from '../queue/bull-internals';
 import type { IngestQueue } from '../queue/ingest-queue';
 import { execOrThrow, isRedisReady } from '../queue/redis';
 
@@ -20,20 +20,6 @@ const STREAM_HOLD_MS = 24 * 3600 * 1000;
 // The backlog check reads Redis at most this often per API instance.
 const BACKLOG_CACHE_MS = 250;
 const RETRY_AFTER_SECONDS = '5';
-
-/** What Bull keeps for its own Lua commands; `promote` is the script behind `Job#promote`. */
-interface BullInternals {
-  keys: Record<'delayed' | 'wait' | 'paused' | 'meta-paused' | 'priority', string>;
-  token: string;
-  toKey(type: string): string;
-}
-
-/** Queues Bull's own `promote` script for one delayed job (exactly the call `Job#promote` makes) in a transaction. */
-function promoteIn(transaction: ChainableCommander, queue: IngestQueue, jobId: string): void {
-  const bull = queue as unknown as BullInternals;
-  const keys = [bull.keys.delayed, bull.keys.wait, bull.keys.paused, bull.keys['meta-paused'], bull.keys.priority];
-  (transaction as unknown as { promote(args: string[]): ChainableCommander }).promote([...keys, bull.toKey(''), jobId, bull.token]);
-}
 
 /** Sortable by creation time, unguessable, short enough to prefix every history `_id`. */
 export function newBatchId(now: number): string {
