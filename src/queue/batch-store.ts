@@ -1,4 +1,5 @@
 import type { ChainableCommander, Redis } from 'ioredis';
+import { queued, withScripts, type ScriptCommands } from './lua-scripts';
 
 export type BatchStatus = 'receiving' | 'queued' | 'processing' | 'completed' | 'failed';
 
@@ -35,67 +36,6 @@ export const BATCH_TTL_SECONDS = 24 * 3600;
 /** A streamed batch that never commits is dropped after this; its delayed jobs fire later and find it abandoned. */
 const RECEIVING_TTL_SECONDS = 48 * 3600;
 
-// Claims the job for a guard identity unless a claim exists (a re-run), and moves the batch to processing.
-const BEGIN_JOB = `
-local existing = redis.call('GET', KEYS[1])
-if not existing then redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2])) end
-local status = redis.call('HGET', KEYS[2], 'status')
-if status == 'queued' then redis.call('HSET', KEYS[2], 'status', 'processing') end
-return {existing or '', status or ''}
-`;
-
-// Counts a chunk once (the set of done chunks guards it), completes the batch after its last chunk, drops the claim.
-const FINISH_JOB = `
-redis.call('DEL', KEYS[3])
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {''} end
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {status} end
-redis.call('HINCRBY', KEYS[4], 'processedPoints', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'processedPoints', ARGV[2])
-local done = redis.call('HINCRBY', KEYS[1], 'doneChunks', 1)
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-if done >= tonumber(redis.call('HGET', KEYS[1], 'chunks')) and status ~= 'failed' and status ~= 'completed' then
-  redis.call('HSET', KEYS[1], 'status', 'completed', 'completedAt', ARGV[3])
-  return {'completed', redis.call('HGET', KEYS[1], 'points'), redis.call('HGET', KEYS[1], 'keys'), redis.call('HGET', KEYS[1], 'receivedAt')}
-end
-return {status}
-`;
-
-// Commits a streamed batch: status queued with its totals. With a guard key (KEYS[2]), only while that key still
-// holds the expected value (ARGV[2]), which is then replaced by ARGV[3] for ARGV[4] s; otherwise nothing changes.
-// Run again (ioredis resends a transaction whose answer a dropped connection lost), it changes nothing and says 1:
-// the guard key already holds ARGV[3], and the batch is past 'receiving' (a worker may have moved it on since).
-const COMMIT_BATCH = `
-if #KEYS == 2 then
-  local current = redis.call('GET', KEYS[2])
-  if current == ARGV[3] then return 1 end
-  if current ~= ARGV[2] then return 0 end
-  redis.call('SET', KEYS[2], ARGV[3], 'EX', tonumber(ARGV[4]))
-end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status and status ~= 'receiving' then return 1 end
-redis.call('HSET', KEYS[1], 'status', 'queued', unpack(ARGV, 5))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-return 1
-`;
-
-// Creates a batch's hash only if it does not exist: a resend of a batch whose first attempt was stored keeps its progress.
-const CREATE_BATCH = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-return 1
-`;
-
-// Fails a batch once; a batch already completed or failed stays as it is.
-const FAIL_BATCH = `
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'completed' or status == 'failed' then return {''} end
-redis.call('HSET', KEYS[1], 'status', 'failed', 'completedAt', ARGV[1], 'error', ARGV[2])
-return {'failed', redis.call('HGET', KEYS[1], 'points'), redis.call('HGET', KEYS[1], 'keys'), redis.call('HGET', KEYS[1], 'receivedAt')}
-`;
-
 export interface BatchFields {
   points: number;
   chunks: number;
@@ -105,10 +45,14 @@ export interface BatchFields {
 
 /** Where the batch status, job claims and processed counters live: Redis, next to the queue. */
 export class BatchStore {
+  private readonly redis: Redis & ScriptCommands;
+
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly namespace: string,
-  ) {}
+  ) {
+    this.redis = withScripts(redis);
+  }
 
   private batchKey(batchId: string): string {
     return `${this.namespace}:batch:${batchId}`;
@@ -131,9 +75,8 @@ export class BatchStore {
    * of the same request did (see keyedBatchId).
    */
   async create(batchId: string, fields: BatchFields): Promise<void> {
-    await this.redis.eval(
-      CREATE_BATCH,
-      1,
+    // Only if it does not exist: a resend of a batch whose first attempt was stored keeps its progress.
+    await this.redis.batchCreate(
       this.batchKey(batchId),
       BATCH_TTL_SECONDS,
       ...Object.entries({ status: 'queued', processedPoints: 0, doneChunks: 0, ...fields }).flat(),
@@ -154,13 +97,14 @@ export class BatchStore {
    * Adds the commit of a streamed batch to a transaction of the caller's (which also releases its jobs). With
    * `swap`, the batch is committed only if `swap.key` still holds `swap.expected`, which becomes `swap.value` in
    * the same step; the command's result in the transaction is 1 when committed, 0 when not (the batch then stays
-   * uncommitted and the worker drops any of its jobs).
+   * uncommitted and the worker drops any of its jobs). The transaction must come from a client passed through
+   * `withScripts` (lua-scripts.ts).
    */
   commitIn(transaction: ChainableCommander, batchId: string, fields: BatchFields, swap?: Swap): ChainableCommander {
     const keys = swap ? [this.batchKey(batchId), swap.key] : [this.batchKey(batchId)];
     const flat = ['points', fields.points, 'chunks', fields.chunks, 'keys', fields.keys, 'receivedAt', fields.receivedAt];
     const guard = [swap?.expected ?? '', swap?.value ?? '', swap?.ttlSeconds ?? 0];
-    return transaction.eval(COMMIT_BATCH, keys.length, ...keys, BATCH_TTL_SECONDS, ...guard, ...flat);
+    return queued(transaction).batchCommit(keys.length, ...keys, BATCH_TTL_SECONDS, ...guard, ...flat);
   }
 
   async discard(batchId: string): Promise<void> {
@@ -194,7 +138,7 @@ export class BatchStore {
    * claim in force and the batch status before this call ('' if unknown).
    */
   async beginJob(jobId: string, batchId: string, guard: string, claimTtlSeconds: number): Promise<{ claim: string; batchStatus: string }> {
-    const reply = (await this.redis.eval(BEGIN_JOB, 2, this.claimKey(jobId), this.batchKey(batchId), guard, claimTtlSeconds)) as [
+    const reply = (await this.redis.batchBeginJob(this.claimKey(jobId), this.batchKey(batchId), guard, claimTtlSeconds)) as [
       string,
       string,
     ];
@@ -204,9 +148,7 @@ export class BatchStore {
   /** Marks a job's chunk done (once); returns the batch's completion when this was its last chunk. */
   async finishJob(jobId: string, batchId: string, chunk: number, points: number, now: number): Promise<BatchDone | null> {
     const key = this.batchKey(batchId);
-    const reply = (await this.redis.eval(
-      FINISH_JOB,
-      4,
+    const reply = (await this.redis.batchFinishJob(
       key,
       `${key}:done`,
       this.claimKey(jobId),
@@ -220,7 +162,7 @@ export class BatchStore {
   }
 
   async failBatch(batchId: string, message: string, now: number): Promise<BatchDone | null> {
-    const reply = (await this.redis.eval(FAIL_BATCH, 1, this.batchKey(batchId), now, message)) as string[];
+    const reply = (await this.redis.batchFail(this.batchKey(batchId), now, message)) as string[];
     return toBatchDone(batchId, reply, now);
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { Swap } from './batch-store';
+import { withScripts, type ScriptCommands } from './lua-scripts';
 
 export interface StoredResponse {
   status: number;
@@ -23,13 +24,8 @@ export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
  * API process died frees its key within this, and the client's resend goes through instead of getting 409.
  */
 const DEFAULT_LEASE_MS = 15_000;
-// Renews the marker only while it is this request's own.
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 // A release that could not reach Redis (the request failed because Redis went down) is tried again this often.
 const RELEASE_RETRY_MS = 1000;
-// Deletes the key only while it holds this request's in-flight marker: never a stored response, never the marker
-// of a later request.
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 interface StoredRecord {
   inFlight?: boolean;
@@ -55,12 +51,14 @@ export class IdempotencyStore {
   /** The timer that renews each of those markers. */
   private readonly renewals = new Map<string, NodeJS.Timeout>();
   private readonly leaseMs: number;
+  private readonly redis: Redis & ScriptCommands;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly namespace: string,
     options: { leaseMs?: number } = {},
   ) {
+    this.redis = withScripts(redis);
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   }
 
@@ -120,8 +118,8 @@ export class IdempotencyStore {
   /**
    * Frees the key after a request that was not accepted, so the client can retry (with a fixed body, or the same
    * one after a 503). When Redis cannot be reached, which is why such a request failed, the release is tried again
-   * every second until Redis is back or the lease has run out: otherwise every resend got 409 until the marker
-   * expired (for 5 minutes after the outage when markers lived 300 s; found by the fault suite, test/faults).
+   * every second until Redis is back or the lease has run out: otherwise every resend would get 409 until the
+   * marker expired.
    */
   async release(key: IdempotencyKey): Promise<void> {
     const redisKey = this.keyOf(key);
@@ -129,7 +127,8 @@ export class IdempotencyStore {
     if (marker === undefined) return;
     this.stopRenewing(redisKey);
     try {
-      await this.redis.eval(RELEASE, 1, redisKey, marker);
+      // Only while it holds this request's marker: never a stored response, never a later request's marker.
+      await this.redis.idempotencyRelease(redisKey, marker);
       this.markers.delete(redisKey);
     } catch (error) {
       // Not renewed any more, the marker is gone within the lease anyway.
@@ -142,7 +141,7 @@ export class IdempotencyStore {
     this.markers.set(redisKey, marker);
     const renewal = setInterval(() => {
       // A failed renewal (Redis down) is not retried: the next one comes a third of the lease later.
-      this.redis.eval(RENEW, 1, redisKey, marker, this.leaseMs).catch(() => undefined);
+      this.redis.idempotencyRenew(redisKey, marker, this.leaseMs).catch(() => undefined);
     }, this.leaseMs / 3);
     // Renewals never keep a stopping process alive.
     renewal.unref();
@@ -164,7 +163,7 @@ export class IdempotencyStore {
       if (this.markers.get(redisKey) === marker) this.forget(redisKey);
     };
     const retry = setTimeout(() => {
-      this.redis.eval(RELEASE, 1, redisKey, marker).then(forget, () => {
+      this.redis.idempotencyRelease(redisKey, marker).then(forget, () => {
         if (Date.now() < giveUpAt) this.releaseLater(redisKey, marker, giveUpAt);
         else forget();
       });

@@ -1,35 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
-
-// Takes every lock or none, so two jobs never hold half of each other's keys (no deadlock).
-const ACQUIRE = `
-for _, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 then return 0 end
-end
-for _, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[1], 'PX', tonumber(ARGV[2]))
-end
-return 1
-`;
-
-// Renews only locks this holder still owns.
-const EXTEND = `
-local owned = 0
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
-    redis.call('PEXPIRE', key, tonumber(ARGV[2]))
-    owned = owned + 1
-  end
-end
-return owned
-`;
-
-const RELEASE = `
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
-end
-return 1
-`;
+import { withScripts, type ScriptCommands } from './lua-scripts';
 
 export interface KeyLockSettings {
   /** A lock left by a worker that died frees itself after this (the worker uses JOB_LOCK_MS); a live holder renews it every third of it. */
@@ -54,20 +25,25 @@ export class KeyLockTimeoutError extends Error {
  * it; counts are exact on both.
  */
 export class KeyLocks {
+  private readonly redis: Redis & ScriptCommands;
+
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly namespace: string,
     private readonly settings: KeyLockSettings = DEFAULT_KEY_LOCK_SETTINGS,
     /** Told when renewal finds locks gone (Redis lost them): the writes under them may race. */
     private readonly onLost?: (lostKeys: number) => void,
-  ) {}
+  ) {
+    this.redis = withScripts(redis);
+  }
 
   async withLocks<T>(keys: readonly string[], work: () => Promise<T>): Promise<T> {
     const lockKeys = keys.map((key) => `${this.namespace}:lock:${key}`);
     const token = randomBytes(8).toString('hex');
     const deadline = Date.now() + this.settings.waitMs;
     let pause = 5;
-    while ((await this.redis.eval(ACQUIRE, lockKeys.length, ...lockKeys, token, this.settings.ttlMs)) !== 1) {
+    // Every lock or none (key-locks-acquire.lua), so two writers never hold half of each other's locks.
+    while ((await this.redis.locksAcquire(lockKeys.length, ...lockKeys, token, this.settings.ttlMs)) !== 1) {
       if (Date.now() > deadline) throw new KeyLockTimeoutError(`waited ${this.settings.waitMs} ms for the locks of ${keys.length} keys`);
       // Jittered, growing pause (at most 40 ms: a shard lock is held for one group's updates, ~0.1 s): contenders
       // spread out instead of retrying in lockstep, and a waiting worker starts soon after the lock is free.
@@ -76,7 +52,7 @@ export class KeyLocks {
     }
     // Renewed while the work runs, so a slow write (a large FerretDB) never outlives its locks.
     const renewal = setInterval(() => {
-      this.redis.eval(EXTEND, lockKeys.length, ...lockKeys, token, this.settings.ttlMs).then(
+      this.redis.locksExtend(lockKeys.length, ...lockKeys, token, this.settings.ttlMs).then(
         (owned) => {
           if (owned !== lockKeys.length) this.onLost?.(keys.length - Number(owned));
         },
@@ -87,7 +63,7 @@ export class KeyLocks {
       return await work();
     } finally {
       clearInterval(renewal);
-      await this.redis.eval(RELEASE, lockKeys.length, ...lockKeys, token);
+      await this.redis.locksRelease(lockKeys.length, ...lockKeys, token);
     }
   }
 }

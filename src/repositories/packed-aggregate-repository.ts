@@ -2,7 +2,14 @@ import { Binary, type Collection, type Db } from 'mongodb';
 import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
 import type Redis from 'ioredis';
 import type { KeyLocks } from '../queue/key-locks';
-import type { AggregatePage, AggregateStore, GuardedDeltas, GuardRetention, JobGuard } from './aggregate-store';
+import {
+  toStatsView,
+  type AggregatePage,
+  type AggregateStore,
+  type GuardedDeltas,
+  type GuardRetention,
+  type JobGuard,
+} from './aggregate-store';
 import { insertNew, RefusedDataError } from './mongo-errors';
 import { shardOf } from './shard-layout';
 
@@ -357,18 +364,17 @@ function addDelta(current: PackedStats | undefined, delta: KeyDelta, nowMs: numb
 function toView(key: string, stats: PackedStats | undefined): StatsView | null {
   if (!stats) return null;
   const [count, sum, min, max, firstTs, lastTs, lastValue, updatedAt] = stats;
-  return {
-    key,
+  const last = new Date(lastTs);
+  return toStatsView(key, {
     count,
     sum,
-    avg: count > 0 ? sum / count : 0,
     min,
     max,
-    firstTimestamp: new Date(firstTs).toISOString(),
-    lastTimestamp: new Date(lastTs).toISOString(),
-    lastValue,
-    updatedAt: new Date(updatedAt).toISOString(),
-  };
+    first: new Date(firstTs),
+    lastTs: last,
+    last: { t: last, v: lastValue },
+    updatedAt: new Date(updatedAt),
+  });
 }
 
 /** The guard without slots older than the kept ones, as the other layouts' `$unset`s drop them, never one a job of this write is in. */

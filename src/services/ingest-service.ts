@@ -7,6 +7,7 @@ import type { Point } from '../domain/point-schema';
 import { chunk } from '../domain/stats';
 import type { BatchStore, Swap } from '../queue/batch-store';
 import { promoteIn } from '../queue/bull-internals';
+import { withScripts } from '../queue/lua-scripts';
 import type { IngestQueue } from '../queue/ingest-queue';
 import { execOrThrow, isRedisReady } from '../queue/redis';
 
@@ -159,7 +160,7 @@ export class StreamedBatch {
    * Makes the batch visible and its jobs runnable in one Redis transaction,
    * so a Redis crash leaves both done or neither: a batch marked queued with
    * chunks still held (or the reverse) would be counted although the client
-   * got a 503 and sends it again (found by the fault suite). With `swap`
+   * got a 503 and sends it again. With `swap`
    * (the Idempotency-Key's stored response replacing the request's in-flight
    * marker), the batch is committed only if the key is still this request's;
    * returns false when it was not (nothing of the batch is counted: its jobs
@@ -168,7 +169,8 @@ export class StreamedBatch {
   async commit(swap?: Swap): Promise<boolean> {
     await this.flush();
     const fields = { points: this.accepted, chunks: this.jobs.length, keys: this.keys.size, receivedAt: this.receivedAt };
-    const transaction = this.batches.commitIn(this.queue.client.multi(), this.batchId, fields, swap);
+    // Of the queue's client, which holds Bull's promote script; ours are defined on it too.
+    const transaction = this.batches.commitIn(withScripts(this.queue.client).multi(), this.batchId, fields, swap);
     for (const job of this.jobs) promoteIn(transaction, this.queue, String(job.id));
     const [committed] = await execOrThrow(transaction);
     return committed === 1;

@@ -1,22 +1,12 @@
 import fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import type { JobPayload } from '../../src/domain/job-payload';
 import { createLogger } from '../../src/logger';
 import { missingBullInternals, promoteIn } from '../../src/queue/bull-internals';
 import { createIngestQueue, type IngestQueueHandle } from '../../src/queue/ingest-queue';
+import { testQueueSettings } from '../support/queue-settings';
 
 /** Tripwires for Bull's private API (src/queue/bull-internals.ts): each fails when an upgrade changes what it relies on. */
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const name = `test-internals-${randomBytes(4).toString('hex')}`;
-const settings = {
-  redisUrl: REDIS_URL,
-  name,
-  attempts: 3,
-  backoffMs: 100,
-  lockMs: 30_000,
-  stalledIntervalMs: 30_000,
-  keepCompletedJobs: 100,
-};
+const settings = testQueueSettings('test-internals');
 let handle: IngestQueueHandle;
 
 beforeAll(async () => {

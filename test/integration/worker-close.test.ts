@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import type { JobPayload } from '../../src/domain/job-payload';
 import { createLogger } from '../../src/logger';
 import { createIngestQueue, type IngestQueueHandle } from '../../src/queue/ingest-queue';
+import { testQueueSettings } from '../support/queue-settings';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -11,17 +11,9 @@ function payload(chunk: number): JobPayload {
 }
 
 describe('a worker queue that is closed while a job completes', () => {
-  const name = `test-close-${randomBytes(4).toString('hex')}`;
+  const settings = testQueueSettings('test-close');
+  const { name } = settings;
   const logger = createLogger('silent', 'test');
-  const settings = {
-    redisUrl: REDIS_URL,
-    name,
-    attempts: 3,
-    backoffMs: 100,
-    lockMs: 30_000,
-    stalledIntervalMs: 30_000,
-    keepCompletedJobs: 100,
-  };
   let producer: IngestQueueHandle;
 
   beforeAll(() => {
