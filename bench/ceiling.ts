@@ -21,7 +21,7 @@ import type { AggregateStore } from '../src/repositories/aggregate-store';
 import { createRepositories } from '../src/storage';
 import { deleteRunKeys } from './redis-usage';
 import { newBatchId } from '../src/services/ingest-service';
-import { LanePool } from '../src/services/lane-pool';
+import { LanePool } from '../src/exactly-once/lane-pool';
 import { databaseUri, dropDatabase, loadOptions, log, withUriOption, type BenchContext } from './common';
 
 const PROGRESS_MS = 5000;

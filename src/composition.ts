@@ -18,7 +18,7 @@ import { createRedis } from './queue/redis';
 import { IngestService } from './services/ingest-service';
 import { batchFailureMessage, PermanentJobError } from './services/job-errors';
 import { JobProcessor, type JobProcessorDeps } from './services/job-processor';
-import { LanePool } from './services/lane-pool';
+import { LanePool } from './exactly-once/lane-pool';
 import { createRepositories, type Repositories } from './storage';
 import { attachSocketServer, type SocketServer } from './sockets/socket-server';
 

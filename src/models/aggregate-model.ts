@@ -17,7 +17,7 @@ export interface KeyStats {
  * `k.<base64url(K)>` (a field name never holds `.` or `$`). `g` is the
  * exactly-once guard of the whole shard: `g.<slot>.<lane>` is the highest
  * job sequence of that worker lane applied to it (see
- * services/lane-pool.ts). One more document, `_id: "layout"`, records the
+ * exactly-once/lane-pool.ts). One more document, `_id: "layout"`, records the
  * number of shards the data was written with.
  */
 export interface AggregateShardDocument {
@@ -32,7 +32,7 @@ export interface AggregateShardDocument {
 
 /**
  * The MongoDB profile's statistics: one document per key (`_id` is the key), with its own exactly-once guard `g`
- * (see services/lane-pool.ts). No document is shared by all writers and none grows with the number of keys.
+ * (see exactly-once/lane-pool.ts). No document is shared by all writers and none grows with the number of keys.
  */
 export interface KeyStatsDocument extends Partial<KeyStats> {
   _id: string;

@@ -1,4 +1,5 @@
 import type { ChainableCommander, Redis } from 'ioredis';
+import { BATCH_TTL_SECONDS } from '../exactly-once/window';
 import { queued, withScripts, type ScriptCommands } from './lua-scripts';
 
 export type BatchStatus = 'receiving' | 'queued' | 'processing' | 'completed' | 'failed';
@@ -31,8 +32,6 @@ export interface Swap {
   ttlSeconds: number;
 }
 
-/** Batch status lives 24 h after its last change (the contract's Idempotency-Key horizon too). */
-export const BATCH_TTL_SECONDS = 24 * 3600;
 /** A streamed batch that never commits is dropped after this; its delayed jobs fire later and find it abandoned. */
 const RECEIVING_TTL_SECONDS = 48 * 3600;
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { Swap } from './batch-store';
+import { IDEMPOTENCY_TTL_SECONDS } from '../exactly-once/window';
 import { withScripts, type ScriptCommands } from './lua-scripts';
 
 export interface StoredResponse {
@@ -17,8 +18,6 @@ export interface IdempotencyKey {
 
 export type IdempotencyState = { state: 'new' } | { state: 'in-flight' } | { state: 'done'; fingerprint: string; response: StoredResponse };
 
-/** How long a key is remembered: 24 h, as the contract says. */
-export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 /**
  * An in-flight marker lives this long unless the request's process renews it (every third of it): a request whose
  * API process died frees its key within this, and the client's resend goes through instead of getting 409.

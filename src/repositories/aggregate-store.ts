@@ -1,7 +1,7 @@
 import type { KeyDelta, StatsView } from '../domain/stats';
 import type { KeyStats } from '../models/aggregate-model';
 
-/** Identifies one job's writes: lane `lane` of time slot `slot` applying its job number `seq` (see services/lane-pool.ts). */
+/** Identifies one job's writes: lane `lane` of time slot `slot` applying its job number `seq` (see exactly-once/lane-pool.ts). */
 export interface JobGuard {
   slot: number;
   lane: string;

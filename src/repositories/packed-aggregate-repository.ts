@@ -16,7 +16,7 @@ import { shardOf } from './shard-layout';
 /** One key's statistics inside a packed shard: count, sum, min, max, first and last timestamp (ms), last value, updated (ms). */
 type PackedStats = [number, number, number, number, number, number, number, number];
 
-/** Lane guard of a shard: `g[slot][lane]` is the highest job sequence of that lane applied to it (services/lane-pool.ts). */
+/** Lane guard of a shard: `g[slot][lane]` is the highest job sequence of that lane applied to it (exactly-once/lane-pool.ts). */
 type Guards = Record<string, Record<string, number>>;
 
 /**

@@ -1,5 +1,6 @@
 import type Redis from 'ioredis';
 import { STEPS, toBucketView, type BucketView, type SeriesRetention, type Step } from '../domain/series';
+import { REDIS_GUARD_TTL_SECONDS } from '../exactly-once/window';
 import { withScripts, type ScriptCommands } from '../queue/lua-scripts';
 import { execOrThrow } from '../queue/redis';
 import type { GuardedBuckets, SeriesStore } from './series-store';
@@ -19,9 +20,6 @@ import type { GuardedBuckets, SeriesStore } from './series-store';
 
 const SEP = '\u0001';
 const END = '\u0002';
-
-// Guards outlive the store's (24 h after a lane's last job, see lane-pool.ts) by a slot.
-const GUARD_TTL_SECONDS = 36 * 3600;
 
 export class RedisSeries implements SeriesStore {
   private readonly redis: Redis & ScriptCommands;
@@ -47,7 +45,7 @@ export class RedisSeries implements SeriesStore {
       });
     if (packed.length === 0) return;
     const kept = STEPS.map((step) => this.retention[step] ?? -1);
-    await this.redis.seriesApply(GUARD_TTL_SECONDS, now.getTime(), ...kept, this.prefix, ...packed);
+    await this.redis.seriesApply(REDIS_GUARD_TTL_SECONDS, now.getTime(), ...kept, this.prefix, ...packed);
   }
 
   async read(keys: readonly string[], step: Step, from: number, to: number): Promise<Map<string, BucketView[]>> {

@@ -1,7 +1,7 @@
 import type { BucketDelta, BucketView, SeriesRetention, Step } from '../domain/series';
 import type { JobGuard } from './aggregate-store';
 
-/** One job's bucket deltas, and the guard it writes under (see services/lane-pool.ts). */
+/** One job's bucket deltas, and the guard it writes under (see exactly-once/lane-pool.ts). */
 export interface GuardedBuckets {
   buckets: readonly BucketDelta[];
   guard: JobGuard;

@@ -11,7 +11,8 @@ import { bucketDeltas, newestMinutes } from '../domain/series';
 import type { BatchDone, BatchStore } from '../queue/batch-store';
 import type { JobEvent } from '../queue/events';
 import { execOrThrow } from '../queue/redis';
-import { CLAIM_TTL_SECONDS, formatGuard, parseGuard, type LanePool } from './lane-pool';
+import { formatGuard, parseGuard, type LanePool } from '../exactly-once/lane-pool';
+import { CLAIM_TTL_SECONDS } from '../exactly-once/window';
 import { PermanentJobError } from './job-errors';
 import { WriteCombiner, type JobWrites, type WriteObserver } from './write-combiner';
 

@@ -18,7 +18,7 @@ import { BucketSeriesRepository } from '../repositories/bucket-series-repository
 import { RedisSeries } from '../repositories/redis-series';
 import type { SeriesStore } from '../repositories/series-store';
 import type { SeriesRetention } from '../domain/series';
-import { GUARD_RETENTION } from '../services/lane-pool';
+import { GUARD_RETENTION } from '../exactly-once/lane-pool';
 import { chooseProfile, detectServer, reconcileWithStored, type StorageProfile, type StoredLayouts } from './profile';
 import { createHistoryRetention, type HistoryRetention } from './retention';
 

@@ -1,4 +1,5 @@
-import { CLAIM_TTL_SECONDS, formatGuard, GUARD_RETENTION, GUARD_SLOT_MS, LanePool, parseGuard, slotOf } from '../../src/services/lane-pool';
+import { formatGuard, GUARD_RETENTION, LanePool, parseGuard, slotOf } from '../../src/exactly-once/lane-pool';
+import { CLAIM_TTL_SECONDS, GUARD_SLOT_MS } from '../../src/exactly-once/window';
 
 const NOW = Date.parse('2026-01-01T01:00:00.000Z');
 const DAY_MS = 24 * 3600 * 1000;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { GuardRetention, JobGuard } from '../repositories/aggregate-store';
+import { GUARD_KEEP_SLOTS, GUARD_SLOT_MS } from './window';
 
 /**
  * Exactly-once counting without transactions.
@@ -19,10 +20,7 @@ import type { GuardRetention, JobGuard } from '../repositories/aggregate-store';
  * least 24 h after its last job (5 slots of 6 h, minus the slot it ran in):
  * a job run again within 24 h of its first run is never counted twice.
  */
-export const GUARD_SLOT_MS = 6 * 3600 * 1000;
-export const GUARD_RETENTION: GuardRetention = { keepSlots: 5, pruneSlots: 8 };
-/** Claims outlive the guard window, so a re-run inside it always finds its claim. */
-export const CLAIM_TTL_SECONDS = 30 * 3600;
+export const GUARD_RETENTION: GuardRetention = { keepSlots: GUARD_KEEP_SLOTS, pruneSlots: 8 };
 
 export interface Lane {
   slot: number;

@@ -1,0 +1,37 @@
+/*
+ * Exactly-once: every point accepted is counted once, however often a request is resent or a job re-run, within
+ * one window (the contract's 24 h). The words the code uses for it:
+ *
+ *   lane      a worker's sequence of jobs, one at a time (lane-pool.ts); retired for good on any failure
+ *   seq       a job's number on its lane: lane L's job s is applied to a document iff the document's guard for L >= s
+ *   slot      6-hour period a lane belongs to; guards keep the last few slots and drop older ones whole
+ *   guard     per statistics document (a key's on MongoDB, a shard's on FerretDB) or rollup set, the highest seq of
+ *             each lane applied there, checked and raised in the same write as the counts
+ *   claim     the (slot, lane, seq) a job wrote under, in Redis (batch-store.ts): a re-run adopts it, so every run of
+ *             a job writes under the same identity
+ *   marker    an Idempotency-Key's in-flight value while its request runs (idempotency-store.ts), with a lease
+ *             its API process renews; a repeat gets 409 until the stored answer replaces it
+ *   swap      that replacement, done in the same Redis transaction that commits a streamed batch
+ *   receiving a streamed batch whose body is still arriving: its chunks are held (delayed jobs) until it commits
+ *
+ * The window's constants are all here, derived from one.
+ */
+
+/** How long a resent request or a re-run job is recognised: the contract's 24 h. */
+export const EXACTLY_ONCE_WINDOW_MS = 24 * 3600 * 1000;
+
+/** Lanes are renewed every slot; a guard keeps whole slots. */
+export const GUARD_SLOT_MS = EXACTLY_ONCE_WINDOW_MS / 4;
+
+/** Guard slots kept: the current one and enough before it that a lane's entry lives a whole window after its last job. */
+export const GUARD_KEEP_SLOTS = EXACTLY_ONCE_WINDOW_MS / GUARD_SLOT_MS + 1;
+
+/** Claims outlive the guards by a slot, so a re-run inside the window always finds its claim. */
+export const CLAIM_TTL_SECONDS = (EXACTLY_ONCE_WINDOW_MS + GUARD_SLOT_MS) / 1000;
+
+/** Guards kept in Redis (the FerretDB profile's rollups) expire two slots after the window. */
+export const REDIS_GUARD_TTL_SECONDS = (EXACTLY_ONCE_WINDOW_MS + 2 * GUARD_SLOT_MS) / 1000;
+
+/** An Idempotency-Key's stored answer, and a batch's status after its last change, live one window. */
+export const IDEMPOTENCY_TTL_SECONDS = EXACTLY_ONCE_WINDOW_MS / 1000;
+export const BATCH_TTL_SECONDS = EXACTLY_ONCE_WINDOW_MS / 1000;
