@@ -89,7 +89,14 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
     },
     processedPoints: () => batches.processedPoints(),
   });
-  const ingest = new IngestService(queue, batches, { chunkSize: config.JOB_CHUNK_SIZE, maxQueueBacklog: config.MAX_QUEUE_BACKLOG }, logger);
+  const ingest = new IngestService(
+    queue,
+    batches,
+    new IdempotencyStore(redis, config.QUEUE_NAME),
+    { chunkSize: config.JOB_CHUNK_SIZE, maxQueueBacklog: config.MAX_QUEUE_BACKLOG, maxPointsPerRequest: config.MAX_POINTS_PER_REQUEST },
+    logger,
+    (points) => metrics.rejected.inc(points),
+  );
   const access = new AccessControl({ ingestKeys: config.INGEST_API_KEYS, readKeys: config.READ_API_KEYS });
   const app = createApp({
     logger,
@@ -101,13 +108,11 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
     trustProxy: config.TRUST_PROXY,
     metrics,
     ingest,
-    idempotency: new IdempotencyStore(redis, config.QUEUE_NAME),
     aggregates,
     history,
     series,
     batches,
     maxBodyBytes: config.MAX_BODY_BYTES,
-    maxPointsPerRequest: config.MAX_POINTS_PER_REQUEST,
     corsOrigins: config.CORS_ORIGINS,
     readiness: [
       {

@@ -50,3 +50,6 @@ export function noValidPoint(rejected: Rejection[]): AppError {
       : `No valid point in the batch; the first problem: point ${rejected[0]?.index}: ${rejected[0]?.message}.`;
   return new AppError(400, 'NO_VALID_POINTS', message, rejected);
 }
+
+/** One line of an NDJSON body: its parsed value, or why it could not be parsed. */
+export type NdjsonLine = { lineNumber: number; value: unknown } | { lineNumber: number; error: string };

@@ -1,7 +1,9 @@
 import type { Readable } from 'node:stream';
 import { AppError } from '../domain/errors';
 
-export type NdjsonLine = { lineNumber: number; value: unknown } | { lineNumber: number; error: string };
+import type { NdjsonLine } from '../domain/ingest-body';
+
+export type { NdjsonLine } from '../domain/ingest-body';
 
 // A valid point is far below this (key 200 chars, meta 4 KiB); longer lines are rejected without being buffered.
 export const MAX_LINE_BYTES = 64 * 1024;
