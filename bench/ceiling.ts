@@ -21,7 +21,9 @@ import type { AggregateStore } from '../src/repositories/aggregate-store';
 import { createRepositories } from '../src/storage';
 import { deleteRunKeys } from './redis-usage';
 import { newBatchId } from '../src/services/ingest-service';
-import { LanePool } from '../src/exactly-once/lane-pool';
+import { formatGuard, LanePool } from '../src/exactly-once/lane-pool';
+import { jobIdOf } from '../src/domain/job-payload';
+import { WriteCombiner, type JobWrites } from '../src/services/write-combiner';
 import { databaseUri, dropDatabase, loadOptions, log, withUriOption, type BenchContext } from './common';
 
 const PROGRESS_MS = 5000;
@@ -42,7 +44,7 @@ export interface CeilingResult {
    */
   per1000Points?: { commands: number; documents: number; bytes: number };
   /** Seconds spent in each store write, summed over the run: where the storage time goes. (Absent in older results.) */
-  writeSeconds?: { statistics: number; series: number; history: number };
+  writeSeconds?: { statistics: number; series: number; history: number; processed?: number };
   historyInserted: number;
   exact: boolean;
   timedOut: boolean;
@@ -53,6 +55,7 @@ export interface CeilingResult {
 /** One job as the worker gets it: a chunk of one request. */
 interface Job {
   batchId: string;
+  chunk: number;
   points: Point[];
   receivedAt: Date;
 }
@@ -70,46 +73,80 @@ function requestJobs(ctx: BenchContext, size: number, index: number): Job[] {
     points.push(result.point);
   }
   const batchId = newBatchId(receivedAt);
-  return chunk(points, ctx.config.JOB_CHUNK_SIZE).map((jobPoints) => ({ batchId, points: jobPoints, receivedAt: new Date(receivedAt) }));
+  return chunk(points, ctx.config.JOB_CHUNK_SIZE).map((jobPoints, index) => ({
+    batchId,
+    chunk: index,
+    points: jobPoints,
+    receivedAt: new Date(receivedAt),
+  }));
 }
+
+type WriteSeconds = NonNullable<CeilingResult['writeSeconds']>;
 
 interface JobWriter {
   aggregates: AggregateStore;
   /** Writes these jobs together as the worker does, adding each write's seconds to `spent`; returns the history records inserted. */
-  write(jobs: readonly Job[], spent: NonNullable<CeilingResult['writeSeconds']>): Promise<number>;
+  write(jobs: readonly Job[], spent: WriteSeconds): Promise<number>;
 }
 
 /**
- * What the worker writes to MongoDB for a group of jobs, through the
- * service's own repositories, built by the same factory (src/storage): the
- * jobs' deltas and rollup buckets under fresh lane sequences (one lane per
- * job, as a worker's concurrent jobs have), their history. Left out on purpose: claims,
- * processed records, the batch status and the publish, which are the
- * service's bookkeeping, not storage.
+ * What the worker writes to MongoDB for a group of jobs, through its own group commit (WriteCombiner) and the
+ * service's repositories, built by the same factory (src/storage): statistics and rollup buckets under fresh lane
+ * sequences (one lane per job, as a worker's concurrent jobs have), history, processed records. Left out: claims,
+ * the batch status and the publishes, which are Redis bookkeeping, not storage.
  */
 async function createJobWriter(connection: Connection, config: Config, redis: Redis, logger: Logger): Promise<JobWriter> {
-  const { aggregates, history, series } = await createRepositories({ connection, config, redis, logger });
+  const { aggregates, history, series, processed } = await createRepositories({ connection, config, redis, logger });
   const lanes = new LanePool();
+  let spent: WriteSeconds = { statistics: 0, series: 0, history: 0, processed: 0 };
+  let inserted = 0;
+  const combiner = new WriteCombiner({
+    aggregates,
+    series,
+    processed,
+    history: {
+      insertJobs: async (...args) => {
+        const count = await history.insertJobs(...args);
+        inserted += count;
+        return count;
+      },
+    },
+    clock: Date.now,
+    maxPoints: Number.POSITIVE_INFINITY,
+    // The jobs of a write are handed over at once: no waiting for more.
+    gatherMs: 0,
+    observer: { group: () => undefined, storeWrite: (write, seconds) => (spent[write] = (spent[write] ?? 0) + seconds) },
+  });
   return {
     aggregates,
-    async write(jobs, spent) {
-      const now = new Date();
-      const grouped = jobs.map((job) => ({
-        ...job,
-        deltas: groupByKey(job.points),
-        buckets: bucketDeltas(job.points, series.retention, now.getTime()),
-        guard: lanes.acquire(now.getTime()),
-      }));
-      let started = performance.now();
-      await aggregates.applyGroup(grouped, now);
-      spent.statistics += secondsSince(started);
-      started = performance.now();
-      await series.applyGroup(grouped, now);
-      spent.series += secondsSince(started);
-      for (const job of grouped) lanes.release(job.guard, true);
-      started = performance.now();
-      const inserted = await history.insertJobs(grouped, now);
-      spent.history += secondsSince(started);
+    async write(jobs, into) {
+      spent = into;
+      inserted = 0;
+      const startedAt = Date.now();
+      const writes = jobs.map((job): JobWrites => {
+        const guard = lanes.acquire(startedAt);
+        const deltas = groupByKey(job.points);
+        return {
+          guard,
+          deltas,
+          buckets: bucketDeltas(job.points, series.retention, startedAt),
+          batchId: job.batchId,
+          points: job.points,
+          receivedAt: job.receivedAt,
+          startedAt,
+          record: {
+            _id: jobIdOf(job.batchId, job.chunk),
+            batchId: job.batchId,
+            chunk: job.chunk,
+            points: job.points.length,
+            keys: deltas.length,
+            guard: formatGuard(guard),
+            attempt: 1,
+          },
+        };
+      });
+      await Promise.all(writes.map((write) => combiner.write(write)));
+      for (const write of writes) lanes.release(write.guard, true);
       return inserted;
     },
   };
@@ -133,7 +170,7 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
     pointsPerSecond: 0,
     commandsPerJob: {},
     per1000Points: { commands: 0, documents: 0, bytes: 0 },
-    writeSeconds: { statistics: 0, series: 0, history: 0 },
+    writeSeconds: { statistics: 0, series: 0, history: 0, processed: 0 },
     historyInserted: 0,
     exact: false,
     timedOut: false,
@@ -164,7 +201,7 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
     let pending: Job[] = [];
     const write = async (jobs: Job[]): Promise<void> => {
       const started = performance.now();
-      result.historyInserted += await writer.write(jobs, result.writeSeconds ?? { statistics: 0, series: 0, history: 0 });
+      result.historyInserted += await writer.write(jobs, (result.writeSeconds ??= { statistics: 0, series: 0, history: 0, processed: 0 }));
       result.seconds += secondsSince(started);
       result.jobs += jobs.length;
       result.points += jobs.reduce((total, job) => total + job.points.length, 0);
@@ -195,7 +232,7 @@ export async function runCeiling(ctx: BenchContext, size: number, jobsPerWrite: 
     log(
       `${label}: per 1,000 points ${result.per1000Points.commands.toFixed(2)} commands, ` +
         `${result.per1000Points.documents.toFixed(0)} documents, ${(result.per1000Points.bytes / 1024).toFixed(1)} KiB sent; ` +
-        `seconds in statistics ${result.writeSeconds?.statistics.toFixed(1)}, series ${result.writeSeconds?.series.toFixed(1)}, history ${result.writeSeconds?.history.toFixed(1)}`,
+        `seconds in statistics ${result.writeSeconds?.statistics.toFixed(1)}, series ${result.writeSeconds?.series.toFixed(1)}, history ${result.writeSeconds?.history.toFixed(1)}, processed records ${result.writeSeconds?.processed?.toFixed(1)}`,
     );
     if (!result.timedOut) {
       result.mismatches = await compareStored(ctx, size, writer.aggregates);

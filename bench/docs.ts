@@ -148,9 +148,10 @@ export function renderMarkdown(results: BenchResults, resultsPath: string, findi
     '## How it is measured',
     '',
     '- **Storage ceiling**: the same points, cut into the same jobs as the API cuts them (requests of ' +
-      `${formatNumber(settings.batch)} points, JOB_CHUNK_SIZE chunks), written through the service's own repositories (key ` +
-      'list, guarded aggregate update under a fresh lane sequence per job, history insert), one write after the other: no ' +
-      'HTTP, queue, locks, claims, processed records or publishes, and no concurrency. The time of the writes only. ' +
+      `${formatNumber(settings.batch)} points, JOB_CHUNK_SIZE chunks), written through the worker's own group commit ` +
+      "(WriteCombiner) and the service's repositories (statistics and rollups under a fresh lane sequence per job, " +
+      'history, processed records), one write after the other: no HTTP, queue, claims, batch status or publishes, and ' +
+      'no concurrency. The time of the writes only. ' +
       `Run with ${settings.ceilingJobs.join(' and ')} job(s) per write: one job at a time, and as many as one worker writes ` +
       'together under load (its group commit, WORKER_CONCURRENCY jobs); the targets compare with the faster.' +
       ceilingCommands(results),

@@ -26,12 +26,14 @@ export interface JobWrites {
 
 export interface WriteCombinerDeps {
   aggregates: AggregateStore;
-  history: HistoryStore;
+  history: Pick<HistoryStore, 'insertJobs'>;
   processed: ProcessedRecordRepository;
   series: SeriesStore;
   clock: () => number;
   /** Most points written together; a single larger job is still written alone. */
   maxPoints: number;
+  /** How long a group waits for jobs still arriving (default 50 ms); 0 for callers that hand whole groups at once. */
+  gatherMs?: number;
   /** Called once a group's statistics are stored, before its history is written. */
   statsStored?: (jobs: readonly JobWrites[]) => Promise<void>;
   /** Told each group's size and how long each of its writes took (worker metrics). */
@@ -140,7 +142,9 @@ export class WriteCombiner {
 
   /** Waits while jobs keep arriving (see GATHER_STEP_MS), then takes a group. */
   private async gatherGroup(): Promise<Pending[]> {
-    const deadline = Date.now() + GATHER_MAX_MS;
+    // Jobs handed over in the same turn of the event loop are all pending once this resumes.
+    await Promise.resolve();
+    const deadline = Date.now() + (this.deps.gatherMs ?? GATHER_MAX_MS);
     let seen = this.pending.length;
     while (seen > 0 && this.pendingPoints() < this.deps.maxPoints && Date.now() < deadline) {
       await sleep(GATHER_STEP_MS);
