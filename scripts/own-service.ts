@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL, ensureStack } from './stack';
+import { DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL } from './stack/endpoints';
+import { ensureStack } from './stack/services';
 import { freePort } from './free-port';
 
 const ROOT = path.resolve(__dirname, '..');

@@ -5,7 +5,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { config as loadDotenv } from 'dotenv';
 import { redisDurabilityWarning } from './redis-durability';
-import { DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL, ensureStack } from './stack';
+import { DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL } from './stack/endpoints';
+import { ensureStack } from './stack/services';
 
 const root = path.resolve(__dirname, '..');
 

@@ -1,4 +1,4 @@
-import { ensureStack } from '../scripts/stack';
+import { ensureStack } from '../scripts/stack/services';
 
 /**
  * Makes Redis and the MongoDB-compatible server available for the

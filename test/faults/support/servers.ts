@@ -1,22 +1,11 @@
 import fs, { type WriteStream } from 'node:fs';
 import path from 'node:path';
-import { probeMongo, probeRedis, resolveFerretdb, which, type Probe } from '../../../scripts/stack';
+import { probeMongo, probeRedis, type Probe } from '../../../scripts/stack/endpoints';
+import { ferretdbArgs, resolveFerretdb } from '../../../scripts/stack/ferretdb';
+import { redisServerArgs, waitUntilUp, which } from '../../../scripts/stack/processes';
 import { Child } from './child';
 
 const READY_TIMEOUT_MS = 30_000;
-
-async function waitUntilUp(name: string, probe: () => Promise<Probe>, child: Child): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let last = '';
-  while (Date.now() < deadline) {
-    if (!child.running) throw new Error(`${name} exited before it answered (${JSON.stringify(child.exitStatus)})`);
-    const result = await probe();
-    if (result.state === 'up') return;
-    last = result.detail;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${name} did not answer within ${READY_TIMEOUT_MS} ms: ${last}`);
-}
 
 /**
  * A back-end server of the suite's own (own port, own data directory), which a scenario can kill and start again
@@ -46,8 +35,15 @@ abstract class ServerProcess {
     if ((await this.probe()).state === 'up') throw new Error(`something else already answers on port ${this.port}; stop it first`);
     fs.mkdirSync(this.dataDir, { recursive: true });
     const { bin, args } = await this.command();
-    this.child = await Child.spawn(this.name, bin, args, { log: this.log, pidFile: this.pidFile });
-    await waitUntilUp(this.name, () => this.probe(), this.child);
+    const child = await Child.spawn(this.name, bin, args, { log: this.log, pidFile: this.pidFile });
+    this.child = child;
+    const waited = await waitUntilUp(
+      () => this.probe(),
+      () => !child.running,
+      READY_TIMEOUT_MS,
+    );
+    if (waited.result === 'exited') throw new Error(`${this.name} exited before it answered (${JSON.stringify(child.exitStatus)})`);
+    if (waited.result === 'timeout') throw new Error(`${this.name} did not answer within ${READY_TIMEOUT_MS} ms: ${waited.last}`);
   }
 
   /** Kills the server (SIGKILL: a crash, nothing flushed on the way out) and waits until it is gone. */
@@ -79,7 +75,7 @@ export class RedisServer extends ServerProcess {
       dir: this.dataDir,
       'maxmemory-policy': 'noeviction',
     };
-    return Promise.resolve({ bin, args: Object.entries(settings).flatMap(([key, value]) => [`--${key}`, value]) });
+    return Promise.resolve({ bin, args: redisServerArgs(settings) });
   }
 
   protected probe(): Promise<Probe> {
@@ -87,7 +83,7 @@ export class RedisServer extends ServerProcess {
   }
 }
 
-/** FerretDB v1.24.2 on SQLite (built or reused by scripts/stack.ts), with its own data directory. */
+/** FerretDB v1.24.2 on SQLite (built or reused by scripts/stack/ferretdb.ts), with its own data directory. */
 export class FerretServer extends ServerProcess {
   constructor(port: number, dataDir: string, log: WriteStream, pidFile: string) {
     super('ferretdb', port, dataDir, log, pidFile);
@@ -104,19 +100,7 @@ export class FerretServer extends ServerProcess {
     const state = path.join(this.dataDir, 'state');
     fs.mkdirSync(sqlite, { recursive: true });
     fs.mkdirSync(state, { recursive: true });
-    return {
-      bin,
-      args: [
-        '--handler=sqlite',
-        // FerretDB wants the directory to exist and the URL to end with '/'.
-        `--sqlite-url=file:${sqlite}/`,
-        `--listen-addr=127.0.0.1:${this.port}`,
-        '--telemetry=disable',
-        '--debug-addr=-',
-        '--log-level=warn',
-        `--state-dir=${state}`,
-      ],
-    };
+    return { bin, args: ferretdbArgs({ listen: `127.0.0.1:${this.port}`, stateDir: state, backend: { sqliteDir: sqlite } }) };
   }
 
   protected probe(): Promise<Probe> {
