@@ -24,6 +24,7 @@ const FILES = {
   recentHistoryAdd: 'recent-history-add-3.lua',
   recentHistoryRead: 'recent-history-read-3.lua',
   seriesApply: 'series-apply-0.lua',
+  packedVersionsPublish: 'packed-versions-publish-1.lua',
 } as const;
 
 export type ScriptName = keyof typeof FILES;

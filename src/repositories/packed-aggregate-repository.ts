@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { Binary, type Collection, type Db } from 'mongodb';
 import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
 import type Redis from 'ioredis';
 import type { KeyLocks } from '../queue/key-locks';
+import { withScripts, type ScriptCommands } from '../queue/lua-scripts';
 import {
   toStatsView,
   type AggregatePage,
@@ -20,7 +22,7 @@ type PackedStats = [number, number, number, number, number, number, number, numb
 type Guards = Record<string, Record<string, number>>;
 
 /**
- * One shard: its keys' statistics as JSON in one binary field `k`, its guard as JSON in `g`, and a version `v` raised by
+ * One shard: its keys' statistics as JSON in one binary field `k`, its guard as JSON in `g`, and a version `v` changed by
  * every write. `g` is binary too because FerretDB 1.24 skips a `$set` of an embedded document that equals the stored
  * one by its values alone (`{"10": {a: 1}}` over `{"9": {a: 1}}` changes nothing).
  */
@@ -28,7 +30,8 @@ interface PackedShardDocument {
   _id: string;
   k?: Binary;
   g?: Binary;
-  v?: number;
+  /** `<counter>.<random token>`: the counter orders versions, the token keeps a recreated or restored shard's apart. */
+  v?: string | number;
   /** How many keys `k` holds. */
   n?: number;
   createdAt: Date;
@@ -41,7 +44,8 @@ const CACHED_KEYS = 1_200_000;
 
 /** A shard as this process last wrote or read it. */
 interface ShardState {
-  v: number;
+  /** The version as stored (`v`), which a conditional write must match exactly. */
+  v: string | number;
   stats: Map<string, PackedStats>;
   guards: Guards;
   /** Its keys in order, made on the first page listed from this version. */
@@ -71,16 +75,18 @@ export class PackedAggregateRepository implements AggregateStore {
   private readonly cache = new Map<number, ShardState>();
   private cachedKeys = 0;
   private readonly versionsKey: string;
+  private readonly redis: Redis & ScriptCommands;
 
   /** `namespace`: where the shards' versions live in Redis, beside the locks. */
   constructor(
     private readonly db: Db,
     private readonly locks: KeyLocks,
-    private readonly redis: Redis,
+    redis: Redis,
     namespace: string,
     private readonly retention: GuardRetention,
     private readonly shards: number,
   ) {
+    this.redis = withScripts(redis);
     this.versionsKey = `${namespace}:statshards:versions`;
   }
 
@@ -114,21 +120,26 @@ export class PackedAggregateRepository implements AggregateStore {
       indexes.map((index) => shardId(index)),
       async () => {
         const versions = await this.redis.hmget(this.versionsKey, ...indexes.map(String));
-        const published = this.redis.pipeline();
+        const written: string[] = [];
         let failure: Error | undefined;
         for (const batch of chunk(indexes, PARALLEL_SHARDS)) {
           // Every write settles before any error is thrown: the caller releases the shards' locks right after.
           const results = await Promise.allSettled(
-            batch.map((index) => this.writeShard(index, byShard.get(index) ?? [], now, Number(versions[indexes.indexOf(index)] ?? -1))),
+            batch.map((index) => this.writeShard(index, byShard.get(index) ?? [], now, versions[indexes.indexOf(index)] ?? null)),
           );
           results.forEach((result, position) => {
-            if (result.status === 'fulfilled') published.hset(this.versionsKey, String(batch[position]), result.value);
+            if (result.status === 'fulfilled') written.push(String(batch[position]), String(result.value));
             else failure ??= result.reason instanceof Error ? result.reason : new Error(String(result.reason));
           });
           if (failure !== undefined) break;
         }
-        await published.exec();
-        if (failure !== undefined) throw failure;
+        // The shard's own error wins over Redis's: it says whether the job may ever succeed.
+        const publishing = written.length > 0 ? this.redis.packedVersionsPublish(this.versionsKey, ...written) : Promise.resolve(0);
+        if (failure !== undefined) {
+          await publishing.catch(() => undefined);
+          throw failure;
+        }
+        await publishing;
       },
     );
   }
@@ -188,11 +199,11 @@ export class PackedAggregateRepository implements AggregateStore {
    */
   private async eachShard(indexes: readonly number[], visit: (index: number, state: ShardState) => void): Promise<void> {
     const versions = await this.redis.hmget(this.versionsKey, ...indexes.map(String)).catch(() => indexes.map(() => null));
-    const known = new Map(indexes.map((index, position) => [index, Number(versions[position] ?? -1)]));
+    const known = new Map(indexes.map((index, position) => [index, versions[position] ?? null]));
     const missing: number[] = [];
     for (const index of indexes) {
       const held = this.cache.get(index);
-      if (held && held.v === known.get(index)) visit(index, held);
+      if (held && String(held.v) === known.get(index)) visit(index, held);
       else missing.push(index);
     }
     for (const batch of chunk(missing, PARALLEL_SHARDS * 2)) {
@@ -200,7 +211,7 @@ export class PackedAggregateRepository implements AggregateStore {
         batch.map(async (index) => {
           const state = await this.stored(index);
           if (state) this.remember(index, state);
-          visit(index, state ?? { v: -1, stats: new Map(), guards: {} });
+          visit(index, state ?? { v: '', stats: new Map(), guards: {} });
         }),
       );
     }
@@ -218,7 +229,7 @@ export class PackedAggregateRepository implements AggregateStore {
   private async ensureShards(indexes: readonly number[], now: Date): Promise<void> {
     for (const index of indexes) {
       if (this.ensured.has(index)) continue;
-      await insertNew(this.collectionOf(index), [{ _id: shardId(index), v: 0, createdAt: now }]);
+      await insertNew(this.collectionOf(index), [{ _id: shardId(index), v: nextVersion(undefined), createdAt: now }]);
       this.ensured.add(index);
     }
   }
@@ -259,9 +270,14 @@ export class PackedAggregateRepository implements AggregateStore {
    * the shard's version after. Starts from the cached state when `knownVersion` (Redis's) is the cached one; when the
    * store holds another version after all, reads it and tries once more.
    */
-  private async writeShard(index: number, jobs: readonly GuardedDeltas[], now: Date, knownVersion: number): Promise<number> {
+  private async writeShard(
+    index: number,
+    jobs: readonly GuardedDeltas[],
+    now: Date,
+    knownVersion: string | null,
+  ): Promise<string | number> {
     const cached = this.take(index);
-    const first = cached?.v === knownVersion ? cached : await this.load(index);
+    const first = cached && String(cached.v) === knownVersion ? cached : await this.load(index);
     const written = await this.tryWrite(index, first, jobs, now);
     if (written !== null) return written;
     if (first === cached) {
@@ -273,7 +289,7 @@ export class PackedAggregateRepository implements AggregateStore {
   }
 
   /** One conditional write from `state` (changed in place); the new version, or null when the store holds another. */
-  private async tryWrite(index: number, state: ShardState, jobs: readonly GuardedDeltas[], now: Date): Promise<number | null> {
+  private async tryWrite(index: number, state: ShardState, jobs: readonly GuardedDeltas[], now: Date): Promise<string | number | null> {
     const { stats, guards } = state;
     const pending = jobs.filter(({ guard }) => (guards[guard.slot]?.[guard.lane] ?? -1) < guard.seq);
     if (pending.length === 0) {
@@ -296,14 +312,21 @@ export class PackedAggregateRepository implements AggregateStore {
         `statistics shard ${index} would hold ${packed.length} bytes (${stats.size} keys), above the 16 MB document limit; a database for this many keys needs more AGGREGATE_SHARDS (set when it is created) or the MongoDB profile`,
       );
     }
+    const version = nextVersion(state.v);
     const result = await this.collectionOf(index).updateOne(
       { _id: shardId(index), v: state.v },
-      { $set: { k: new Binary(packed), g: new Binary(Buffer.from(JSON.stringify(kept), 'utf8')), v: state.v + 1, n: stats.size } },
+      { $set: { k: new Binary(packed), g: new Binary(Buffer.from(JSON.stringify(kept), 'utf8')), v: version, n: stats.size } },
     );
     if (result.matchedCount !== 1) return null;
-    this.remember(index, { v: state.v + 1, stats, guards: kept });
-    return state.v + 1;
+    this.remember(index, { v: version, stats, guards: kept });
+    return version;
   }
+}
+
+/** The version after `previous`: its counter plus one, and a token of its own. */
+function nextVersion(previous: string | number | undefined): string {
+  const counter = previous === undefined ? -1 : Number(String(previous).split('.')[0]);
+  return `${Number.isFinite(counter) ? counter + 1 : 0}.${randomBytes(6).toString('hex')}`;
 }
 
 function shardId(index: number): string {

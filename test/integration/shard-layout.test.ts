@@ -11,6 +11,7 @@ import type { AggregateStore } from '../../src/repositories/aggregate-store';
 import { keyField } from '../../src/repositories/shard-aggregate-repository';
 import { shardOf } from '../../src/repositories/shard-layout';
 import { createShardStore } from '../../src/storage';
+import { withScripts } from '../../src/queue/lua-scripts';
 import { mongoServerUri } from '../support/harness';
 
 /** The FerretDB profile's layout, whatever profile the rest of the suite runs. */
@@ -99,7 +100,7 @@ describe("the FerretDB profile's shard layout", () => {
       const shard = db.collection(`statshards_${shardOf(key, 32)}`);
       expect(await shard.countDocuments()).toBe(1);
       const doc = await shard.findOne({});
-      expect(doc).toMatchObject({ v: 1, n: 1 });
+      expect(doc).toMatchObject({ v: expect.stringMatching(/^1\./), n: 1 });
       expect(decoded(doc?.g)).toEqual({ 10: { lanea: 1 } });
       expect(decoded(doc?.k)).toHaveProperty([key, 0], 1);
     }
@@ -117,7 +118,7 @@ describe("the FerretDB profile's shard layout", () => {
     expect(await store.findByKey('lay/g')).toMatchObject({ count: 2, sum: 101, min: 1, max: 100, lastValue: 100 });
     expect(await store.findByKey('lay/h')).toMatchObject({ count: 1, sum: 3 });
     const shard = await db.collection('statshards_0').findOne({});
-    expect(shard).toMatchObject({ v: 2, n: 2 });
+    expect(shard).toMatchObject({ v: expect.stringMatching(/^2\./), n: 2 });
     expect(decoded(shard?.g)).toEqual({ 10: { lanea: 1, laneb: 4 } });
   });
 
@@ -146,13 +147,22 @@ describe("the FerretDB profile's shard layout", () => {
     const { connection, db } = await database('stale');
     const [a, b] = [await storeOf(connection, 1), await storeOf(connection, 1)];
     await a.applyDeltas([delta('lay/stale', 1)], { slot: 10, lane: 'lanea', seq: 1 }, new Date());
+    const written = String((await db.collection('statshards_0').findOne({}))?.v);
     await b.applyDeltas([delta('lay/stale', 10)], { slot: 10, lane: 'laneb', seq: 1 }, new Date());
-    // As if b had written the store but not Redis: Redis says version 1, the one a wrote and still holds.
-    await redis.hset(`layout-${suffix}-${connection.name}:statshards:versions`, '0', '1');
+    // As if b had written the store but not Redis: Redis says the version a wrote and still holds.
+    await redis.hset(`layout-${suffix}-${connection.name}:statshards:versions`, '0', written);
     await a.applyDeltas([delta('lay/stale', 100)], { slot: 10, lane: 'lanea', seq: 2 }, new Date());
     await a.applyDeltas([delta('lay/stale', 100)], { slot: 10, lane: 'lanea', seq: 2 }, new Date());
     expect(await a.findByKey('lay/stale')).toMatchObject({ count: 3, sum: 111 });
-    expect(await db.collection('statshards_0').findOne({})).toMatchObject({ v: 3 });
+    expect(await db.collection('statshards_0').findOne({})).toMatchObject({ v: expect.stringMatching(/^3\./) });
+  });
+
+  it('when a writer publishes a shard version older than the one Redis holds (it lost its lock and came late), then Redis keeps the newer', async () => {
+    const key = `layout-${suffix}-publish:statshards:versions`;
+    const scripts = withScripts(redis);
+    expect(await scripts.packedVersionsPublish(key, '0', '5.aaaa', '1', '0.bbbb')).toBe(2);
+    expect(await scripts.packedVersionsPublish(key, '0', '4.cccc', '1', '1.dddd')).toBe(1);
+    expect(await redis.hgetall(key)).toEqual({ 0: '5.aaaa', 1: '1.dddd' });
   });
 
   it('when nothing was written yet, then a packed store reads no statistics and lists no keys', async () => {

@@ -9,6 +9,8 @@ const RUNS = 15;
 const MAX_KEYS = 4;
 // Keys a subscription may name: harmless ones and ones that look like operators, paths or prototype names.
 const POOL = ['s/a', 's/b', '__proto__', '$where', 'a.b', 'constructor', '😀', 'k'.repeat(200)];
+// Only the pool's keys get points; a hostile payload can subscribe a valid key outside it, which then gets none.
+const posted = (keys: Iterable<string>): string[] => [...keys].filter((key) => POOL.includes(key));
 const SOCKETS = 3;
 
 type Event = 'subscribe' | 'unsubscribe';
@@ -141,7 +143,7 @@ describe('socket payloads, property-based, on a real socket.io client', () => {
           await waitForBatch(h.baseUrl, body.batchId);
           for (const [index, model] of models.entries()) {
             const received = updates[index] as StatsUpdate[];
-            for (const key of model.keys) {
+            for (const key of posted(model.keys)) {
               await waitFor(() => received.find((u) => u.batchId === body.batchId && u.key === key), 20_000, `socket ${index}: ${key}`);
             }
             if (model.jobs) await waitFor(() => (done[index] as BatchDone[]).find((d) => d.batchId === body.batchId), 20_000, 'batch:done');
@@ -152,7 +154,7 @@ describe('socket payloads, property-based, on a real socket.io client', () => {
           for (const [index, model] of models.entries()) {
             const received = updates[index] as StatsUpdate[];
             const ofThisBatch = received.filter((u) => u.batchId === body.batchId).map((u) => u.key);
-            expect({ index, keys: [...new Set(ofThisBatch)].sort() }).toEqual({ index, keys: [...model.keys].sort() });
+            expect({ index, keys: [...new Set(ofThisBatch)].sort() }).toEqual({ index, keys: posted(model.keys).sort() });
             expect({ index, strangers: received.filter((u) => !model.everKeys.has(u.key)).map((u) => u.key) }).toEqual({
               index,
               strangers: [],
