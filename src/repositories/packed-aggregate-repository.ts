@@ -13,7 +13,7 @@ import {
   type JobGuard,
 } from './aggregate-store';
 import { insertNew, RefusedDataError } from './mongo-errors';
-import { shardOf } from './shard-layout';
+import { keysByShard, shardOf } from './shard-layout';
 
 /** One key's statistics inside a packed shard: count, sum, min, max, first and last timestamp (ms), last value, updated (ms). */
 type PackedStats = [number, number, number, number, number, number, number, number];
@@ -119,13 +119,13 @@ export class PackedAggregateRepository implements AggregateStore {
     await this.locks.withLocks(
       indexes.map((index) => shardId(index)),
       async () => {
-        const versions = await this.redis.hmget(this.versionsKey, ...indexes.map(String));
+        const versions = await this.publishedVersions(indexes);
         const written: string[] = [];
         let failure: Error | undefined;
         for (const batch of chunk(indexes, PARALLEL_SHARDS)) {
           // Every write settles before any error is thrown: the caller releases the shards' locks right after.
           const results = await Promise.allSettled(
-            batch.map((index) => this.writeShard(index, byShard.get(index) ?? [], now, versions[indexes.indexOf(index)] ?? null)),
+            batch.map((index) => this.writeShard(index, byShard.get(index) ?? [], now, versions.get(index) ?? null)),
           );
           results.forEach((result, position) => {
             if (result.status === 'fulfilled') written.push(String(batch[position]), String(result.value));
@@ -150,13 +150,7 @@ export class PackedAggregateRepository implements AggregateStore {
 
   /** One read per shard that holds any of the keys, unless this process holds that shard's current version. */
   async findByKeys(keys: readonly string[]): Promise<Map<string, StatsView | null>> {
-    const byShard = new Map<number, string[]>();
-    for (const key of new Set(keys)) {
-      const index = shardOf(key, this.shards);
-      const shardKeys = byShard.get(index);
-      if (shardKeys) shardKeys.push(key);
-      else byShard.set(index, [key]);
-    }
+    const byShard = keysByShard(keys, this.shards);
     const views = new Map<string, StatsView | null>();
     await this.eachShard([...byShard.keys()], (index, state) => {
       for (const key of byShard.get(index) ?? []) views.set(key, toView(key, state.stats.get(key)));
@@ -198,8 +192,8 @@ export class PackedAggregateRepository implements AggregateStore {
    * the store's (then held). `visit` runs before anything else can change the state it gets.
    */
   private async eachShard(indexes: readonly number[], visit: (index: number, state: ShardState) => void): Promise<void> {
-    const versions = await this.redis.hmget(this.versionsKey, ...indexes.map(String)).catch(() => indexes.map(() => null));
-    const known = new Map(indexes.map((index, position) => [index, versions[position] ?? null]));
+    // Redis out of reach: every shard is read from the store.
+    const known = await this.publishedVersions(indexes).catch(() => new Map<number, string | null>());
     const missing: number[] = [];
     for (const index of indexes) {
       const held = this.cache.get(index);
@@ -215,6 +209,12 @@ export class PackedAggregateRepository implements AggregateStore {
         }),
       );
     }
+  }
+
+  /** The version each shard's last writer published in Redis (null where none is). */
+  private async publishedVersions(indexes: readonly number[]): Promise<Map<number, string | null>> {
+    const versions = await this.redis.hmget(this.versionsKey, ...indexes.map(String));
+    return new Map(indexes.map((index, position) => [index, versions[position] ?? null]));
   }
 
   private collectionOf(index: number): Collection<PackedShardDocument> {

@@ -15,7 +15,7 @@ import {
   type JobGuard,
 } from './aggregate-store';
 import { bulkWriteErrors, DUPLICATE_KEY, insertNew } from './mongo-errors';
-import { shardOf, type ShardLayout } from './shard-layout';
+import { keysByShard, shardOf, type ShardLayout } from './shard-layout';
 
 // How many shard collections are written at once: FerretDB decodes, validates and encodes in Go, on every core.
 const PARALLEL_SHARD_WRITES = 4;
@@ -179,16 +179,9 @@ export class ShardAggregateRepository implements AggregateStore {
 
   /** One read per shard, of only the keys asked for. */
   async findByKeys(keys: readonly string[]): Promise<Map<string, StatsView | null>> {
-    const byShard = new Map<number, string[]>();
-    for (const key of new Set(keys)) {
-      const index = this.shardIndexOf(key);
-      const shardKeys = byShard.get(index);
-      if (shardKeys) shardKeys.push(key);
-      else byShard.set(index, [key]);
-    }
     const views = new Map<string, StatsView | null>();
     await Promise.all(
-      [...byShard].map(async ([index, shardKeys]) => {
+      [...keysByShard(keys, this.layout.shards)].map(async ([index, shardKeys]) => {
         const projection = Object.fromEntries(shardKeys.map((key) => [`k.${keyField(key)}`, 1]));
         const doc = await this.collectionOf(index).findOne({ _id: this.shardId(index) }, { projection });
         for (const key of shardKeys) views.set(key, toStatsView(key, doc?.k?.[keyField(key)]));

@@ -25,6 +25,18 @@ export function shardOf(key: string, shards: number): number {
   return hash % shards;
 }
 
+/** The distinct keys by the shard that holds them. */
+export function keysByShard(keys: readonly string[], shards: number): Map<number, string[]> {
+  const byShard = new Map<number, string[]>();
+  for (const key of new Set(keys)) {
+    const index = shardOf(key, shards);
+    const shardKeys = byShard.get(index);
+    if (shardKeys) shardKeys.push(key);
+    else byShard.set(index, [key]);
+  }
+  return byShard;
+}
+
 /**
  * Reads the database's layout, or records the current one for a new database (idempotent: every process calls it at
  * start-up, and concurrent first starts agree on whichever was inserted first). Throws when AGGREGATE_SHARDS names
