@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { formatNumber } from '../load-test';
 import { contenderLabel, evaluateTargets, markdownTable, sizeLabel } from './report';
-import { isSizeRun, type BenchResults, type BenchRun, type CeilingRun, type ServiceRun } from './results-file';
+import { isSizeRun, keysServiceRun, sizeServiceRuns, type BenchResults, type BenchRun, type CeilingRun } from './results-file';
 
 export const FINDINGS_START = '<!-- findings:start (written by hand; kept when npm run bench regenerates this file) -->';
 export const FINDINGS_END = '<!-- findings:end -->';
@@ -22,9 +22,6 @@ export function readFindings(markdownPath: string): string {
 function seconds(value: number): string {
   return value >= 60 ? `${Math.floor(value / 60)} min ${Math.round(value % 60)} s` : `${value.toFixed(1)} s`;
 }
-
-const sizeServiceRuns = (results: BenchResults): ServiceRun[] =>
-  results.runs.filter((run): run is ServiceRun => run.contender === 'service' && isSizeRun(run));
 
 function readsSection(results: BenchResults): string[] {
   const run = sizeServiceRuns(results).find((candidate) => candidate.reads !== null);
@@ -68,7 +65,7 @@ function keysSection(results: BenchResults): string[] {
   const ms = (value: number | null | undefined): string => (value === null || value === undefined ? '–' : `${value.toFixed(1)} ms`);
   const rows = counts.map((keys) => {
     const ceiling = results.runs.find((run): run is CeilingRun => run.contender === 'ceiling' && run.keys === keys);
-    const service = results.runs.find((run): run is ServiceRun => run.contender === 'service' && run.keys === keys);
+    const service = keysServiceRun(results, keys);
     const spent = ceiling?.writeSeconds;
     const split = spent ? `${spent.statistics.toFixed(1)} / ${spent.series.toFixed(1)} / ${spent.history.toFixed(1)}` : '–';
     const reads = service?.reads;

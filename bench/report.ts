@@ -1,5 +1,14 @@
 import { formatNumber } from '../load-test';
-import { isSizeRun, keysOf, type BenchResults, type BenchRun, type CeilingRun, type ServiceRun } from './results-file';
+import {
+  isSizeRun,
+  keysOf,
+  keysServiceRun,
+  sizeServiceRuns,
+  type BenchResults,
+  type BenchRun,
+  type CeilingRun,
+  type ServiceRun,
+} from './results-file';
 import type { ReadsResult } from './service-run';
 
 const MB = 1024 * 1024;
@@ -134,10 +143,6 @@ export interface TargetRow {
 }
 
 const exactRuns = <T extends BenchRun>(runs: readonly T[]): T[] => runs.filter((run) => run.status === 'EXACT');
-
-/** The service runs of the sizes dimension. */
-const sizeServiceRuns = (results: BenchResults): ServiceRun[] =>
-  results.runs.filter((run): run is ServiceRun => run.contender === 'service' && isSizeRun(run));
 
 function bestService(results: BenchResults, size: number): ServiceRun | undefined {
   const runs = exactRuns(sizeServiceRuns(results).filter((run) => run.size === size));
@@ -336,17 +341,12 @@ function seriesRow(reads: ReadsResult, target: string): TargetRow {
   };
 }
 
-/** The keys dimension's 1-worker service run at `keys` keys. */
-function keysRun(results: BenchResults, keys: number): ServiceRun | undefined {
-  return results.runs.find((run): run is ServiceRun => run.contender === 'service' && run.keys === keys);
-}
-
 /**
  * The keys dimension against its 100-key run: end-to-end rate at 10,000 keys ≥ 50% and at 100,000 keys ≥ 25%, and the
  * stats of one key at 100,000 keys p95 ≤ 20 ms or 3× its 100-key figure, whichever is larger.
  */
 function keysTargets(results: BenchResults): TargetRow[] {
-  const base = keysRun(results, 100);
+  const base = keysServiceRun(results, 100);
   const rows: TargetRow[] = [];
   const rateText = (run: ServiceRun): string => `${formatNumber(run.pointsPerSecond)} points/s at ${formatNumber(run.keys ?? 0)} keys`;
   for (const [keys, share] of [
@@ -354,7 +354,7 @@ function keysTargets(results: BenchResults): TargetRow[] {
     [100_000, 0.25],
   ] as const) {
     const target = `${formatNumber(keys)} keys: end to end ≥ ${share * 100}% of the rate at 100 keys (same points, one run)`;
-    const run = keysRun(results, keys);
+    const run = keysServiceRun(results, keys);
     if (base?.status !== 'EXACT' || run?.status !== 'EXACT') {
       const why = `100 keys ${base?.status ?? 'not run'}, ${formatNumber(keys)} keys ${run?.status ?? 'not run'}`;
       rows.push({ target, measured: why, state: 'not measured' });
@@ -368,7 +368,7 @@ function keysTargets(results: BenchResults): TargetRow[] {
     });
   }
   const statsTarget = 'stats of one key at 100,000 keys: p95 ≤ 20 ms, or 3× its figure at 100 keys if larger';
-  const large = keysRun(results, 100_000)?.reads;
+  const large = keysServiceRun(results, 100_000)?.reads;
   const small = base?.reads;
   if (!large || !small || large.statsError || small.statsError || large.statsP95Ms === null || small.statsP95Ms === null) {
     rows.push({

@@ -43,6 +43,14 @@ export function keysOf(run: BenchRun): number | undefined {
 /** A run of the sizes dimension (as opposed to the keys dimension). */
 export const isSizeRun = (run: BenchRun): boolean => keysOf(run) === undefined;
 
+/** The service runs of the sizes dimension. */
+export const sizeServiceRuns = (results: BenchResults): ServiceRun[] =>
+  results.runs.filter((run): run is ServiceRun => run.contender === 'service' && isSizeRun(run));
+
+/** The keys dimension's service run at `keys` keys. */
+export const keysServiceRun = (results: BenchResults, keys: number): ServiceRun | undefined =>
+  results.runs.find((run): run is ServiceRun => run.contender === 'service' && run.keys === keys);
+
 export interface PhaseTiming {
   name: string;
   seconds: number;
