@@ -14,7 +14,7 @@ import { MongoClient, type AnyBulkWriteOperation } from 'mongodb';
 import { keyField } from '../src/repositories/shard-aggregate-repository';
 import { shardOf } from '../src/repositories/shard-layout';
 import { guardedUpdate } from '../src/repositories/aggregate-store';
-import { GUARD_RETENTION } from '../src/exactly-once/lane-pool';
+import { GUARD_RETENTION } from '../src/exactly-once/guard';
 
 interface Layout {
   shards: number;

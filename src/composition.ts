@@ -10,9 +10,9 @@ import { answerClientError } from './http/error-middleware';
 import { RateLimiter } from './http/rate-limit';
 import { createShutdown, type ShutdownStep } from './lifecycle/shutdown';
 import { createMetrics, createWorkerMetrics, type WorkerMetrics } from './metrics';
-import { BatchStore } from './queue/batch-store';
+import { BatchStore } from './exactly-once/batch-store';
 import { eventsChannel } from './queue/events';
-import { IdempotencyStore } from './queue/idempotency-store';
+import { IdempotencyStore } from './exactly-once/idempotency-store';
 import { createIngestQueue, type IngestQueue, type QueueSettings } from './queue/ingest-queue';
 import { createRedis } from './queue/redis';
 import { IngestService } from './services/ingest-service';
@@ -92,7 +92,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
   const ingest = new IngestService(
     queue,
     batches,
-    new IdempotencyStore(redis, config.QUEUE_NAME),
+    new IdempotencyStore(redis, config.QUEUE_NAME, { leaseMs: config.IDEMPOTENCY_LEASE_MS }),
     { chunkSize: config.JOB_CHUNK_SIZE, maxQueueBacklog: config.MAX_QUEUE_BACKLOG, maxPointsPerRequest: config.MAX_POINTS_PER_REQUEST },
     logger,
     (points) => metrics.rejected.inc(points),
@@ -240,9 +240,23 @@ function closeServer(server: HttpServer | undefined): Promise<void> {
   return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
 }
 
-/** A job processor's parts, from a process's repositories: the worker, the tests and the fault suite build theirs here. */
-export function jobProcessorDeps(repos: Repositories, redis: Redis, config: Config, logger: Logger): JobProcessorDeps {
-  return {
+/** What a job processor is built from: a process's repositories, its Redis client (claims, publishes) and config. */
+export interface JobProcessorParts {
+  repos: Repositories;
+  redis: Redis;
+  config: Config;
+  logger: Logger;
+}
+
+/**
+ * The one place a JobProcessor is wired: the worker, the tests and the fault suite build theirs here. `overrides`
+ * replaces parts (a clock, an observer), or wraps them when it is a function of the wired ones (a failing store).
+ */
+export function createJobProcessor(
+  { repos, redis, config, logger }: JobProcessorParts,
+  overrides: Partial<JobProcessorDeps> | ((deps: JobProcessorDeps) => Partial<JobProcessorDeps>) = {},
+): JobProcessor {
+  const deps: JobProcessorDeps = {
     aggregates: repos.aggregates,
     history: repos.history,
     processed: repos.processed,
@@ -252,7 +266,9 @@ export function jobProcessorDeps(repos: Repositories, redis: Redis, config: Conf
     publisher: redis,
     channel: eventsChannel(config.QUEUE_NAME),
     logger,
+    maxGroupPoints: config.WORKER_GROUP_POINTS,
   };
+  return new JobProcessor({ ...deps, ...(typeof overrides === 'function' ? overrides(deps) : overrides) });
 }
 
 /** Wires the worker: the queue consumer, the repositories and the publisher. */
@@ -263,19 +279,21 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
   await repos.retention.start();
   const { queue, close: closeQueue } = createIngestQueue(queueSettings(config), 'worker', logger);
   const metrics = createWorkerMetrics();
-  const processor = new JobProcessor({
-    ...jobProcessorDeps(repos, redis, config, logger),
-    clock: options.clock,
-    observer: {
-      group(jobs, points) {
-        metrics.groupJobs.observe(jobs);
-        metrics.groupPoints.observe(points);
-      },
-      storeWrite(write, seconds) {
-        metrics.storeWrite.observe({ write }, seconds);
+  const processor = createJobProcessor(
+    { repos, redis, config, logger },
+    {
+      clock: options.clock,
+      observer: {
+        group(jobs, points) {
+          metrics.groupJobs.observe(jobs);
+          metrics.groupPoints.observe(points);
+        },
+        storeWrite(write, seconds) {
+          metrics.storeWrite.observe({ write }, seconds);
+        },
       },
     },
-  });
+  );
   const metricsServer = config.METRICS_PORT > 0 ? await serveMetrics(metrics, config.METRICS_PORT, logger) : undefined;
 
   queue.on('failed', (job, error) => {

@@ -27,6 +27,9 @@ const retention = z
     text === 'keep' ? null : Number(text.slice(0, -1)) * DURATION_UNITS_MS[text.slice(-1) as keyof typeof DURATION_UNITS_MS],
   );
 
+/** Shards of a new database when AGGREGATE_SHARDS is not set (docs/storage.md has the measurements behind it). */
+export const DEFAULT_AGGREGATE_SHARDS = 32;
+
 const configSchema = z.object({
   PORT: port.default(3000),
   MONGODB_URI: z
@@ -54,8 +57,14 @@ const configSchema = z.object({
   AGGREGATE_WRITE_BATCH: whole(1, 1000).default(50),
   /** FerretDB profile only: shard documents the statistics are spread over; unset: the database's, or 32 for a new one. */
   AGGREGATE_SHARDS: whole(1, 4096).optional(),
+  /** FerretDB profile only: keys whose decoded statistics a process keeps between writes and reads (~200 bytes each). */
+  STATS_CACHE_KEYS: whole(0, 100_000_000).default(1_200_000),
+  /** FerretDB profile only: how long a job waits for its shards' locks before it fails (and is retried). */
+  KEY_LOCK_WAIT_MS: whole(1000, 3_600_000).default(60_000),
   /** Jobs a worker runs at once; their writes are combined (see write-combiner.ts), so more means fewer writes per point. */
   WORKER_CONCURRENCY: whole(1, 64).default(16),
+  /** Most points the jobs running at once write together (see write-combiner.ts); a bigger group waits for the next write. */
+  WORKER_GROUP_POINTS: whole(1000, 1_000_000).default(20_000),
   JOB_ATTEMPTS: whole(1, 100).default(10),
   /** Backoff unit: Bull waits (2^n - 1) × this before attempt n + 1 (1 s, 3 s, 7 s ... ~17 min in all for 10 attempts). */
   JOB_BACKOFF_MS: whole(1).default(1000),
@@ -71,6 +80,11 @@ const configSchema = z.object({
   MAX_KEYS_PER_SOCKET: whole(1, 10_000).default(100),
   /** Events (subscribe, unsubscribe) one Socket.io connection may send per second; twice as many in a burst. */
   SOCKET_EVENTS_PER_SECOND: whole(1, 10_000).default(20),
+  /**
+   * An Idempotency-Key's in-flight marker lives this long unless its API process renews it (every third of it): a
+   * request whose process died frees its key within this, and the client's resend goes through instead of a 409.
+   */
+  IDEMPOTENCY_LEASE_MS: whole(1000, 600_000).default(15_000),
   /** A history page read that takes longer is stopped on the server and answered 503 QUERY_TIMEOUT. */
   HISTORY_QUERY_TIMEOUT_MS: whole(1, 600_000).default(10_000),
   /** How long history records are kept, by their timestamp: `keep` (for good) or e.g. `90d` (see storage/retention.ts). */

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { GuardRetention, JobGuard } from '../repositories/aggregate-store';
-import { GUARD_KEEP_SLOTS, GUARD_SLOT_MS } from './window';
+import { slotOf, type JobGuard } from './guard';
 
 /**
  * Exactly-once counting without transactions.
@@ -14,32 +13,13 @@ import { GUARD_KEEP_SLOTS, GUARD_SLOT_MS } from './window';
  * a re-run of the job (stalled lock, retry) adopts that claim instead of
  * taking a new one, so every run of a job writes under the same identity.
  *
- * Lanes are renewed every slot (6 h) and entries live in `g.<slot>.<lane>`,
- * so each update can drop whole old slots with `$unset`: the guard of a key
- * holds only the lanes of the last 5 slots. A lane's entry is kept for at
- * least 24 h after its last job (5 slots of 6 h, minus the slot it ran in):
- * a job run again within 24 h of its first run is never counted twice.
+ * Lanes are renewed every slot (6 h, see guard.ts for how long their entries are kept): a job run again
+ * within 24 h of its first run is never counted twice.
  */
-export const GUARD_RETENTION: GuardRetention = { keepSlots: GUARD_KEEP_SLOTS, pruneSlots: 8 };
-
 export interface Lane {
   slot: number;
   id: string;
   seq: number;
-}
-
-export function slotOf(nowMs: number): number {
-  return Math.floor(nowMs / GUARD_SLOT_MS);
-}
-
-export function formatGuard(guard: JobGuard): string {
-  return `${guard.slot}.${guard.lane}.${guard.seq}`;
-}
-
-export function parseGuard(text: string): JobGuard | null {
-  const match = /^(\d+)\.([a-z0-9]+)\.(\d+)$/.exec(text);
-  if (!match) return null;
-  return { slot: Number(match[1]), lane: match[2] as string, seq: Number(match[3]) };
 }
 
 export class LanePool {

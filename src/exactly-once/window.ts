@@ -1,18 +1,24 @@
 /*
  * Exactly-once: every point accepted is counted once, however often a request is resent or a job re-run, within
- * one window (the contract's 24 h). The words the code uses for it:
+ * one window (the contract's 24 h). This folder owns it; the words the code uses for it:
  *
  *   lane      a worker's sequence of jobs, one at a time (lane-pool.ts); retired for good on any failure
  *   seq       a job's number on its lane: lane L's job s is applied to a document iff the document's guard for L >= s
- *   slot      6-hour period a lane belongs to; guards keep the last few slots and drop older ones whole
+ *   slot      6-hour period a lane belongs to; guards keep the last few slots and drop older ones whole (guard.ts)
  *   guard     per statistics document (a key's on MongoDB, a shard's on FerretDB) or rollup set, the highest seq of
- *             each lane applied there, checked and raised in the same write as the counts
+ *             each lane applied there, checked and raised in the same write as the counts (guard.ts)
  *   claim     the (slot, lane, seq) a job wrote under, in Redis (batch-store.ts): a re-run adopts it, so every run of
  *             a job writes under the same identity
  *   marker    an Idempotency-Key's in-flight value while its request runs (idempotency-store.ts), with a lease
  *             its API process renews; a repeat gets 409 until the stored answer replaces it
- *   swap      that replacement, done in the same Redis transaction that commits a streamed batch
+ *   keyed id  the batch id of a JSON request with an Idempotency-Key, derived from key and body, so a resend after
+ *             a lost answer lands on the same batch and jobs (keyed-batch.ts)
  *   receiving a streamed batch whose body is still arriving: its chunks are held (delayed jobs) until it commits
+ *   swap      the stored answer replacing the marker, in the same Redis transaction that commits a streamed batch
+ *             (streamed-batch.ts, the only place a streamed batch is committed)
+ *
+ * Used by services/job-processor.ts (claim, then write under the guard), services/write-combiner.ts (several jobs'
+ * guarded writes in one command) and services/ingest-service.ts (markers, keyed ids, streamed batches).
  *
  * The window's constants are all here, derived from one.
  */
@@ -31,6 +37,12 @@ export const CLAIM_TTL_SECONDS = (EXACTLY_ONCE_WINDOW_MS + GUARD_SLOT_MS) / 1000
 
 /** Guards kept in Redis (the FerretDB profile's rollups) expire two slots after the window. */
 export const REDIS_GUARD_TTL_SECONDS = (EXACTLY_ONCE_WINDOW_MS + 2 * GUARD_SLOT_MS) / 1000;
+
+/** Streamed chunks are held (delayed jobs) this long at most; their batch's commit releases them at once. */
+export const STREAM_HOLD_MS = EXACTLY_ONCE_WINDOW_MS;
+
+/** A streamed batch that never commits is dropped after this; its held jobs fire before and find it uncommitted. */
+export const RECEIVING_TTL_SECONDS = (2 * EXACTLY_ONCE_WINDOW_MS) / 1000;
 
 /** An Idempotency-Key's stored answer, and a batch's status after its last change, live one window. */
 export const IDEMPOTENCY_TTL_SECONDS = EXACTLY_ONCE_WINDOW_MS / 1000;

@@ -16,7 +16,7 @@ import { bucketStart, isRetained, STEP_MS, STEPS, type SeriesRetention, type Ste
 import type { AggregateStore } from '../repositories/aggregate-store';
 import type { SeriesStore } from '../repositories/series-store';
 import type { HistoryStore } from '../repositories/history-repository';
-import type { BatchStore } from '../queue/batch-store';
+import type { BatchStore } from '../exactly-once/batch-store';
 
 export interface QueryRouteDeps {
   aggregates: AggregateStore;

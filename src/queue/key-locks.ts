@@ -9,8 +9,6 @@ export interface KeyLockSettings {
   waitMs: number;
 }
 
-export const DEFAULT_KEY_LOCK_SETTINGS: KeyLockSettings = { ttlMs: 30_000, waitMs: 60_000 };
-
 export class KeyLockTimeoutError extends Error {
   override name = 'KeyLockTimeoutError';
 }
@@ -30,7 +28,7 @@ export class KeyLocks {
   constructor(
     redis: Redis,
     private readonly namespace: string,
-    private readonly settings: KeyLockSettings = DEFAULT_KEY_LOCK_SETTINGS,
+    private readonly settings: KeyLockSettings,
     /** Told when renewal finds locks gone (Redis lost them): the writes under them may race. */
     private readonly onLost?: (lostKeys: number) => void,
   ) {

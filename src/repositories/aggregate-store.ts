@@ -1,20 +1,6 @@
 import type { KeyDelta, StatsView } from '../domain/stats';
 import type { KeyStats } from '../models/aggregate-model';
-
-/** Identifies one job's writes: lane `lane` of time slot `slot` applying its job number `seq` (see exactly-once/lane-pool.ts). */
-export interface JobGuard {
-  slot: number;
-  lane: string;
-  seq: number;
-}
-
-/** Guard slots older than these are dropped on each update (see lane-pool.ts for the window). */
-export interface GuardRetention {
-  /** Slots kept: the current one and `keepSlots - 1` before it. */
-  keepSlots: number;
-  /** How many slots before the kept ones each update also removes. */
-  pruneSlots: number;
-}
+import { guardClauses, type GuardRetention, type JobGuard } from '../exactly-once/guard';
 
 /** One job's statistics writes: what it adds per key, and the guard it writes under. */
 export interface GuardedDeltas {
@@ -113,28 +99,4 @@ export function guardedUpdate(
   Object.assign(max, guard.max);
   Object.assign(unset, guard.unset);
   return { filter, update: { $inc: inc, $min: min, $max: max, $set: set, $unset: unset } };
-}
-
-/**
- * The exactly-once part of a guarded update: the filter terms that match only while none of `guards` was applied,
- * the `$max`es that raise them, and the `$unset`s of guard slots past the retention.
- */
-export function guardClauses(
-  guards: readonly JobGuard[],
-  retention: GuardRetention,
-): { filter: Record<string, unknown>; max: Record<string, number>; unset: Record<string, ''> } {
-  const filter: Record<string, unknown> = {};
-  const max: Record<string, number> = {};
-  const unset: Record<string, ''> = {};
-  const written = new Set(guards.map((guard) => guard.slot));
-  for (const guard of guards) {
-    const guardPath = `g.${guard.slot}.${guard.lane}`;
-    filter[guardPath] = { $not: { $gte: guard.seq } };
-    max[guardPath] = guard.seq;
-    for (let age = retention.keepSlots; age < retention.keepSlots + retention.pruneSlots; age += 1) {
-      // Jobs of neighbouring slots in one update: never drop a slot that one of them writes.
-      if (!written.has(guard.slot - age)) unset[`g.${guard.slot - age}`] = '';
-    }
-  }
-  return { filter, max, unset };
 }

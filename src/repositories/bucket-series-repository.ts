@@ -9,7 +9,7 @@ import {
   type SeriesRetention,
   type Step,
 } from '../domain/series';
-import { guardClauses, type GuardRetention, type JobGuard } from './aggregate-store';
+import { guardClauses, type GuardRetention, type JobGuard } from '../exactly-once/guard';
 import { runGuardedUpserts } from './guarded-upserts';
 import type { GuardedBuckets, SeriesStore } from './series-store';
 

@@ -70,8 +70,6 @@ function toRecord(doc: DataPointDocument): HistoryRecord {
   };
 }
 
-/** HISTORY_QUERY_TIMEOUT_MS's default. */
-export const DEFAULT_HISTORY_QUERY_TIMEOUT_MS = 10_000;
 const NAMESPACE_NOT_FOUND = 26;
 // The TTL index of HISTORY_RETENTION on MongoDB.
 const TTL_INDEX = 'history_retention';
@@ -84,7 +82,8 @@ export class HistoryRepository implements HistoryStore {
   /** `queryTimeoutMs` bounds a page read on the server (`maxTimeMS`); on FerretDB every query reads the whole history. */
   constructor(
     model: DataPointModel,
-    private readonly queryTimeoutMs = DEFAULT_HISTORY_QUERY_TIMEOUT_MS,
+    /** HISTORY_QUERY_TIMEOUT_MS */
+    private readonly queryTimeoutMs: number,
   ) {
     this.collection = nativeCollection(model);
   }

@@ -2,16 +2,8 @@ import type { AnyBulkWriteOperation, Collection } from 'mongodb';
 import { mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
 import type { AggregateModel, KeyStatsDocument } from '../models/aggregate-model';
 import { nativeCollection } from '../models';
-import {
-  guardedUpdate,
-  prefixPattern,
-  toStatsView,
-  type AggregatePage,
-  type AggregateStore,
-  type GuardedDeltas,
-  type GuardRetention,
-  type JobGuard,
-} from './aggregate-store';
+import { guardedUpdate, prefixPattern, toStatsView, type AggregatePage, type AggregateStore, type GuardedDeltas } from './aggregate-store';
+import type { GuardRetention, JobGuard } from '../exactly-once/guard';
 import { runGuardedUpserts } from './guarded-upserts';
 
 /** One key's merged deltas, with the guard of every job that touches it. */

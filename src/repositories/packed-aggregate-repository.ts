@@ -4,14 +4,8 @@ import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/sta
 import type Redis from 'ioredis';
 import type { KeyLocks } from '../queue/key-locks';
 import { withScripts, type ScriptCommands } from '../queue/lua-scripts';
-import {
-  toStatsView,
-  type AggregatePage,
-  type AggregateStore,
-  type GuardedDeltas,
-  type GuardRetention,
-  type JobGuard,
-} from './aggregate-store';
+import { toStatsView, type AggregatePage, type AggregateStore, type GuardedDeltas } from './aggregate-store';
+import type { GuardRetention, JobGuard } from '../exactly-once/guard';
 import { insertNew, RefusedDataError } from './mongo-errors';
 import { keysByShard, shardOf } from './shard-layout';
 
@@ -39,8 +33,6 @@ interface PackedShardDocument {
 
 // How many shards are read or written at once: FerretDB decodes and encodes in Go, on every core.
 const PARALLEL_SHARDS = 4;
-// A process keeps the shards it wrote or read, decoded, up to this many keys in all (~200 bytes each).
-const CACHED_KEYS = 1_200_000;
 
 /** A shard as this process last wrote or read it. */
 interface ShardState {
@@ -85,6 +77,8 @@ export class PackedAggregateRepository implements AggregateStore {
     namespace: string,
     private readonly retention: GuardRetention,
     private readonly shards: number,
+    /** A process keeps the shards it wrote or read, decoded, up to this many keys in all (STATS_CACHE_KEYS). */
+    private readonly cachedKeysCap: number,
   ) {
     this.redis = withScripts(redis);
     this.versionsKey = `${namespace}:statshards:versions`;
@@ -247,10 +241,10 @@ export class PackedAggregateRepository implements AggregateStore {
     return state;
   }
 
-  /** Keeps a shard's state for its next write or read, in place of any older one, within CACHED_KEYS. */
+  /** Keeps a shard's state for its next write or read, in place of any older one, within `cachedKeysCap`. */
   private remember(index: number, state: ShardState): void {
     this.take(index);
-    if (this.cachedKeys + state.stats.size > CACHED_KEYS) return;
+    if (this.cachedKeys + state.stats.size > this.cachedKeysCap) return;
     this.cache.set(index, state);
     this.cachedKeys += state.stats.size;
   }

@@ -1,5 +1,5 @@
 import type { BucketDelta, BucketView, SeriesRetention, Step } from '../domain/series';
-import type { JobGuard } from './aggregate-store';
+import type { JobGuard } from '../exactly-once/guard';
 
 /** One job's bucket deltas, and the guard it writes under (see exactly-once/lane-pool.ts). */
 export interface GuardedBuckets {

@@ -4,16 +4,8 @@ import type { AggregateModel, AggregateShardDocument, KeyDocument } from '../mod
 import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
 import { nativeCollection } from '../models';
 import type { KeyLocks } from '../queue/key-locks';
-import {
-  guardedUpdate,
-  prefixPattern,
-  toStatsView,
-  type AggregatePage,
-  type AggregateStore,
-  type GuardedDeltas,
-  type GuardRetention,
-  type JobGuard,
-} from './aggregate-store';
+import { guardedUpdate, prefixPattern, toStatsView, type AggregatePage, type AggregateStore, type GuardedDeltas } from './aggregate-store';
+import type { GuardRetention, JobGuard } from '../exactly-once/guard';
 import { bulkWriteErrors, DUPLICATE_KEY, insertNew } from './mongo-errors';
 import { keysByShard, shardOf, type ShardLayout } from './shard-layout';
 

@@ -1,8 +1,7 @@
+import { DEFAULT_AGGREGATE_SHARDS } from '../config/config';
 import type { Db } from 'mongodb';
 import { insertNew } from './mongo-errors';
 
-/** Shards of a new database when AGGREGATE_SHARDS is not set (docs/storage.md has the measurements behind it). */
-export const DEFAULT_AGGREGATE_SHARDS = 32;
 const LAYOUT_COLLECTION = 'statshards';
 const LAYOUT_ID = 'layout';
 

@@ -1,17 +1,16 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import type { Job } from 'bull';
 import type { Logger } from 'pino';
 import { AppError } from '../domain/errors';
 import { extractRawBatch, noValidPoint, partitionPoints, type NdjsonLine } from '../domain/ingest-body';
-import { jobIdOf, type JobPayload } from '../domain/job-payload';
+import { jobIdOf } from '../domain/job-payload';
 import { validatePoint, type Point, type Rejection } from '../domain/point-schema';
 import { chunk } from '../domain/stats';
-import type { BatchStore, Swap } from '../queue/batch-store';
-import type { IdempotencyKey, IdempotencyStore } from '../queue/idempotency-store';
-import { promoteIn } from '../queue/bull-internals';
-import { withScripts } from '../queue/lua-scripts';
+import type { BatchStore } from '../exactly-once/batch-store';
+import type { IdempotencyKey, IdempotencyStore } from '../exactly-once/idempotency-store';
+import { keyedBatchIdFor } from '../exactly-once/keyed-batch';
+import { StreamedBatch } from '../exactly-once/streamed-batch';
 import type { IngestQueue } from '../queue/ingest-queue';
-import { execOrThrow, isRedisReady } from '../queue/redis';
+import { isRedisReady } from '../queue/redis';
 
 export interface IngestSettings {
   chunkSize: number;
@@ -40,8 +39,6 @@ export interface IngestResponse {
 /** What to answer: a new batch (202), or the stored answer of an earlier request with the same Idempotency-Key. */
 export type IngestAnswer = { replayed: false; status: 202; body: IngestResponse } | { replayed: true; status: number; body: unknown };
 
-/** Streamed chunks wait this long at most; `commit` promotes them at once. */
-const STREAM_HOLD_MS = 24 * 3600 * 1000;
 // The backlog check reads Redis at most this often per API instance.
 const BACKLOG_CACHE_MS = 250;
 const RETRY_AFTER_SECONDS = '5';
@@ -49,21 +46,6 @@ const RETRY_AFTER_SECONDS = '5';
 /** Sortable by creation time, unguessable, short enough to prefix every history `_id`. */
 export function newBatchId(now: number): string {
   return `${now.toString(36)}${randomBytes(8).toString('hex')}`;
-}
-
-/** A request sent with an Idempotency-Key: who sent it, the key, and its body's fingerprint. */
-export interface KeyedRequest {
-  scope: string;
-  key: string;
-  fingerprint: string;
-}
-
-const DAY_MS = 24 * 3600 * 1000;
-
-/** The batch id of a keyed request in one UTC day (see IngestService.batchIdFor). */
-export function keyedBatchId(request: KeyedRequest, day: number): string {
-  const { scope, key, fingerprint } = request;
-  return `k${createHash('sha256').update(`${scope}\n${key}\n${fingerprint}\n${day}`).digest('hex').slice(0, 31)}`;
 }
 
 export const unavailable = (message: string): AppError =>
@@ -161,8 +143,9 @@ export class IngestService {
     const { points, rejected } = partitionPoints(batch, receivedAt);
     this.onRejected(rejected.length);
     if (points.length === 0) throw noValidPoint(rejected);
-    // With an Idempotency-Key, every attempt of the same body gets the same batch (see batchIdFor).
-    const keyed = key && (await this.batchIdFor({ scope: key.scope, key: key.key, fingerprint: hash.copy().digest('hex') }, receivedAt));
+    // With an Idempotency-Key, every attempt of the same body gets the same batch (see keyedBatchIdFor).
+    const keyed =
+      key && (await keyedBatchIdFor(this.batches, { scope: key.scope, key: key.key, fingerprint: hash.copy().digest('hex') }, receivedAt));
     const batchId = await this.enqueue(points, receivedAt, keyed);
     return { batchId, accepted: points.length, rejected };
   }
@@ -201,13 +184,11 @@ export class IngestService {
       throw error;
     }
     const response: IngestResponse = { batchId: batch.batchId, accepted: batch.acceptedCount, rejected };
-    // Never undone once sent: when its answer is lost, the commit may have run. If it did, the batch is queued and a
-    // resend gets the stored 202; if not, its chunks stay held and are dropped as uncommitted after 24 h.
+    // When its answer is lost, the commit may have run. If it did, the batch is queued and a resend gets the stored
+    // 202; if not, its chunks stay held and are dropped as uncommitted after the window.
     const committed = await batch.commit(
-      key && this.idempotency.completion(key, hash.copy().digest('hex'), { status: 202, body: response }),
+      key && { store: this.idempotency, key, fingerprint: hash.copy().digest('hex'), response: { status: 202, body: response } },
     );
-    if (!key) return response;
-    this.idempotency.completed(key);
     if (!committed) {
       // This request stalled past its key's lease (Redis out of reach): the key may belong to a resend by now.
       throw new AppError(
@@ -239,23 +220,8 @@ export class IngestService {
   }
 
   /**
-   * The batch id of a request sent with an Idempotency-Key: the same for every
-   * attempt with the same key, body and caller within 24 h. If Redis dies after
-   * storing a batch but before answering, the API says 503 and the client sends
-   * it again; the resend then stores nothing new (same jobs, same batch) instead
-   * of a second copy of the points. The id is per UTC day, and yesterday's is
-   * reused while its batch still exists (kept 24 h), so the same key and body
-   * sent again after the contract's 24 h is a new batch.
-   */
-  private async batchIdFor(request: KeyedRequest, receivedAt: number): Promise<string> {
-    const day = Math.floor(receivedAt / DAY_MS);
-    const yesterdays = keyedBatchId(request, day - 1);
-    return (await this.batches.exists(yesterdays)) ? yesterdays : keyedBatchId(request, day);
-  }
-
-  /**
    * Enqueues a whole batch atomically (Bull's addBulk is one MULTI). With the
-   * `batchId` of an earlier attempt (see batchIdFor), whatever that attempt
+   * `batchId` of an earlier attempt (see keyedBatchIdFor), whatever that attempt
    * stored stays as it is: its status is kept and Bull skips job ids it has.
    */
   private async enqueue(points: readonly Point[], receivedAt: number, batchId = newBatchId(receivedAt)): Promise<string> {
@@ -277,76 +243,15 @@ export class IngestService {
 
   /** Starts a streamed batch: chunks are stored as they fill and run only after `commit`. */
   private async openStream(receivedAt: number): Promise<StreamedBatch> {
-    const batchId = newBatchId(receivedAt);
-    await this.batches.open(batchId, receivedAt);
-    return new StreamedBatch(batchId, receivedAt, this.queue, this.batches, this.settings.chunkSize, this.logger);
+    return StreamedBatch.open(newBatchId(receivedAt), receivedAt, {
+      queue: this.queue,
+      batches: this.batches,
+      chunkSize: this.settings.chunkSize,
+      logger: this.logger,
+    });
   }
 }
 
 function countKeys(points: readonly Point[]): number {
   return new Set(points.map((point) => point.key)).size;
-}
-
-export class StreamedBatch {
-  private pending: Point[] = [];
-  private readonly jobs: Job<JobPayload>[] = [];
-  private readonly keys = new Set<string>();
-  private accepted = 0;
-
-  constructor(
-    readonly batchId: string,
-    private readonly receivedAt: number,
-    private readonly queue: IngestQueue,
-    private readonly batches: BatchStore,
-    private readonly chunkSize: number,
-    private readonly logger: Logger,
-  ) {}
-
-  get acceptedCount(): number {
-    return this.accepted;
-  }
-
-  async add(point: Point): Promise<void> {
-    this.pending.push(point);
-    this.keys.add(point.key);
-    this.accepted += 1;
-    if (this.pending.length >= this.chunkSize) await this.flush();
-  }
-
-  private async flush(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const index = this.jobs.length;
-    const payload: JobPayload = { batchId: this.batchId, chunk: index, receivedAt: this.receivedAt, points: this.pending };
-    this.pending = [];
-    this.jobs.push(await this.queue.add(payload, { jobId: jobIdOf(this.batchId, index), delay: STREAM_HOLD_MS }));
-  }
-
-  /**
-   * Makes the batch visible and its jobs runnable in one Redis transaction,
-   * so a Redis crash leaves both done or neither: a batch marked queued with
-   * chunks still held (or the reverse) would be counted although the client
-   * got a 503 and sends it again. With `swap`
-   * (the Idempotency-Key's stored response replacing the request's in-flight
-   * marker), the batch is committed only if the key is still this request's;
-   * returns false when it was not (nothing of the batch is counted: its jobs
-   * run and find it uncommitted). The 202 is sent after this.
-   */
-  async commit(swap?: Swap): Promise<boolean> {
-    await this.flush();
-    const fields = { points: this.accepted, chunks: this.jobs.length, keys: this.keys.size, receivedAt: this.receivedAt };
-    // Of the queue's client, which holds Bull's promote script; ours are defined on it too.
-    const transaction = this.batches.commitIn(withScripts(this.queue.client).multi(), this.batchId, fields, swap);
-    for (const job of this.jobs) promoteIn(transaction, this.queue, String(job.id));
-    const [committed] = await execOrThrow(transaction);
-    return committed === 1;
-  }
-
-  /** Drops whatever was stored; nothing of an aborted request is processed. */
-  async abort(): Promise<void> {
-    this.pending = [];
-    const results = await Promise.allSettled([...this.jobs.map((job) => job.remove()), this.batches.abandon(this.batchId)]);
-    const failures = results.filter((result) => result.status === 'rejected').length;
-    // A chunk that could not be removed is still harmless: its batch is marked abandoned, so the worker drops it.
-    if (failures > 0) this.logger.warn({ batchId: this.batchId, failures }, 'could not remove every chunk of an aborted stream');
-  }
 }

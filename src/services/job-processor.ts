@@ -8,10 +8,11 @@ import type { HistoryStore } from '../repositories/history-repository';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
 import type { SeriesStore } from '../repositories/series-store';
 import { bucketDeltas, newestMinutes } from '../domain/series';
-import type { BatchDone, BatchStore } from '../queue/batch-store';
+import type { BatchDone, BatchStore } from '../exactly-once/batch-store';
 import type { JobEvent } from '../queue/events';
 import { execOrThrow } from '../queue/redis';
-import { formatGuard, parseGuard, type LanePool } from '../exactly-once/lane-pool';
+import { formatGuard, parseGuard } from '../exactly-once/guard';
+import type { LanePool } from '../exactly-once/lane-pool';
 import { CLAIM_TTL_SECONDS } from '../exactly-once/window';
 import { PermanentJobError } from './job-errors';
 import { WriteCombiner, type JobWrites, type WriteObserver } from './write-combiner';
@@ -39,13 +40,11 @@ export interface JobProcessorDeps {
   logger: Logger;
   /** Injected so tests can run a job "a day later". */
   clock?: () => number;
-  /** Most points the jobs running at once write together (see write-combiner.ts). */
-  maxGroupPoints?: number;
+  /** WORKER_GROUP_POINTS: most points the jobs running at once write together (see write-combiner.ts). */
+  maxGroupPoints: number;
   /** Told the size and write times of each group (worker metrics). */
   observer?: WriteObserver;
 }
-
-const DEFAULT_MAX_GROUP_POINTS = 20_000;
 
 /**
  * Runs one job: aggregates (one bulkWrite), rollup buckets, a pub/sub message that its
@@ -66,7 +65,7 @@ export class JobProcessor {
       processed: deps.processed,
       series: deps.series,
       clock: this.clock,
-      maxPoints: deps.maxGroupPoints ?? DEFAULT_MAX_GROUP_POINTS,
+      maxPoints: deps.maxGroupPoints,
       statsStored: (jobs) => this.publishStats(jobs),
       observer: deps.observer,
     });

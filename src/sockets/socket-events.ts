@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { keySchema, listNames } from '../domain/point-schema';
 import type { BucketView, Step } from '../domain/series';
 import type { StatsView } from '../domain/stats';
-import type { BatchDone } from '../queue/batch-store';
+import type { BatchDone } from '../exactly-once/batch-store';
 
 export const subscriptionSchema = z.strictObject(
   {

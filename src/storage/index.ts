@@ -4,7 +4,7 @@ import type { Connection } from 'mongoose';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config';
 import { createModels, ensureIndexes, type Models } from '../models';
-import { DEFAULT_KEY_LOCK_SETTINGS, KeyLocks } from '../queue/key-locks';
+import { KeyLocks } from '../queue/key-locks';
 import type { AggregateStore } from '../repositories/aggregate-store';
 import type { AggregateModel } from '../models/aggregate-model';
 import { HistoryRepository, type HistoryStore } from '../repositories/history-repository';
@@ -18,7 +18,7 @@ import { BucketSeriesRepository } from '../repositories/bucket-series-repository
 import { RedisSeries } from '../repositories/redis-series';
 import type { SeriesStore } from '../repositories/series-store';
 import type { SeriesRetention } from '../domain/series';
-import { GUARD_RETENTION } from '../exactly-once/lane-pool';
+import { GUARD_RETENTION } from '../exactly-once/guard';
 import { chooseProfile, detectServer, reconcileWithStored, type StorageProfile, type StoredLayouts } from './profile';
 import { createHistoryRetention, type HistoryRetention } from './retention';
 
@@ -90,32 +90,37 @@ async function createAggregateStore(
   logger: Logger,
 ): Promise<AggregateStore> {
   if (profile.aggregates === 'per-key') return new KeyAggregateRepository(models.aggregate, GUARD_RETENTION, profile.writeBatch);
-  // A dead worker's locks free themselves as soon as its jobs do (JOB_LOCK_MS), not 30 s later.
-  const locks = new KeyLocks(redis, config.QUEUE_NAME, { ...DEFAULT_KEY_LOCK_SETTINGS, ttlMs: config.JOB_LOCK_MS }, (lost) =>
-    logger.error({ lost }, 'key locks were lost while writing aggregates'),
-  );
-  return createShardStore(
-    db,
-    models.aggregate,
-    { locks, redis, namespace: config.QUEUE_NAME },
-    profile.writeBatch,
-    config.AGGREGATE_SHARDS,
-  );
+  return createShardStore({ db, model: models.aggregate, config, redis, logger, writeBatch: profile.writeBatch });
 }
 
 /**
  * The FerretDB profile's statistics in this database's shard layout: packed for a new database, a field per key in
- * one written before packing. `requestedShards` (AGGREGATE_SHARDS) must match the database's, when set.
+ * one written before packing. AGGREGATE_SHARDS must match the database's, when set.
  */
-export async function createShardStore(
-  db: Db,
-  model: AggregateModel,
-  { locks, redis, namespace }: { locks: KeyLocks; redis: Redis; namespace: string },
-  writeBatch: number,
-  requestedShards: number | undefined,
-): Promise<AggregateStore> {
-  const layout = await resolveShardLayout(db, requestedShards, new Date());
-  if (layout.packed) return new PackedAggregateRepository(db, locks, redis, namespace, GUARD_RETENTION, layout.shards);
+export async function createShardStore({
+  db,
+  model,
+  config,
+  redis,
+  logger,
+  writeBatch,
+}: {
+  db: Db;
+  model: AggregateModel;
+  config: Config;
+  redis: Redis;
+  logger: Logger;
+  writeBatch: number;
+}): Promise<AggregateStore> {
+  // A dead worker's locks free themselves as soon as its jobs do (JOB_LOCK_MS).
+  const settings = { ttlMs: config.JOB_LOCK_MS, waitMs: config.KEY_LOCK_WAIT_MS };
+  const locks = new KeyLocks(redis, config.QUEUE_NAME, settings, (lost) =>
+    logger.error({ lost }, 'key locks were lost while writing aggregates'),
+  );
+  const layout = await resolveShardLayout(db, config.AGGREGATE_SHARDS, new Date());
+  if (layout.packed) {
+    return new PackedAggregateRepository(db, locks, redis, config.QUEUE_NAME, GUARD_RETENTION, layout.shards, config.STATS_CACHE_KEYS);
+  }
   return new ShardAggregateRepository(model, db, locks, GUARD_RETENTION, writeBatch, layout);
 }
 

@@ -3,7 +3,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
-import { IdempotencyStore } from '../../src/queue/idempotency-store';
+import { IdempotencyStore } from '../../src/exactly-once/idempotency-store';
 import { getJson, startHarness, waitFor, type Harness } from '../support/harness';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';

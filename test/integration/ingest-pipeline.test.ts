@@ -1,6 +1,6 @@
 import { getJson, postJson, startHarness, waitFor, waitForBatch, type Harness } from '../support/harness';
 import type { StatsUpdate } from '../../src/sockets/socket-events';
-import type { BatchDone } from '../../src/queue/batch-store';
+import type { BatchDone } from '../../src/exactly-once/batch-store';
 
 describe('the ingest pipeline, end to end on real Redis and the MongoDB-compatible server', () => {
   let h: Harness;

@@ -1,4 +1,4 @@
-import type { BatchDone } from '../../src/queue/batch-store';
+import type { BatchDone } from '../../src/exactly-once/batch-store';
 import { getJson, startHarness, waitFor, waitForBatch, type Harness } from '../support/harness';
 
 describe('jobs that can never succeed', () => {

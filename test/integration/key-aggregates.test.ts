@@ -4,7 +4,7 @@ import { createLogger } from '../../src/logger';
 import { createModels } from '../../src/models';
 import type { KeyDelta } from '../../src/domain/stats';
 import { KeyAggregateRepository } from '../../src/repositories/key-aggregate-repository';
-import { GUARD_RETENTION } from '../../src/exactly-once/lane-pool';
+import { GUARD_RETENTION } from '../../src/exactly-once/guard';
 import type { Connection } from 'mongoose';
 import { randomBytes } from 'node:crypto';
 import { mongoServerUri } from '../support/harness';

@@ -1,4 +1,4 @@
-import type { BatchDone } from '../../src/queue/batch-store';
+import type { BatchDone } from '../../src/exactly-once/batch-store';
 import type { HistoryStore } from '../../src/repositories/history-repository';
 import type { StatsUpdate } from '../../src/sockets/socket-events';
 import { postJson, startHarness, waitFor, type Harness } from '../support/harness';

@@ -24,7 +24,7 @@ interface Setup {
 async function open(cap = CAP): Promise<Setup> {
   const { config, repos } = await own.open({ HISTORY_RECENT_PER_KEY: String(cap) });
   const combiner = new WriteCombiner({ ...repos, clock: Date.now, maxPoints: 10_000 });
-  return { config, repos, store: new HistoryRepository(repos.models.dataPoint), combiner };
+  return { config, repos, store: new HistoryRepository(repos.models.dataPoint, config.HISTORY_QUERY_TIMEOUT_MS), combiner };
 }
 
 let seq = 0;

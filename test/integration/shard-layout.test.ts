@@ -6,7 +6,7 @@ import { connectMongo } from '../../src/composition';
 import type { KeyDelta } from '../../src/domain/stats';
 import { createLogger } from '../../src/logger';
 import { createModels } from '../../src/models';
-import { KeyLocks } from '../../src/queue/key-locks';
+import { loadConfig } from '../../src/config/config';
 import type { AggregateStore } from '../../src/repositories/aggregate-store';
 import { keyField } from '../../src/repositories/shard-aggregate-repository';
 import { shardOf } from '../../src/repositories/shard-layout';
@@ -47,13 +47,14 @@ async function database(name: string): Promise<{ connection: Connection; db: Db 
 async function storeOf(connection: Connection, shards?: number): Promise<AggregateStore> {
   // Locks and shard versions of each database apart, as each deployment's QUEUE_NAME keeps them.
   const namespace = `layout-${suffix}-${connection.name}`;
-  const store = await createShardStore(
-    connection.db as Db,
-    createModels(connection).aggregate,
-    { locks: new KeyLocks(redis, namespace), redis, namespace },
-    50,
-    shards,
-  );
+  const store = await createShardStore({
+    db: connection.db as Db,
+    model: createModels(connection).aggregate,
+    config: { ...loadConfig({}), QUEUE_NAME: namespace, AGGREGATE_SHARDS: shards },
+    redis,
+    logger: createLogger('silent', 'test'),
+    writeBatch: 50,
+  });
   await store.prepare(new Date());
   return store;
 }

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { BatchDone } from '../../src/queue/batch-store';
+import type { BatchDone } from '../../src/exactly-once/batch-store';
 import type { StatsUpdate } from '../../src/sockets/socket-events';
 import { getJson, postJson, startHarness, waitFor, waitForBatch, type Harness, type TestSocket } from '../support/harness';
 import { oracleAcceptsSubscription, propertySeed, subscriptionPayloadArb, toJsonText } from '../support/hostile-input';

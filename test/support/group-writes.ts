@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Point } from '../../src/domain/point-schema';
 import { bucketDeltas } from '../../src/domain/series';
 import { groupByKey } from '../../src/domain/stats';
-import type { AggregateStore, JobGuard } from '../../src/repositories/aggregate-store';
+import type { AggregateStore } from '../../src/repositories/aggregate-store';
+import type { JobGuard } from '../../src/exactly-once/guard';
 import type { JobWrites } from '../../src/services/write-combiner';
 
 const SLOT = 1000;

@@ -4,16 +4,17 @@ import { MongoClient, type Db } from 'mongodb';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import { loadConfig, type Config } from '../../src/config/config';
 import {
+  connectMongo,
   createApiComponents,
+  createJobProcessor,
   createWorkerComponents,
   type ApiComponents,
   type WorkerComponents,
   type WorkerOptions,
 } from '../../src/composition';
 import { createLogger } from '../../src/logger';
-import { JobProcessor, type JobProcessorDeps } from '../../src/services/job-processor';
+import type { JobProcessor, JobProcessorDeps } from '../../src/services/job-processor';
 import { createRepositories } from '../../src/storage';
-import { connectMongo, jobProcessorDeps } from '../../src/composition';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../src/sockets/socket-events';
 
 export type TestSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -98,8 +99,7 @@ export async function startHarness(overrides: Record<string, string> = {}, optio
         () => publisher.quit(),
       );
       const repos = await createRepositories({ connection, config, redis: publisher, logger });
-      const deps = jobProcessorDeps(repos, publisher, config, logger);
-      return new JobProcessor({ ...deps, ...override?.(deps) });
+      return createJobProcessor({ repos, redis: publisher, config, logger }, override);
     },
     async close() {
       for (const socket of sockets) socket.disconnect();

@@ -3,7 +3,7 @@
  * request runs: `tsx test/support/idempotency-holder.ts <redisUrl> <namespace> <key> <leaseMs>`. Prints "held".
  */
 import Redis from 'ioredis';
-import { IdempotencyStore } from '../../src/queue/idempotency-store';
+import { IdempotencyStore } from '../../src/exactly-once/idempotency-store';
 
 async function main(): Promise<void> {
   const [redisUrl = '', namespace = '', key = '', leaseMs = ''] = process.argv.slice(2);

@@ -1,5 +1,5 @@
 import { batchIdSchema } from '../../src/domain/query-schemas';
-import { keyedBatchId, type KeyedRequest } from '../../src/services/ingest-service';
+import { keyedBatchId, type KeyedRequest } from '../../src/exactly-once/keyed-batch';
 
 describe('keyedBatchId', () => {
   const request: KeyedRequest = { scope: 'key:0123456789abcdef', key: 'order-42', fingerprint: 'f'.repeat(64) };

@@ -1,4 +1,5 @@
-import { formatGuard, GUARD_RETENTION, LanePool, parseGuard, slotOf } from '../../src/exactly-once/lane-pool';
+import { formatGuard, GUARD_RETENTION, parseGuard, slotOf } from '../../src/exactly-once/guard';
+import { LanePool } from '../../src/exactly-once/lane-pool';
 import { CLAIM_TTL_SECONDS, GUARD_SLOT_MS } from '../../src/exactly-once/window';
 
 const NOW = Date.parse('2026-01-01T01:00:00.000Z');

@@ -1,9 +1,9 @@
 import Redis from 'ioredis';
 import type { Connection } from 'mongoose';
 import { loadConfig, type Config } from '../../../src/config/config';
-import { connectMongo, jobProcessorDeps } from '../../../src/composition';
+import { connectMongo, createJobProcessor } from '../../../src/composition';
 import { createLogger } from '../../../src/logger';
-import { JobProcessor, type JobProcessorDeps } from '../../../src/services/job-processor';
+import type { JobProcessor, JobProcessorDeps } from '../../../src/services/job-processor';
 import type { AggregateStore } from '../../../src/repositories/aggregate-store';
 import { createRepositories, type Repositories } from '../../../src/storage';
 import type { Scenario } from './lab';
@@ -32,9 +32,11 @@ export class ProcessorFactory {
 
   /** A processor (its own lanes, like a worker process of its own) whose clock reads `clock()`. */
   build(clock: () => number, override?: (deps: JobProcessorDeps) => Partial<JobProcessorDeps>): JobProcessor {
-    const { config, repos } = this;
-    const deps: JobProcessorDeps = { ...jobProcessorDeps(repos, this.redis, config, createLogger('silent', 'test')), clock };
-    return new JobProcessor({ ...deps, ...override?.(deps) });
+    const { config, repos, redis } = this;
+    return createJobProcessor({ repos, redis, config, logger: createLogger('silent', 'test') }, (deps) => ({
+      clock,
+      ...override?.({ ...deps, clock }),
+    }));
   }
 
   /** The aggregate store a worker of the scenario uses (same profile, same shards). */

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { Swap } from './batch-store';
-import { IDEMPOTENCY_TTL_SECONDS } from '../exactly-once/window';
-import { withScripts, type ScriptCommands } from './lua-scripts';
+import { IDEMPOTENCY_TTL_SECONDS } from './window';
+import { withScripts, type ScriptCommands } from '../queue/lua-scripts';
 
 export interface StoredResponse {
   status: number;
@@ -18,11 +18,6 @@ export interface IdempotencyKey {
 
 export type IdempotencyState = { state: 'new' } | { state: 'in-flight' } | { state: 'done'; fingerprint: string; response: StoredResponse };
 
-/**
- * An in-flight marker lives this long unless the request's process renews it (every third of it): a request whose
- * API process died frees its key within this, and the client's resend goes through instead of getting 409.
- */
-const DEFAULT_LEASE_MS = 15_000;
 // A release that could not reach Redis (the request failed because Redis went down) is tried again this often.
 const RELEASE_RETRY_MS = 1000;
 
@@ -55,10 +50,11 @@ export class IdempotencyStore {
   constructor(
     redis: Redis,
     private readonly namespace: string,
-    options: { leaseMs?: number } = {},
+    /** IDEMPOTENCY_LEASE_MS: how long an in-flight marker lives unless renewed (every third of it). */
+    options: { leaseMs: number },
   ) {
     this.redis = withScripts(redis);
-    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    this.leaseMs = options.leaseMs;
   }
 
   private keyOf({ scope, key }: IdempotencyKey): string {

@@ -1,6 +1,6 @@
 import type { ChainableCommander, Redis } from 'ioredis';
-import { BATCH_TTL_SECONDS } from '../exactly-once/window';
-import { queued, withScripts, type ScriptCommands } from './lua-scripts';
+import { BATCH_TTL_SECONDS, RECEIVING_TTL_SECONDS } from './window';
+import { queued, withScripts, type ScriptCommands } from '../queue/lua-scripts';
 
 export type BatchStatus = 'receiving' | 'queued' | 'processing' | 'completed' | 'failed';
 
@@ -31,9 +31,6 @@ export interface Swap {
   value: string;
   ttlSeconds: number;
 }
-
-/** A streamed batch that never commits is dropped after this; its delayed jobs fire later and find it abandoned. */
-const RECEIVING_TTL_SECONDS = 48 * 3600;
 
 export interface BatchFields {
   points: number;

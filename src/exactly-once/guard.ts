@@ -1,0 +1,61 @@
+import { GUARD_KEEP_SLOTS, GUARD_SLOT_MS } from './window';
+
+/** Identifies one job's writes: lane `lane` of time slot `slot` applying its job number `seq` (see lane-pool.ts). */
+export interface JobGuard {
+  slot: number;
+  lane: string;
+  seq: number;
+}
+
+/** Guard slots older than these are dropped on each update. */
+export interface GuardRetention {
+  /** Slots kept: the current one and `keepSlots - 1` before it. */
+  keepSlots: number;
+  /** How many slots before the kept ones each update also removes. */
+  pruneSlots: number;
+}
+
+/**
+ * Entries live in `g.<slot>.<lane>`, so each update drops whole old slots with `$unset`: a document's guard holds
+ * only the lanes of the last GUARD_KEEP_SLOTS slots, each kept at least a window after its lane's last job.
+ */
+export const GUARD_RETENTION: GuardRetention = { keepSlots: GUARD_KEEP_SLOTS, pruneSlots: 8 };
+
+export function slotOf(nowMs: number): number {
+  return Math.floor(nowMs / GUARD_SLOT_MS);
+}
+
+/** A guard as a claim stores it: `<slot>.<lane>.<seq>`. */
+export function formatGuard(guard: JobGuard): string {
+  return `${guard.slot}.${guard.lane}.${guard.seq}`;
+}
+
+export function parseGuard(text: string): JobGuard | null {
+  const match = /^(\d+)\.([a-z0-9]+)\.(\d+)$/.exec(text);
+  if (!match) return null;
+  return { slot: Number(match[1]), lane: match[2] as string, seq: Number(match[3]) };
+}
+
+/**
+ * The exactly-once part of a guarded update: the filter terms that match only while none of `guards` was applied,
+ * the `$max`es that raise them, and the `$unset`s of guard slots past the retention.
+ */
+export function guardClauses(
+  guards: readonly JobGuard[],
+  retention: GuardRetention,
+): { filter: Record<string, unknown>; max: Record<string, number>; unset: Record<string, ''> } {
+  const filter: Record<string, unknown> = {};
+  const max: Record<string, number> = {};
+  const unset: Record<string, ''> = {};
+  const written = new Set(guards.map((guard) => guard.slot));
+  for (const guard of guards) {
+    const guardPath = `g.${guard.slot}.${guard.lane}`;
+    filter[guardPath] = { $not: { $gte: guard.seq } };
+    max[guardPath] = guard.seq;
+    for (let age = retention.keepSlots; age < retention.keepSlots + retention.pruneSlots; age += 1) {
+      // Jobs of neighbouring slots in one update: never drop a slot that one of them writes.
+      if (!written.has(guard.slot - age)) unset[`g.${guard.slot - age}`] = '';
+    }
+  }
+  return { filter, max, unset };
+}
