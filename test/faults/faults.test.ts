@@ -14,7 +14,7 @@ const SCENARIO_TIMEOUT_MS = 6 * 60_000;
 const TESTS = 8;
 
 /**
- * The guarantees of the README under real faults, with real processes: each test drives load over HTTP, injects
+ * The guarantees (README, docs/guarantees.md) under real faults, with real processes: each test drives load over HTTP, injects
  * its fault, and compares what was counted and stored with what was accepted. The table goes to the console and,
  * after a full run, to docs/RELIABILITY.md.
  */

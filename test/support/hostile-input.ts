@@ -108,7 +108,7 @@ export function oracleAccepts(raw: unknown, receivedAt: number): boolean {
   if (!isPlainObject(raw)) return false;
   if (Object.keys(raw).some((name) => !POINT_FIELDS.has(name))) return false;
   if (!has(raw, 'key') || !oracleKeyIsValid(raw.key)) return false;
-  // Values are bounded so that no key's sum can overflow (README, "Bad input").
+  // Values are bounded so that no key's sum can overflow (docs/guarantees.md, "Bad input").
   if (typeof raw.value !== 'number' || !Number.isFinite(raw.value) || Math.abs(raw.value) > 1e292) return false;
   if (raw.timestamp !== undefined) {
     const epoch = oracleEpoch(raw.timestamp);

@@ -178,7 +178,7 @@ export interface WindowResult extends ScenarioResult {
 /**
  * 5b. The edge of the guard window. Inside it (re-run 23 h after the interrupted run, 60 newer jobs of 6 other
  * lanes in between) the count is exact; outside it (31 h) the half the job wrote before dying is counted again,
- * which is where the README's promise ends. Needs the API of scenario 5a (for GET stats).
+ * which is where the promise ends (docs/guarantees.md, "The window"). Needs the API of scenario 5a (for GET stats).
  */
 export async function rerunAtTheWindowEdge(scenario: Scenario): Promise<WindowResult> {
   const checks = new Checks();
