@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
 import { AppError } from '../domain/errors';
+import { isRedisUnavailable } from '../queue/redis';
 import { responseInFlight } from './node-internals';
 
 interface BodyParserError {
@@ -14,14 +15,13 @@ function isBodyParserError(error: unknown): error is BodyParserError {
   return typeof error === 'object' && error !== null && typeof (error as { type?: unknown }).type === 'string';
 }
 
-// Driver and client failures that mean "a dependency is down", not "a bug": answered 503, retryable.
+// MongoDB driver failures that mean "the store is down", not "a bug": answered 503, retryable (Redis's: redis.ts).
 const UNAVAILABLE_ERRORS = new Set([
   'MongoServerSelectionError',
   'MongoNetworkError',
   'MongoNetworkTimeoutError',
   'MongoNotConnectedError',
   'MongoTopologyClosedError',
-  'MaxRetriesPerRequestError',
 ]);
 
 /** A client that went away mid-body (NDJSON is read by hand, so Node's own errors arrive here). */
@@ -34,11 +34,7 @@ function isAborted(error: unknown): boolean {
 
 function isUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  // ioredis: "Command aborted due to connection close" when a connection drops with part of a pipeline answered.
-  return (
-    UNAVAILABLE_ERRORS.has(error.name) ||
-    /Connection is closed|Stream isn't writeable|ECONNREFUSED|Command aborted due to connection close/.test(error.message)
-  );
+  return UNAVAILABLE_ERRORS.has(error.name) || isRedisUnavailable(error);
 }
 
 /** Maps any error to the contract's error body. Unknown errors are logged once and answered generically. */

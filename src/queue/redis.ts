@@ -43,6 +43,20 @@ export async function execOrThrow(commands: ChainableCommander): Promise<unknown
   return results.map(([, result]) => result);
 }
 
+// ioredis 5 rejects with plain Errors (no class, no code) when a connection is gone; their exact wording is pinned
+// by test/integration/redis-errors.test.ts, which fails when an upgrade changes it.
+const CONNECTION_GONE_MESSAGES = new Set(['Connection is closed.', "Stream isn't writeable and enableOfflineQueue options is false"]);
+
+/**
+ * Whether a command failed because Redis is out of reach (retryable: the API answers 503), not because of the
+ * command: a dropped connection (AbortError), the per-request retries used up, a refused connection, or a closed one.
+ */
+export function isRedisUnavailable(error: Error): boolean {
+  if (error.name === 'AbortError' || error.name === 'MaxRetriesPerRequestError') return true;
+  const { code } = error as NodeJS.ErrnoException;
+  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || CONNECTION_GONE_MESSAGES.has(error.message);
+}
+
 export function isRedisReady(client: Redis): boolean {
   return client.status === 'ready';
 }
