@@ -16,7 +16,14 @@ export interface IdempotencyKey {
   key: string;
 }
 
-export type IdempotencyState = { state: 'new' } | { state: 'in-flight' } | { state: 'done'; fingerprint: string; response: StoredResponse };
+/** One request's hold on its key: the in-flight marker it set. Each request has its own, even for the same key. */
+export interface KeyHold {
+  redisKey: string;
+  marker: string;
+}
+
+export type IdempotencyState =
+  { state: 'new'; hold: KeyHold } | { state: 'in-flight' } | { state: 'done'; fingerprint: string; response: StoredResponse };
 
 // A release that could not reach Redis (the request failed because Redis went down) is tried again this often.
 const RELEASE_RETRY_MS = 1000;
@@ -40,9 +47,7 @@ function storedRecord(fingerprint: string, response: StoredResponse): string {
  * fingerprint.
  */
 export class IdempotencyStore {
-  /** The in-flight marker of each key this instance reserved and has not completed or released yet. */
-  private readonly markers = new Map<string, string>();
-  /** The timer that renews each of those markers. */
+  /** The timer that renews each marker this instance set and has not completed or released yet, by marker. */
   private readonly renewals = new Map<string, NodeJS.Timeout>();
   private readonly leaseMs: number;
   private readonly redis: Redis & ScriptCommands;
@@ -63,21 +68,20 @@ export class IdempotencyStore {
 
   /** Reserves the key for this request, or tells what an earlier request with it got. */
   async begin(key: IdempotencyKey): Promise<IdempotencyState> {
-    const redisKey = this.keyOf(key);
-    const marker = JSON.stringify({ inFlight: true, id: randomBytes(8).toString('hex') });
+    const hold = { redisKey: this.keyOf(key), marker: JSON.stringify({ inFlight: true, id: randomBytes(8).toString('hex') }) };
     let reserved: string | null;
     try {
-      reserved = await this.redis.set(redisKey, marker, 'PX', this.leaseMs, 'NX');
+      reserved = await this.redis.set(hold.redisKey, hold.marker, 'PX', this.leaseMs, 'NX');
     } catch (error) {
       // Redis may have set the key before the connection broke: take it back once Redis answers again.
-      this.releaseLater(redisKey, marker, Date.now() + this.leaseMs);
+      this.releaseLater(hold, Date.now() + this.leaseMs);
       throw error;
     }
     if (reserved === 'OK') {
-      this.hold(redisKey, marker);
-      return { state: 'new' };
+      this.renew(hold);
+      return { state: 'new', hold };
     }
-    const stored = await this.redis.get(redisKey);
+    const stored = await this.redis.get(hold.redisKey);
     if (stored === null) return this.begin(key);
     const parsed = JSON.parse(stored) as StoredRecord;
     if (parsed.inFlight) return { state: 'in-flight' };
@@ -85,9 +89,9 @@ export class IdempotencyStore {
   }
 
   /** Stores the response for replays, with the fingerprint of the body that got it. */
-  async complete(key: IdempotencyKey, fingerprint: string, response: StoredResponse): Promise<void> {
-    await this.redis.set(this.keyOf(key), storedRecord(fingerprint, response), 'EX', IDEMPOTENCY_TTL_SECONDS);
-    this.completed(key);
+  async complete(hold: KeyHold, fingerprint: string, response: StoredResponse): Promise<void> {
+    await this.redis.set(hold.redisKey, storedRecord(fingerprint, response), 'EX', IDEMPOTENCY_TTL_SECONDS);
+    this.completed(hold);
   }
 
   /**
@@ -95,72 +99,53 @@ export class IdempotencyStore {
    * response replaces this request's in-flight marker only if the key still holds it, in the same step as what it
    * answers for. Call `completed` once that transaction ran.
    */
-  completion(key: IdempotencyKey, fingerprint: string, response: StoredResponse): Swap {
-    const redisKey = this.keyOf(key);
-    return {
-      key: redisKey,
-      expected: this.markers.get(redisKey) ?? '',
-      value: storedRecord(fingerprint, response),
-      ttlSeconds: IDEMPOTENCY_TTL_SECONDS,
-    };
+  completion(hold: KeyHold, fingerprint: string, response: StoredResponse): Swap {
+    return { key: hold.redisKey, expected: hold.marker, value: storedRecord(fingerprint, response), ttlSeconds: IDEMPOTENCY_TTL_SECONDS };
   }
 
-  /** Stops renewing the in-flight marker of a key whose response was stored by a `completion` swap. */
-  completed(key: IdempotencyKey): void {
-    this.forget(this.keyOf(key));
+  /** Stops renewing the in-flight marker of a request whose response was stored (or whose swap found it gone). */
+  completed(hold: KeyHold): void {
+    this.stopRenewing(hold);
   }
 
   /**
    * Frees the key after a request that was not accepted, so the client can retry (with a fixed body, or the same
    * one after a 503). When Redis cannot be reached, which is why such a request failed, the release is tried again
    * every second until Redis is back or the lease has run out: otherwise every resend would get 409 until the
-   * marker expired.
+   * marker expired. A request that already completed has nothing to release.
    */
-  async release(key: IdempotencyKey): Promise<void> {
-    const redisKey = this.keyOf(key);
-    const marker = this.markers.get(redisKey);
-    if (marker === undefined) return;
-    this.stopRenewing(redisKey);
+  async release(hold: KeyHold): Promise<void> {
+    if (!this.renewals.has(hold.marker)) return;
+    this.stopRenewing(hold);
     try {
       // Only while it holds this request's marker: never a stored response, never a later request's marker.
-      await this.redis.idempotencyRelease(redisKey, marker);
-      this.markers.delete(redisKey);
+      await this.redis.idempotencyRelease(hold.redisKey, hold.marker);
     } catch (error) {
       // Not renewed any more, the marker is gone within the lease anyway.
-      this.releaseLater(redisKey, marker, Date.now() + this.leaseMs);
+      this.releaseLater(hold, Date.now() + this.leaseMs);
       throw error;
     }
   }
 
-  private hold(redisKey: string, marker: string): void {
-    this.markers.set(redisKey, marker);
+  private renew(hold: KeyHold): void {
     const renewal = setInterval(() => {
       // A failed renewal (Redis down) is not retried: the next one comes a third of the lease later.
-      this.redis.idempotencyRenew(redisKey, marker, this.leaseMs).catch(() => undefined);
+      this.redis.idempotencyRenew(hold.redisKey, hold.marker, this.leaseMs).catch(() => undefined);
     }, this.leaseMs / 3);
     // Renewals never keep a stopping process alive.
     renewal.unref();
-    this.renewals.set(redisKey, renewal);
+    this.renewals.set(hold.marker, renewal);
   }
 
-  private stopRenewing(redisKey: string): void {
-    clearInterval(this.renewals.get(redisKey));
-    this.renewals.delete(redisKey);
+  private stopRenewing(hold: KeyHold): void {
+    clearInterval(this.renewals.get(hold.marker));
+    this.renewals.delete(hold.marker);
   }
 
-  private forget(redisKey: string): void {
-    this.stopRenewing(redisKey);
-    this.markers.delete(redisKey);
-  }
-
-  private releaseLater(redisKey: string, marker: string, giveUpAt: number): void {
-    const forget = (): void => {
-      if (this.markers.get(redisKey) === marker) this.forget(redisKey);
-    };
+  private releaseLater(hold: KeyHold, giveUpAt: number): void {
     const retry = setTimeout(() => {
-      this.redis.idempotencyRelease(redisKey, marker).then(forget, () => {
-        if (Date.now() < giveUpAt) this.releaseLater(redisKey, marker, giveUpAt);
-        else forget();
+      this.redis.idempotencyRelease(hold.redisKey, hold.marker).catch(() => {
+        if (Date.now() < giveUpAt) this.releaseLater(hold, giveUpAt);
       });
     }, RELEASE_RETRY_MS);
     // Pending releases never keep a stopping process alive.

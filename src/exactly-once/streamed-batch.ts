@@ -7,13 +7,13 @@ import type { IngestQueue } from '../queue/ingest-queue';
 import { withScripts } from '../queue/lua-scripts';
 import { execOrThrow } from '../queue/redis';
 import type { BatchStore } from './batch-store';
-import type { IdempotencyKey, IdempotencyStore, StoredResponse } from './idempotency-store';
+import type { IdempotencyStore, KeyHold, StoredResponse } from './idempotency-store';
 import { STREAM_HOLD_MS } from './window';
 
 /** The Idempotency-Key a streamed request holds, and the answer to store under it when its batch commits. */
 export interface KeyedCommit {
   store: IdempotencyStore;
-  key: IdempotencyKey;
+  hold: KeyHold;
   fingerprint: string;
   response: StoredResponse;
 }
@@ -77,13 +77,13 @@ export class StreamedBatch {
   async commit(keyed?: KeyedCommit): Promise<boolean> {
     await this.flush();
     const fields = { points: this.accepted, chunks: this.jobs.length, keys: this.keys.size, receivedAt: this.receivedAt };
-    const swap = keyed && keyed.store.completion(keyed.key, keyed.fingerprint, keyed.response);
+    const swap = keyed && keyed.store.completion(keyed.hold, keyed.fingerprint, keyed.response);
     // Of the queue's client, which holds Bull's promote script; ours are defined on it too.
     const transaction = this.batches.commitIn(withScripts(this.queue.client).multi(), this.batchId, fields, swap);
     for (const job of this.jobs) promoteIn(transaction, this.queue, String(job.id));
     const [committed] = await execOrThrow(transaction);
     // Never undone once sent: its marker's renewals stop whether or not the swap applied.
-    keyed?.store.completed(keyed.key);
+    keyed?.store.completed(keyed.hold);
     return committed === 1;
   }
 

@@ -4,7 +4,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
 import { AppError } from '../domain/errors';
 import { isRedisUnavailable } from '../queue/redis';
-import { responseInFlight } from './node-internals';
+import { isRequestAborted, responseInFlight } from './node-internals';
 
 interface BodyParserError {
   type: string;
@@ -27,9 +27,7 @@ const UNAVAILABLE_ERRORS = new Set([
 /** A client that went away mid-body (NDJSON is read by hand, so Node's own errors arrive here). */
 function isAborted(error: unknown): boolean {
   if (isBodyParserError(error) && error.type === 'request.aborted') return true;
-  if (!(error instanceof Error)) return false;
-  // Node's IncomingMessage fails with "aborted" when the client goes away mid-body.
-  return error.message === 'aborted';
+  return isRequestAborted(error);
 }
 
 function isUnavailable(error: unknown): boolean {

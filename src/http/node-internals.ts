@@ -17,3 +17,13 @@ export interface InFlightResponse {
 export function responseInFlight(socket: Duplex): InFlightResponse | null {
   return (socket as Duplex & { _httpMessage?: InFlightResponse | null })._httpMessage ?? null;
 }
+
+/**
+ * Whether an error is Node's own "the client went away mid-body" from reading a request (an `Error('aborted')`
+ * with code ECONNRESET): Node gives it no class of its own.
+ */
+export function isRequestAborted(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { message, code } = error as { message?: unknown; code?: unknown };
+  return message === 'aborted' && code === 'ECONNRESET';
+}

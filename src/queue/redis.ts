@@ -53,8 +53,7 @@ const CONNECTION_GONE_MESSAGES = new Set(['Connection is closed.', "Stream isn't
  */
 export function isRedisUnavailable(error: Error): boolean {
   if (error.name === 'AbortError' || error.name === 'MaxRetriesPerRequestError') return true;
-  const { code } = error as NodeJS.ErrnoException;
-  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || CONNECTION_GONE_MESSAGES.has(error.message);
+  return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED' || CONNECTION_GONE_MESSAGES.has(error.message);
 }
 
 export function isRedisReady(client: Redis): boolean {

@@ -6,7 +6,7 @@ import { jobIdOf } from '../domain/job-payload';
 import { validatePoint, type Point, type Rejection } from '../domain/point-schema';
 import { chunk } from '../domain/stats';
 import type { BatchStore } from '../exactly-once/batch-store';
-import type { IdempotencyKey, IdempotencyStore } from '../exactly-once/idempotency-store';
+import type { IdempotencyKey, IdempotencyStore, KeyHold } from '../exactly-once/idempotency-store';
 import { keyedBatchIdFor } from '../exactly-once/keyed-batch';
 import { StreamedBatch } from '../exactly-once/streamed-batch';
 import type { IngestQueue } from '../queue/ingest-queue';
@@ -34,6 +34,12 @@ export interface IngestResponse {
   batchId: string;
   accepted: number;
   rejected: Rejection[];
+}
+
+/** A request's Idempotency-Key and its hold on it. */
+interface KeyedRequestHold {
+  key: IdempotencyKey;
+  hold: KeyHold;
 }
 
 /** What to answer: a new batch (202), or the stored answer of an earlier request with the same Idempotency-Key. */
@@ -85,30 +91,32 @@ export class IngestService {
   async accept(body: IngestBody, key: IdempotencyKey | undefined): Promise<IngestAnswer> {
     // A replay is answered even under back-pressure: it enqueues nothing.
     this.assertQueueReachable();
+    let keyed: KeyedRequestHold | undefined;
     if (key) {
-      const replay = await this.replayOf(body, key);
-      if (replay) return replay;
+      const begun = await this.holdOrReplay(body, key);
+      if ('replayed' in begun) return begun;
+      keyed = { key, hold: begun };
     }
     const receivedAt = Date.now();
     const hash = bodyHash(body.kind);
     try {
       await this.assertBacklogBelowLimit();
       if (body.kind === 'application/json') {
-        const response = await this.acceptJson(body, receivedAt, hash, key);
-        if (key) await this.idempotency.complete(key, hash.digest('hex'), { status: 202, body: response });
+        const response = await this.acceptJson(body, receivedAt, hash, keyed?.key);
+        if (keyed) await this.idempotency.complete(keyed.hold, hash.digest('hex'), { status: 202, body: response });
         return { replayed: false, status: 202, body: response };
       }
-      return { replayed: false, status: 202, body: await this.acceptNdjson(body, receivedAt, hash, key) };
+      return { replayed: false, status: 202, body: await this.acceptNdjson(body, receivedAt, hash, keyed?.hold) };
     } catch (error) {
-      if (key) await this.idempotency.release(key).catch(() => undefined);
+      if (keyed) await this.idempotency.release(keyed.hold).catch(() => undefined);
       throw error;
     }
   }
 
-  /** The stored answer of a finished request with this key, or null when this request is the first. */
-  private async replayOf(body: IngestBody, key: IdempotencyKey): Promise<IngestAnswer | null> {
+  /** This request's hold on its key when it is the first with it, or the stored answer of a finished one. */
+  private async holdOrReplay(body: IngestBody, key: IdempotencyKey): Promise<KeyHold | IngestAnswer> {
     const state = await this.idempotency.begin(key);
-    if (state.state === 'new') return null;
+    if (state.state === 'new') return state.hold;
     if (state.state === 'in-flight') {
       throw new AppError(
         409,
@@ -160,7 +168,7 @@ export class IngestService {
     body: Extract<IngestBody, { kind: 'application/x-ndjson' }>,
     receivedAt: number,
     hash: Hash,
-    key: IdempotencyKey | undefined,
+    hold: KeyHold | undefined,
   ): Promise<IngestResponse> {
     const limit = this.settings.maxPointsPerRequest;
     const batch = await this.openStream(receivedAt);
@@ -187,7 +195,7 @@ export class IngestService {
     // When its answer is lost, the commit may have run. If it did, the batch is queued and a resend gets the stored
     // 202; if not, its chunks stay held and are dropped as uncommitted after the window.
     const committed = await batch.commit(
-      key && { store: this.idempotency, key, fingerprint: hash.copy().digest('hex'), response: { status: 202, body: response } },
+      hold && { store: this.idempotency, hold, fingerprint: hash.copy().digest('hex'), response: { status: 202, body: response } },
     );
     if (!committed) {
       // This request stalled past its key's lease (Redis out of reach): the key may belong to a resend by now.

@@ -54,14 +54,35 @@ describe('the lease on an Idempotency-Key in flight', () => {
       holder.kill('SIGKILL');
     }
     const killedAt = Date.now();
-    let state = (await store.begin(key)).state;
-    while (state !== 'new' && Date.now() - killedAt < LEASE_MS * 3) {
+    let begun = await store.begin(key);
+    while (begun.state !== 'new' && Date.now() - killedAt < LEASE_MS * 3) {
       await sleep(100);
-      state = (await store.begin(key)).state;
+      begun = await store.begin(key);
     }
-    expect(state).toBe('new');
+    expect(begun.state).toBe('new');
     expect(Date.now() - killedAt).toBeLessThanOrEqual(LEASE_MS + 500);
-    await store.release(key);
+    if (begun.state === 'new') await store.release(begun.hold);
+  });
+
+  it('when a resend reaches the same process after the first request lost its key, then what the first one does later leaves the resend its key', async () => {
+    const key = { scope: 'same-process', key: 'lease-2' };
+    const first = await store.begin(key);
+    if (first.state !== 'new') throw new Error(`the key was ${first.state}`);
+    // The first request stalls past its lease (its renewals cannot reach Redis): its marker expires.
+    await redis.del(first.hold.redisKey);
+    const resend = await store.begin(key);
+    if (resend.state !== 'new') throw new Error(`the resend found the key ${resend.state}`);
+    // The stalled request comes back: its swap expects its own marker, its release and completion touch only its own.
+    expect(store.completion(first.hold, 'fingerprint', { status: 202, body: {} }).expected).toBe(first.hold.marker);
+    await store.release(first.hold);
+    store.completed(first.hold);
+    // The resend's marker is still there and still renewed, past several leases.
+    for (let check = 0; check < 4; check += 1) {
+      await sleep(LEASE_MS / 2);
+      expect(await redis.get(resend.hold.redisKey)).toBe(resend.hold.marker);
+    }
+    await store.release(resend.hold);
+    expect(await redis.get(resend.hold.redisKey)).toBeNull();
   });
 });
 

@@ -1,6 +1,6 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { responseInFlight } from '../../src/http/node-internals';
+import net, { type AddressInfo } from 'node:net';
+import { isRequestAborted, responseInFlight } from '../../src/http/node-internals';
 
 /** A tripwire for Node's private API (src/http/node-internals.ts): fails when a Node upgrade changes it. */
 describe("Node's private API, as this service uses it", () => {
@@ -29,5 +29,31 @@ describe("Node's private API, as this service uses it", () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+
+  it('when the client goes away mid-body, then reading the request fails with the error Node reports for it', async () => {
+    const failures: unknown[] = [];
+    const read = new Promise<void>((resolve) => {
+      const server = http.createServer(async (req) => {
+        try {
+          for await (const part of req) void part;
+        } catch (error) {
+          failures.push(error);
+        }
+        server.close();
+        resolve();
+      });
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        const socket = net.connect(port, '127.0.0.1', () => {
+          socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npart of the body');
+          setTimeout(() => socket.destroy(), 50);
+        });
+      });
+    });
+    await read;
+    expect(failures).toHaveLength(1);
+    expect(isRequestAborted(failures[0])).toBe(true);
+    expect(isRequestAborted(new Error('aborted'))).toBe(false);
   });
 });

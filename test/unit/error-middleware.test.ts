@@ -88,7 +88,10 @@ describe('toAppError', () => {
       Object.assign(new Error('Reached the max retries per request limit'), { name: 'MaxRetriesPerRequestError' }),
     ],
     ['a closed Redis connection', new Error('Connection is closed.')],
-    ['a refused connection', new Error('connect ECONNREFUSED 127.0.0.1:6379')],
+    [
+      'a refused connection',
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED', errno: -111, syscall: 'connect' }),
+    ],
   ])('when %s reaches the edge, then it is a 503 with Retry-After that names no driver', (_case, error) => {
     const appError = toAppError(error);
     expect(appError).toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE', headers: { 'Retry-After': '5' } });
