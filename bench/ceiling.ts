@@ -10,8 +10,7 @@ import {
 } from '../load-test';
 import { connectMongo } from '../src/composition';
 import { validatePoint, type Point } from '../src/domain/point-schema';
-import { bucketDeltas } from '../src/domain/series';
-import { chunk, groupByKey } from '../src/domain/stats';
+import { chunk } from '../src/domain/stats';
 import { createLogger } from '../src/logger';
 import type { Config } from '../src/config/config';
 import Redis from 'ioredis';
@@ -21,10 +20,10 @@ import type { AggregateStore } from '../src/repositories/aggregate-store';
 import { createRepositories } from '../src/storage';
 import { deleteRunKeys } from './redis-usage';
 import { newBatchId } from '../src/services/ingest-service';
-import { formatGuard } from '../src/exactly-once/guard';
 import { LanePool } from '../src/exactly-once/lane-pool';
-import { jobIdOf } from '../src/domain/job-payload';
-import { WriteCombiner, type JobWrites } from '../src/services/write-combiner';
+import type { JobPayload } from '../src/domain/job-payload';
+import { WriteCombiner } from '../src/services/write-combiner';
+import { jobWrites } from '../src/services/job-processor';
 import { databaseUri, dropDatabase, loadOptions, log, withUriOption, type BenchContext } from './common';
 
 const PROGRESS_MS = 5000;
@@ -54,12 +53,7 @@ export interface CeilingResult {
 }
 
 /** One job as the worker gets it: a chunk of one request. */
-interface Job {
-  batchId: string;
-  chunk: number;
-  points: Point[];
-  receivedAt: Date;
-}
+type Job = JobPayload;
 
 /** The jobs of request `index` of the load generator, as the API makes them: validated points, indexed within the request, chunked. */
 function requestJobs(ctx: BenchContext, size: number, index: number): Job[] {
@@ -78,7 +72,7 @@ function requestJobs(ctx: BenchContext, size: number, index: number): Job[] {
     batchId,
     chunk: index,
     points: jobPoints,
-    receivedAt: new Date(receivedAt),
+    receivedAt,
   }));
 }
 
@@ -124,28 +118,7 @@ async function createJobWriter(connection: Connection, config: Config, redis: Re
       spent = into;
       inserted = 0;
       const startedAt = Date.now();
-      const writes = jobs.map((job): JobWrites => {
-        const guard = lanes.acquire(startedAt);
-        const deltas = groupByKey(job.points);
-        return {
-          guard,
-          deltas,
-          buckets: bucketDeltas(job.points, series.retention, startedAt),
-          batchId: job.batchId,
-          points: job.points,
-          receivedAt: job.receivedAt,
-          startedAt,
-          record: {
-            _id: jobIdOf(job.batchId, job.chunk),
-            batchId: job.batchId,
-            chunk: job.chunk,
-            points: job.points.length,
-            keys: deltas.length,
-            guard: formatGuard(guard),
-            attempt: 1,
-          },
-        };
-      });
+      const writes = jobs.map((job) => jobWrites(job, lanes.acquire(startedAt), 1, series.retention, startedAt));
       await Promise.all(writes.map((write) => combiner.write(write)));
       for (const write of writes) lanes.release(write.guard, true);
       return inserted;

@@ -59,3 +59,30 @@ export function guardClauses(
   }
   return { filter, max, unset };
 }
+
+/** A document's guard read into memory: per slot, each lane's highest seq applied there (`g` of the documents). */
+export type GuardMap = Record<string, Record<string, number>>;
+
+/** A lane's identity across slots: one update can raise a lane only once. */
+export function laneOf(guard: JobGuard): string {
+  return `${guard.slot}.${guard.lane}`;
+}
+
+/** Whether the job of `guard` was applied to the document holding `guards`. */
+export function isApplied(guards: GuardMap, guard: JobGuard): boolean {
+  return (guards[guard.slot]?.[guard.lane] ?? -1) >= guard.seq;
+}
+
+/** Raises the document's guard to `guard` (in place), as the `$max` of guardClauses does. */
+export function raiseGuard(guards: GuardMap, guard: JobGuard): void {
+  guards[guard.slot] = { ...guards[guard.slot], [guard.lane]: Math.max(guards[guard.slot]?.[guard.lane] ?? -1, guard.seq) };
+}
+
+/** The guard without slots past the retention, as the `$unset`s of guardClauses drop them: never a slot `written` is in. */
+export function withoutOldSlots(guards: GuardMap, written: readonly JobGuard[], retention: GuardRetention): GuardMap {
+  const slots = new Set(written.map((guard) => guard.slot));
+  const newest = Math.max(...slots);
+  return Object.fromEntries(
+    Object.entries(guards).filter(([slot]) => Number(slot) > newest - retention.keepSlots || slots.has(Number(slot))),
+  );
+}

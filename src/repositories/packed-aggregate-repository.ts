@@ -5,7 +5,7 @@ import type Redis from 'ioredis';
 import type { KeyLocks } from '../queue/key-locks';
 import { withScripts, type ScriptCommands } from '../queue/lua-scripts';
 import { toStatsView, type AggregatePage, type AggregateStore, type GuardedDeltas } from './aggregate-store';
-import type { GuardRetention, JobGuard } from '../exactly-once/guard';
+import { isApplied, raiseGuard, withoutOldSlots, type GuardMap, type GuardRetention, type JobGuard } from '../exactly-once/guard';
 import { insertNew, RefusedDataError } from './mongo-errors';
 import { keysByShard, shardOf } from './shard-layout';
 
@@ -13,7 +13,6 @@ import { keysByShard, shardOf } from './shard-layout';
 type PackedStats = [number, number, number, number, number, number, number, number];
 
 /** Lane guard of a shard: `g[slot][lane]` is the highest job sequence of that lane applied to it (exactly-once/lane-pool.ts). */
-type Guards = Record<string, Record<string, number>>;
 
 /**
  * One shard: its keys' statistics as JSON in one binary field `k`, its guard as JSON in `g`, and a version `v` changed by
@@ -39,7 +38,7 @@ interface ShardState {
   /** The version as stored (`v`), which a conditional write must match exactly. */
   v: string | number;
   stats: Map<string, PackedStats>;
-  guards: Guards;
+  guards: GuardMap;
   /** Its keys in order, made on the first page listed from this version. */
   sorted?: string[];
 }
@@ -231,7 +230,7 @@ export class PackedAggregateRepository implements AggregateStore {
   /** The shard as stored; null before its first write created it. */
   private async stored(index: number): Promise<ShardState | null> {
     const doc = await this.read(index, { k: 1, g: 1, v: 1 });
-    return doc ? { v: doc.v ?? 0, stats: unpack(doc.k), guards: (decodeJson(doc.g) ?? {}) as Guards } : null;
+    return doc ? { v: doc.v ?? 0, stats: unpack(doc.k), guards: (decodeJson(doc.g) ?? {}) as GuardMap } : null;
   }
 
   /** The shard as stored, which a write needs to exist (ensureShards). */
@@ -285,7 +284,7 @@ export class PackedAggregateRepository implements AggregateStore {
   /** One conditional write from `state` (changed in place); the new version, or null when the store holds another. */
   private async tryWrite(index: number, state: ShardState, jobs: readonly GuardedDeltas[], now: Date): Promise<string | number | null> {
     const { stats, guards } = state;
-    const pending = jobs.filter(({ guard }) => (guards[guard.slot]?.[guard.lane] ?? -1) < guard.seq);
+    const pending = jobs.filter(({ guard }) => !isApplied(guards, guard));
     if (pending.length === 0) {
       this.remember(index, state);
       return state.v;
@@ -297,9 +296,13 @@ export class PackedAggregateRepository implements AggregateStore {
         if (!Number.isFinite(added[1])) throw new RefusedDataError(`the sum of key ${JSON.stringify(delta.key)} would not be finite`);
         stats.set(delta.key, added);
       }
-      guards[guard.slot] = { ...guards[guard.slot], [guard.lane]: Math.max(guards[guard.slot]?.[guard.lane] ?? -1, guard.seq) };
+      raiseGuard(guards, guard);
     }
-    const kept = withoutOldSlots(guards, pending, this.retention);
+    const kept = withoutOldSlots(
+      guards,
+      pending.map(({ guard }) => guard),
+      this.retention,
+    );
     const packed = pack(stats);
     if (packed.length > MAX_PACKED_BYTES) {
       throw new Error(
@@ -392,13 +395,4 @@ function toView(key: string, stats: PackedStats | undefined): StatsView | null {
     last: { t: last, v: lastValue },
     updatedAt: new Date(updatedAt),
   });
-}
-
-/** The guard without slots older than the kept ones, as the other layouts' `$unset`s drop them, never one a job of this write is in. */
-function withoutOldSlots(guards: Guards, written: readonly GuardedDeltas[], retention: GuardRetention): Guards {
-  const slots = new Set(written.map(({ guard }) => guard.slot));
-  const newest = Math.max(...slots);
-  return Object.fromEntries(
-    Object.entries(guards).filter(([slot]) => Number(slot) > newest - retention.keepSlots || slots.has(Number(slot))),
-  );
 }

@@ -7,11 +7,11 @@ import type { AggregateStore } from '../repositories/aggregate-store';
 import type { HistoryStore } from '../repositories/history-repository';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
 import type { SeriesStore } from '../repositories/series-store';
-import { bucketDeltas, newestMinutes } from '../domain/series';
+import { bucketDeltas, newestMinutes, type SeriesRetention } from '../domain/series';
 import type { BatchDone, BatchStore } from '../exactly-once/batch-store';
 import type { JobEvent } from '../queue/events';
 import { execOrThrow } from '../queue/redis';
-import { formatGuard, parseGuard } from '../exactly-once/guard';
+import { formatGuard, parseGuard, type JobGuard } from '../exactly-once/guard';
 import type { LanePool } from '../exactly-once/lane-pool';
 import { CLAIM_TTL_SECONDS } from '../exactly-once/window';
 import { PermanentJobError } from './job-errors';
@@ -98,35 +98,16 @@ export class JobProcessor {
       }
       const guard = parseGuard(begun.claim);
       if (!guard) throw new PermanentJobError(`job ${job.id} has an unreadable claim`);
-      const deltas = groupByKey(payload.points);
-      const keys = deltas.map((delta) => delta.key);
-      const claim = formatGuard(guard);
-      await this.combiner.write({
-        guard,
-        deltas,
-        buckets: bucketDeltas(payload.points, this.deps.series.retention, started),
-        batchId: payload.batchId,
-        points: payload.points,
-        receivedAt: new Date(payload.receivedAt),
-        startedAt: started,
-        record: {
-          _id: job.id,
-          batchId: payload.batchId,
-          chunk: payload.chunk,
-          points: payload.points.length,
-          keys: keys.length,
-          guard: claim,
-          attempt: job.attempt,
-        },
-      });
+      const writes = jobWrites(payload, guard, job.attempt, this.deps.series.retention, started);
+      await this.combiner.write(writes);
       await this.finish(job.id, payload);
       succeeded = true;
       return {
         status: 'processed',
         points: payload.points.length,
-        keys: keys.length,
-        guard: claim,
-        adopted: claim !== formatGuard(proposed),
+        keys: writes.deltas.length,
+        guard: writes.record.guard,
+        adopted: writes.record.guard !== formatGuard(proposed),
       };
     } finally {
       this.deps.lanes.release(proposed, succeeded);
@@ -185,6 +166,32 @@ export class JobProcessor {
   private async publish(event: JobEvent): Promise<void> {
     await this.deps.publisher.publish(this.deps.channel, JSON.stringify(event));
   }
+}
+
+/**
+ * What one run of a job writes, all under its guard: the statistics deltas and rollup buckets of its keys, its
+ * points as history, its processed record. The worker and the bench's storage ceiling both build it here.
+ */
+export function jobWrites(payload: JobPayload, guard: JobGuard, attempt: number, retention: SeriesRetention, startedAt: number): JobWrites {
+  const deltas = groupByKey(payload.points);
+  return {
+    guard,
+    deltas,
+    buckets: bucketDeltas(payload.points, retention, startedAt),
+    batchId: payload.batchId,
+    points: payload.points,
+    receivedAt: new Date(payload.receivedAt),
+    startedAt,
+    record: {
+      _id: jobIdOf(payload.batchId, payload.chunk),
+      batchId: payload.batchId,
+      chunk: payload.chunk,
+      points: payload.points.length,
+      keys: deltas.length,
+      guard: formatGuard(guard),
+      attempt,
+    },
+  };
 }
 
 function parsePayload(data: unknown): JobPayload {

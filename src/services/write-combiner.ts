@@ -3,7 +3,7 @@ import type { BucketDelta } from '../domain/series';
 import type { KeyDelta } from '../domain/stats';
 import type { ProcessedRecordDocument } from '../models/processed-record-model';
 import type { AggregateStore } from '../repositories/aggregate-store';
-import type { JobGuard } from '../exactly-once/guard';
+import { laneOf, type JobGuard } from '../exactly-once/guard';
 import type { HistoryStore } from '../repositories/history-repository';
 import { isRefusal, isRefusedData } from '../repositories/mongo-errors';
 import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
@@ -167,7 +167,7 @@ export class WriteCombiner {
     for (let index = 0; index < this.pending.length;) {
       const entry = this.pending[index];
       if (!entry) break;
-      const lane = `${entry.writes.guard.slot}.${entry.writes.guard.lane}`;
+      const lane = laneOf(entry.writes.guard);
       const size = entry.writes.points.length;
       if (group.length > 0 && (lanes.has(lane) || points + size > this.deps.maxPoints)) {
         index += 1;

@@ -13,6 +13,7 @@ import {
   type WorkerOptions,
 } from '../../src/composition';
 import { createLogger } from '../../src/logger';
+import { createRedis } from '../../src/queue/redis';
 import type { JobProcessor, JobProcessorDeps } from '../../src/services/job-processor';
 import { createRepositories } from '../../src/storage';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../src/sockets/socket-events';
@@ -93,7 +94,8 @@ export async function startHarness(overrides: Record<string, string> = {}, optio
     },
     async buildProcessor(override) {
       const connection = await connectMongo(config.MONGODB_URI, logger, false);
-      const publisher = new Redis(config.REDIS_URL);
+      // As the worker's own: same retry options.
+      const publisher = createRedis(config.REDIS_URL, 'worker', logger);
       extraClosers.push(
         () => connection.close(),
         () => publisher.quit(),

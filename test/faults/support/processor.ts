@@ -1,4 +1,5 @@
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
+import { createRedis } from '../../../src/queue/redis';
 import type { Connection } from 'mongoose';
 import { loadConfig, type Config } from '../../../src/config/config';
 import { connectMongo, createJobProcessor } from '../../../src/composition';
@@ -24,7 +25,7 @@ export class ProcessorFactory {
     const config = loadConfig(scenario.env());
     const logger = createLogger('silent', 'test');
     const connection = await connectMongo(config.MONGODB_URI, logger, false);
-    const redis = new Redis(config.REDIS_URL);
+    const redis = createRedis(config.REDIS_URL, 'worker', logger);
     // As every worker does at start-up: the same profile, and the documents that must exist before any update.
     const repos = await createRepositories({ connection, config, redis, logger });
     return new ProcessorFactory(config, connection, repos, redis);
