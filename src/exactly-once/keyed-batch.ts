@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { BatchStore } from './batch-store';
-import { EXACTLY_ONCE_WINDOW_MS } from './window';
+
+// Part of every keyed id: changing it would make a resend across a deploy a second batch. A batch status lives one
+// window (BATCH_TTL_SECONDS), at least this long, so yesterday's id is found while it matters.
+const DAY_MS = 24 * 3600 * 1000;
 
 /** A request sent with an Idempotency-Key: who sent it, the key, and its body's fingerprint. */
 export interface KeyedRequest {
@@ -9,10 +12,10 @@ export interface KeyedRequest {
   fingerprint: string;
 }
 
-/** The batch id of a keyed request in one window-long period (a UTC day; see keyedBatchIdFor). */
-export function keyedBatchId(request: KeyedRequest, period: number): string {
+/** The batch id of a keyed request on one UTC day (see keyedBatchIdFor). */
+export function keyedBatchId(request: KeyedRequest, day: number): string {
   const { scope, key, fingerprint } = request;
-  return `k${createHash('sha256').update(`${scope}\n${key}\n${fingerprint}\n${period}`).digest('hex').slice(0, 31)}`;
+  return `k${createHash('sha256').update(`${scope}\n${key}\n${fingerprint}\n${day}`).digest('hex').slice(0, 31)}`;
 }
 
 /**
@@ -23,7 +26,7 @@ export function keyedBatchId(request: KeyedRequest, period: number): string {
  * same key and body sent again after the window is a new batch.
  */
 export async function keyedBatchIdFor(batches: BatchStore, request: KeyedRequest, receivedAt: number): Promise<string> {
-  const period = Math.floor(receivedAt / EXACTLY_ONCE_WINDOW_MS);
-  const yesterdays = keyedBatchId(request, period - 1);
-  return (await batches.exists(yesterdays)) ? yesterdays : keyedBatchId(request, period);
+  const day = Math.floor(receivedAt / DAY_MS);
+  const yesterdays = keyedBatchId(request, day - 1);
+  return (await batches.exists(yesterdays)) ? yesterdays : keyedBatchId(request, day);
 }

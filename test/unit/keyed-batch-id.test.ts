@@ -20,4 +20,9 @@ describe('keyedBatchId', () => {
     ];
     expect(new Set(ids).size).toBe(ids.length);
   });
+
+  it('when a new release computes the id of a request an older one stored, then it is the same id', () => {
+    // Pinned: a resend across a deploy must find the batch its first attempt stored.
+    expect(keyedBatchId(request, day)).toBe('k667dc428f3d8e66272a0a9b57adb7fb');
+  });
 });
