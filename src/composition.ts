@@ -25,8 +25,8 @@ import { attachSocketServer, type SocketServer } from './sockets/socket-server';
 // Server selection gives up after 5 s, so a request or job fails (and is retried) instead of hanging while MongoDB is down.
 const SERVER_SELECTION_TIMEOUT_MS = 5000;
 const CONNECT_RETRY_MS = 2000;
-// A command with no answer for 60 s fails (the job is retried, the request gets 503) instead of hanging forever.
-// Far above a healthy command: one aggregate write batch (50 updates) takes under 3 s even on a large FerretDB.
+// A command with no answer for 60 s fails (the job is retried, the request gets 503) instead of hanging forever;
+// far above any healthy command.
 const SOCKET_TIMEOUT_MS = 60_000;
 
 /**

@@ -60,8 +60,8 @@ export function createIngestQueue(settings: QueueSettings, role: 'api' | 'worker
     defaultJobOptions: {
       attempts: settings.attempts,
       backoff: { type: 'exponential', delay: settings.backoffMs },
-      // Bounded: the last hour (at most KEEP_COMPLETED_JOBS) of completed jobs, a week (at most 10000) of failed ones.
-      // A completed job still holds its points: 1000 of them were ~120 MB of Redis at JOB_CHUNK_SIZE 1000.
+      // Bounded: the last hour (at most KEEP_COMPLETED_JOBS) of completed jobs, a week (at most 10000) of failed ones;
+      // a completed job still holds its points.
       removeOnComplete: { age: 3600, count: settings.keepCompletedJobs },
       removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
     },

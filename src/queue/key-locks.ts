@@ -17,9 +17,8 @@ export class KeyLockTimeoutError extends Error {
  * Short Redis locks around the writes of one job's aggregates.
  *
  * Why: FerretDB v1 applies an update as read, modify, write without locking
- * the document, so concurrent updates of one document lose writes (measured
- * here: 200 concurrent `$inc` of one document from one pool left 3 to 16).
- * MongoDB does not need this, and costs one Redis round trip more per job for
+ * the document, so concurrent updates of one document lose writes
+ * (docs/architecture.md). MongoDB does not need this, and costs one Redis round trip more per job for
  * it; counts are exact on both.
  */
 export class KeyLocks {

@@ -50,9 +50,8 @@ const MAX_PACKED_BYTES = 15 * 1024 * 1024;
  * own, a shard's statistics packed into one binary field and rewritten whole, read-modify-write under a Redis lock.
  *
  * Why packed: FerretDB 1.24 validates every pair of paths of an update against each other and decodes, re-encodes
- * and rewrites the whole document for any update, so a statement with a field per key costs the square of its keys
- * (10 s per group at 10,000 keys). A shard read and written as one binary field costs its bytes, about 1 ms per
- * 100 KB (docs/storage.md). Why read-modify-write is exact: each shard is written by one process at a time (its lock;
+ * and rewrites the whole document for any update, so a statement with a field per key costs the square of its keys;
+ * a shard read and written as one binary field costs its bytes (docs/storage.md has both measured). Why read-modify-write is exact: each shard is written by one process at a time (its lock;
  * FerretDB loses concurrent updates), the guard travels in the same document as the statistics, and the write is
  * conditional on the version read.
  *

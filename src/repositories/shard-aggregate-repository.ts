@@ -42,11 +42,10 @@ const KNOWN_KEYS_CAPACITY = 100_000;
  * Why each shard in a collection of its own: a statement decodes every
  * document of its collection, and FerretDB checks every pair of paths of an
  * update against each other, so a statement's cost grows with its
- * collection's size and with the square of the keys it writes (8 shards in one
- * collection: ~1,250 keys per statement at 10,000 keys). Why 32 by default: a
- * statement costs ~1.5 ms even for one key, and a group writes one per shard
- * it touches, so more shards slow down a few hundred keys while they speed up
- * tens of thousands; docs/storage.md has the measurements on both sides.
+ * collection's size and with the square of the keys it writes. Why 32 by
+ * default: every statement has a fixed cost and a group writes one per shard it
+ * touches, so more shards slow down a few hundred keys while they speed up tens
+ * of thousands; docs/storage.md has the measurements on both sides.
  */
 export class ShardAggregateRepository implements AggregateStore {
   private readonly collection: Collection<AggregateShardDocument>;
@@ -58,7 +57,7 @@ export class ShardAggregateRepository implements AggregateStore {
   /**
    * `writeBatchSize` caps the updates per command. FerretDB 1.24 on SQLite
    * opens one cursor per update statement from a pool of 100 and hangs for
-   * good at 100 statements in one command (measured: 99 work, 100 hang).
+   * good at 100 statements in one command.
    * `layout`: the database's (shard-layout.ts). `locks`: FerretDB loses
    * concurrent updates of one document, so one writer per shard at a time.
    */
