@@ -51,9 +51,10 @@ const MAX_PACKED_BYTES = 15 * 1024 * 1024;
  *
  * Why packed: FerretDB 1.24 validates every pair of paths of an update against each other and decodes, re-encodes
  * and rewrites the whole document for any update, so a statement with a field per key costs the square of its keys;
- * a shard read and written as one binary field costs its bytes (docs/storage.md has both measured). Why read-modify-write is exact: each shard is written by one process at a time (its lock;
- * FerretDB loses concurrent updates), the guard travels in the same document as the statistics, and the write is
- * conditional on the version read.
+ * a shard read and written as one binary field costs its bytes (docs/storage.md has both measured). Why
+ * read-modify-write is exact: each shard is written by one process at a time (its lock; FerretDB loses concurrent
+ * updates), the guard travels in the same document as the statistics, and the write is conditional on the version
+ * read.
  *
  * A writer keeps each shard it wrote, decoded, and skips reading it again while the shard's version in Redis (set by
  * every writer after its write) is the one it wrote: with one worker, a group costs one command per shard instead of
