@@ -9,6 +9,7 @@
  * documents fetched. The finding in docs/BENCHMARKS.md (history reads) quotes this probe.
  */
 import { MongoClient } from 'mongodb';
+import { DEFAULT_MONGODB_URI } from '../src/config/config';
 
 interface Layout {
   docs: number;
@@ -33,7 +34,7 @@ function document(index: number, pointsPerDoc: number): { _id: string; key: stri
 }
 
 async function main(): Promise<void> {
-  const base = (process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/realtime').replace(/\/[^/?]*(\?|$)/, '/bench_id_lookup$1');
+  const base = (process.env.MONGODB_URI ?? DEFAULT_MONGODB_URI).replace(/\/[^/?]*(\?|$)/, '/bench_id_lookup$1');
   const client = await MongoClient.connect(base);
   const collection = client.db().collection<{ _id: string }>('docs');
   try {

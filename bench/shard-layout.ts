@@ -15,6 +15,7 @@ import { keyField } from '../src/repositories/shard-aggregate-repository';
 import { shardOf } from '../src/repositories/shard-layout';
 import { guardedUpdate } from '../src/repositories/aggregate-store';
 import { GUARD_RETENTION } from '../src/exactly-once/guard';
+import { DEFAULT_MONGODB_URI } from '../src/config/config';
 
 interface Layout {
   shards: number;
@@ -96,7 +97,7 @@ async function main(): Promise<void> {
   });
   const keyCounts = values.keys.split(',').map(Number);
   const layouts = parseLayouts(values.layouts);
-  const client = await MongoClient.connect(process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017');
+  const client = await MongoClient.connect(process.env.MONGODB_URI ?? DEFAULT_MONGODB_URI);
   try {
     process.stdout.write(
       '| keys | layout | statements per group | ms per group | ms per statement |\n| ---: | --- | ---: | ---: | ---: |\n',

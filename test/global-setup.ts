@@ -1,4 +1,5 @@
 import { ensureStack } from '../scripts/stack/services';
+import { DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL } from '../src/config/config';
 
 /**
  * Makes Redis and the MongoDB-compatible server available for the
@@ -7,8 +8,8 @@ import { ensureStack } from '../scripts/stack/services';
  */
 export default async function globalSetup(): Promise<void> {
   const info = await ensureStack({
-    redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    mongoUri: process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/realtime',
+    redisUrl: process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
+    mongoUri: process.env.MONGODB_URI ?? DEFAULT_MONGODB_URI,
     log: (message) => process.stderr.write(`[stack] ${message}\n`),
   });
   process.env.REDIS_URL = info.redisUrl;

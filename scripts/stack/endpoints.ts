@@ -1,9 +1,7 @@
 import { Redis, ReplyError } from 'ioredis';
 import { MongoClient, MongoServerError } from 'mongodb';
 
-/** Where Redis and MongoDB are looked for, and what `npm run stack` starts when nothing answers there. */
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
-export const DEFAULT_MONGODB_URI = 'mongodb://127.0.0.1:27017/realtime';
+export { DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL } from '../../src/config/config';
 
 export type Probe =
   | { state: 'up' }

@@ -27,6 +27,10 @@ const retention = z
     text === 'keep' ? null : Number(text.slice(0, -1)) * DURATION_UNITS_MS[text.slice(-1) as keyof typeof DURATION_UNITS_MS],
   );
 
+/** Where Redis and MongoDB are looked for (and what `npm run stack` starts when nothing answers there). */
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+export const DEFAULT_MONGODB_URI = 'mongodb://127.0.0.1:27017/realtime';
+
 /** Shards of a new database when AGGREGATE_SHARDS is not set (docs/storage.md has the measurements behind it). */
 export const DEFAULT_AGGREGATE_SHARDS = 32;
 
@@ -35,11 +39,11 @@ const configSchema = z.object({
   MONGODB_URI: z
     .string()
     .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
-    .default('mongodb://127.0.0.1:27017/realtime'),
+    .default(DEFAULT_MONGODB_URI),
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
-    .default('redis://127.0.0.1:6379'),
+    .default(DEFAULT_REDIS_URL),
   QUEUE_NAME: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 letters, digits, "_" or "-"')

@@ -3,7 +3,7 @@ import Redis from 'ioredis';
 import { MongoClient } from 'mongodb';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { createApiComponents, createWorkerComponents, type ApiComponents, type WorkerComponents } from '../../src/composition';
-import { loadConfig, type Config } from '../../src/config/config';
+import { type Config, DEFAULT_REDIS_URL, loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/logger';
 import { launchChromium } from './chromium';
 import { mongoServerUri } from '../support/harness';
@@ -132,7 +132,7 @@ beforeAll(async () => {
     NODE_ENV: 'test',
     PORT: '0',
     MONGODB_URI: `${baseUri}/test_browser_${suffix}`,
-    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_URL: process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
     QUEUE_NAME: `test-browser-${suffix}`,
     METRICS_PORT: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { MongoClient, type Collection } from 'mongodb';
 import { insertNew, isRefusal, isRefusedData } from '../../src/repositories/mongo-errors';
+import { DEFAULT_MONGODB_URI } from '../../src/config/config';
 
 /**
  * A TCP proxy in front of the MongoDB-compatible server whose connections can be cut: the driver then wraps the
@@ -46,7 +47,7 @@ class CuttingProxy {
   }
 }
 
-const target = new URL((process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017').replace(/^mongodb:/, 'http:'));
+const target = new URL((process.env.MONGODB_URI ?? DEFAULT_MONGODB_URI).replace(/^mongodb:/, 'http:'));
 const dbName = `test_cut_${randomBytes(4).toString('hex')}`;
 let proxy: CuttingProxy;
 let client: MongoClient;

@@ -5,8 +5,9 @@ import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { IdempotencyStore } from '../../src/exactly-once/idempotency-store';
 import { getJson, startHarness, waitFor, type Harness } from '../support/harness';
+import { DEFAULT_REDIS_URL } from '../../src/config/config';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
 const LEASE_MS = 1500;
 const ROOT = path.resolve(__dirname, '../..');
 

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { getJson, postJson, startHarness, waitFor, type Harness } from '../support/harness';
+import { DEFAULT_REDIS_URL } from '../../src/config/config';
 
 /** What the API gets of Redis' answers to the transaction that commits a batch. */
 type Lost = 'every answer' | 'the EXEC answer';
@@ -105,7 +106,7 @@ describe('an answer lost after Redis committed a streamed batch', () => {
   let h: Harness;
 
   beforeAll(async () => {
-    const redis = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    const redis = new URL(process.env.REDIS_URL ?? DEFAULT_REDIS_URL);
     proxy = new AnswerLosingProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
     const port = await proxy.listen();
     h = await startHarness({ REDIS_URL: `redis://127.0.0.1:${port}` });

@@ -33,15 +33,20 @@ describe("Node's private API, as this service uses it", () => {
 
   it('when the client goes away mid-body, then reading the request fails with the error Node reports for it', async () => {
     const failures: unknown[] = [];
+    const received: Buffer[] = [];
     const read = new Promise<void>((resolve) => {
-      const server = http.createServer(async (req) => {
-        try {
-          for await (const part of req) void part;
-        } catch (error) {
-          failures.push(error);
-        }
-        server.close();
-        resolve();
+      const server = http.createServer((req) => {
+        // Read as the ingest edge reads a body: by iterating the request.
+        const drain = async (): Promise<void> => {
+          try {
+            for await (const part of req) received.push(part as Buffer);
+          } catch (error) {
+            failures.push(error);
+          }
+          server.close();
+          resolve();
+        };
+        void drain();
       });
       server.listen(0, '127.0.0.1', () => {
         const { port } = server.address() as AddressInfo;
@@ -52,6 +57,7 @@ describe("Node's private API, as this service uses it", () => {
       });
     });
     await read;
+    expect(Buffer.concat(received).toString()).toBe('part of the body');
     expect(failures).toHaveLength(1);
     expect(isRequestAborted(failures[0])).toBe(true);
     expect(isRequestAborted(new Error('aborted'))).toBe(false);

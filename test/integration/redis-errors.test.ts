@@ -3,8 +3,9 @@ import type { AddressInfo } from 'node:net';
 import Redis from 'ioredis';
 import { createLogger } from '../../src/logger';
 import { createRedis, isRedisUnavailable } from '../../src/queue/redis';
+import { DEFAULT_REDIS_URL } from '../../src/config/config';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
 
 /** The error a command fails with. */
 async function failure(command: Promise<unknown>): Promise<Error> {

@@ -6,7 +6,7 @@ import { connectMongo } from '../../src/composition';
 import type { KeyDelta } from '../../src/domain/stats';
 import { createLogger } from '../../src/logger';
 import { createModels } from '../../src/models';
-import { loadConfig } from '../../src/config/config';
+import { DEFAULT_REDIS_URL, loadConfig } from '../../src/config/config';
 import type { AggregateStore } from '../../src/repositories/aggregate-store';
 import { keyField } from '../../src/repositories/shard-aggregate-repository';
 import { shardOf } from '../../src/repositories/shard-layout';
@@ -23,7 +23,7 @@ const opened: Connection[] = [];
 
 beforeAll(async () => {
   client = await MongoClient.connect(baseUri);
-  redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  redis = new Redis(process.env.REDIS_URL ?? DEFAULT_REDIS_URL);
 });
 
 afterAll(async () => {

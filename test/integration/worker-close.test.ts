@@ -3,8 +3,9 @@ import type { JobPayload } from '../../src/domain/job-payload';
 import { createLogger } from '../../src/logger';
 import { createIngestQueue, type IngestQueueHandle } from '../../src/queue/ingest-queue';
 import { testQueueSettings } from '../support/queue-settings';
+import { DEFAULT_REDIS_URL } from '../../src/config/config';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
 
 function payload(chunk: number): JobPayload {
   return { batchId: 'closebatch', chunk, receivedAt: Date.now(), points: [{ i: 0, key: 'k', value: chunk, ts: 0 }] };

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
 import { io as connectSocket, type Socket } from 'socket.io-client';
-import { loadConfig, type Config } from '../../src/config/config';
+import { type Config, DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL, loadConfig } from '../../src/config/config';
 import {
   connectMongo,
   createApiComponents,
@@ -36,7 +36,7 @@ export interface Harness {
 
 /** The MongoDB-compatible server the tests use (MONGODB_URI without its database); each test names a database of its own. */
 export function mongoServerUri(): string {
-  return (process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017').replace(/^(mongodb(?:\+srv)?:\/\/[^/]+)\/?[^?]*/, '$1');
+  return (process.env.MONGODB_URI ?? DEFAULT_MONGODB_URI).replace(/^(mongodb(?:\+srv)?:\/\/[^/]+)\/?[^?]*/, '$1');
 }
 
 /**
@@ -48,7 +48,7 @@ export async function startHarness(overrides: Record<string, string> = {}, optio
   const baseUri = mongoServerUri();
   const config = loadConfig({
     MONGODB_URI: `${baseUri}/test_${suffix}`,
-    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_URL: process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
     QUEUE_NAME: `test-${suffix}`,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     // CI runs the integration suite once per storage profile (see storage/profile.ts).

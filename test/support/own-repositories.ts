@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import type { Connection } from 'mongoose';
 import { connectMongo } from '../../src/composition';
-import { loadConfig, type Config } from '../../src/config/config';
+import { type Config, DEFAULT_REDIS_URL, loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/logger';
 import { createRepositories, type Repositories } from '../../src/storage';
 import { mongoServerUri } from './harness';
@@ -23,7 +23,7 @@ export function ownRepositories(name: string): OwnRepositories {
   let redis: Redis;
 
   beforeAll(() => {
-    redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    redis = new Redis(process.env.REDIS_URL ?? DEFAULT_REDIS_URL);
   });
 
   afterAll(async () => {
