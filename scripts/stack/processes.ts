@@ -8,6 +8,9 @@ import type { Probe } from './endpoints';
 
 const STOP_TIMEOUT_MS = 10_000;
 
+/** A started Redis or FerretDB answers within this (FerretDB on a large SQLite file takes the longest). */
+export const SERVER_READY_TIMEOUT_MS = 30_000;
+
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function which(cmd: string): string | undefined {
@@ -41,6 +44,19 @@ export function isAlive(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return true;
+  }
+}
+
+/**
+ * Whether `pid` still runs the program `bin` that was started under it (a recycled pid belongs to another program):
+ * undefined when this system cannot tell (no /proc), and each caller decides whether to trust the pid then.
+ */
+export function isOurProcess(pid: number, bin: string): boolean | undefined {
+  if (!isAlive(pid)) return false;
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path.basename(bin));
+  } catch {
+    return undefined;
   }
 }
 

@@ -15,7 +15,7 @@ import {
   type Probe,
 } from './endpoints';
 import { ferretdbArgs, resolveFerretdb } from './ferretdb';
-import { isAlive, redisServerArgs, sleep, terminate, waitUntilUp, which } from './processes';
+import { isAlive, isOurProcess, redisServerArgs, SERVER_READY_TIMEOUT_MS, sleep, terminate, waitUntilUp, which } from './processes';
 
 /*
  * The stack's services: Redis and a MongoDB-compatible server answering at the configured URLs, reused when they
@@ -68,21 +68,14 @@ interface ServiceDef {
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const STACK_DIR = path.join(ROOT, '.stack');
-const READY_TIMEOUT_MS = 30_000;
 // Long enough to cover another process building FerretDB for the first time.
 const LOCK_TIMEOUT_MS = 10 * 60_000;
 
 const defaultLog: Log = (msg) => process.stderr.write(`[stack] ${msg}\n`);
 
-// Guards against pid reuse: a recycled pid must still look like the binary we started.
-function isOurProcess(rec: PidRecord): boolean {
-  if (!isAlive(rec.pid)) return false;
-  try {
-    const cmdline = fs.readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8');
-    return cmdline.includes(path.basename(rec.bin));
-  } catch {
-    return true; // no /proc (macOS): trust the pid
-  }
+// Guards against pid reuse; without /proc (macOS) the pid is trusted: stopping is SIGTERM, and the record is ours.
+function isOurs(rec: PidRecord): boolean {
+  return isOurProcess(rec.pid, rec.bin) ?? true;
 }
 
 function pidFilePath(name: ServiceName, port: number): string {
@@ -212,7 +205,7 @@ async function startAndWait(def: ServiceDef, launch: Launch, log: Log): Promise<
   const rec: PidRecord = { name, pid, port, bin, startedAt: new Date().toISOString() };
   fs.writeFileSync(pidFile, `${JSON.stringify(rec)}\n`);
 
-  const waited = await waitUntilUp(def.probe, () => exit !== undefined, READY_TIMEOUT_MS);
+  const waited = await waitUntilUp(def.probe, () => exit !== undefined, SERVER_READY_TIMEOUT_MS);
   let result = waited.result;
   const last = waited.last;
   if (result === 'up') {
@@ -228,7 +221,7 @@ async function startAndWait(def: ServiceDef, launch: Launch, log: Log): Promise<
     await terminate(pid);
     fs.rmSync(pidFile, { force: true });
     throw new Error(
-      `${name} did not answer at ${def.label} within ${READY_TIMEOUT_MS / 1000} s (${last}); stopped it.\n${logTail(logFile, offset)}`,
+      `${name} did not answer at ${def.label} within ${SERVER_READY_TIMEOUT_MS / 1000} s (${last}); stopped it.\n${logTail(logFile, offset)}`,
     );
   }
   fs.rmSync(pidFile, { force: true });
@@ -245,7 +238,7 @@ async function ensureService(def: ServiceDef, log: Log): Promise<ServiceName | u
   const { kind, label, endpoint } = def;
   const reuse = (how: string): undefined => {
     const rec = findPidRecord(kind, endpoint.port);
-    const owner = rec && isOurProcess(rec) ? `, ${rec.name} started by stack, pid ${rec.pid}` : '';
+    const owner = rec && isOurs(rec) ? `, ${rec.name} started by stack, pid ${rec.pid}` : '';
     log(`${kind}: reusing ${label} (${how}${owner})`);
     return undefined;
   };
@@ -257,9 +250,9 @@ async function ensureService(def: ServiceDef, log: Log): Promise<ServiceName | u
   }
   if (first.state === 'starting') {
     log(`${kind}: ${label} answers but is not ready (${first.detail}); waiting`);
-    const w = await waitUntilUp(def.probe, () => false, READY_TIMEOUT_MS);
+    const w = await waitUntilUp(def.probe, () => false, SERVER_READY_TIMEOUT_MS);
     if (w.result === 'up') return reuse('became ready');
-    throw new Error(`${kind}: ${label} did not become ready within ${READY_TIMEOUT_MS / 1000} s (${w.last})`);
+    throw new Error(`${kind}: ${label} did not become ready within ${SERVER_READY_TIMEOUT_MS / 1000} s (${w.last})`);
   }
   if (!isLoopback(endpoint.host)) {
     throw new Error(`${kind}: nothing answers at ${label} (${first.detail}); not starting anything for non-loopback host ${endpoint.host}`);
@@ -270,10 +263,10 @@ async function ensureService(def: ServiceDef, log: Log): Promise<ServiceName | u
     if (contended && (await def.probe(1500)).state === 'up') return reuse('started by a concurrent stack process');
 
     const rec = findPidRecord(kind, endpoint.port);
-    if (rec && isOurProcess(rec)) {
+    if (rec && isOurs(rec)) {
       // An earlier start left it running but it does not answer (yet); a second copy could not bind anyway.
       log(`${kind}: ${rec.name} (pid ${rec.pid}) from an earlier start does not answer yet; waiting`);
-      const w = await waitUntilUp(def.probe, () => !isAlive(rec.pid), READY_TIMEOUT_MS);
+      const w = await waitUntilUp(def.probe, () => !isAlive(rec.pid), SERVER_READY_TIMEOUT_MS);
       if (w.result === 'up') return reuse('earlier start became ready');
       throw new Error(
         `${kind}: ${rec.name} (pid ${rec.pid}) is running but does not answer at ${label} (${w.last}); ` +
@@ -388,7 +381,7 @@ export async function stopStack(opts: { log?: (msg: string) => void } = {}): Pro
       const rec = readPidFile(file);
       if (!rec) {
         log(`removing unreadable pid file ${path.relative(ROOT, file)}`);
-      } else if (!isOurProcess(rec)) {
+      } else if (!isOurs(rec)) {
         log(`${rec.name} on port ${rec.port} (pid ${rec.pid}) was not running`);
       } else {
         log(`${rec.name}: stopping pid ${rec.pid} (port ${rec.port})`);
@@ -410,7 +403,7 @@ export async function printStatus(redisUrl: string, mongoUri: string): Promise<b
   defs.forEach((def, i) => {
     const p = probes[i];
     const rec = findPidRecord(def.kind, def.endpoint.port);
-    const owner = rec && isOurProcess(rec) ? ` (${rec.name} started by stack, pid ${rec.pid})` : '';
+    const owner = rec && isOurs(rec) ? ` (${rec.name} started by stack, pid ${rec.pid})` : '';
     if (p?.state === 'up') {
       console.log(`${def.kind}: answers at ${def.label}${owner}`);
     } else {
@@ -422,7 +415,7 @@ export async function printStatus(redisUrl: string, mongoUri: string): Promise<b
   for (const file of listPidFiles()) {
     const rec = readPidFile(file);
     if (rec && !ports.has(rec.port)) {
-      console.log(`also: ${rec.name} on port ${rec.port}, pid ${rec.pid}, ${isOurProcess(rec) ? 'running' : 'not running'}`);
+      console.log(`also: ${rec.name} on port ${rec.port}, pid ${rec.pid}, ${isOurs(rec) ? 'running' : 'not running'}`);
     }
   }
   return allUp;

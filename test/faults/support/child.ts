@@ -1,6 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs, { type WriteStream } from 'node:fs';
 import readline from 'node:readline';
+import { isOurProcess } from '../../../scripts/stack/processes';
+
+// Above the processes' SHUTDOWN_TIMEOUT_MS (10 s): a graceful stop the suite checks is never cut short by SIGKILL.
+const CHILD_STOP_TIMEOUT_MS = 15_000;
 
 export interface ExitStatus {
   code: number | null;
@@ -81,7 +85,7 @@ export class Child {
   }
 
   /** Sends `signal` and waits for the exit; SIGKILL after `timeoutMs` if it is still running. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<ExitStatus> {
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = CHILD_STOP_TIMEOUT_MS): Promise<ExitStatus> {
     if (this.status) return this.status;
     this.signal(signal);
     const timer = setTimeout(() => this.signal('SIGKILL'), timeoutMs);
@@ -131,12 +135,13 @@ export function killLeftovers(pidFile: string): number {
     const [pidText = '', bin = ''] = line.split(' ');
     const pid = Number(pidText);
     if (!Number.isInteger(pid) || pid <= 0 || !bin) continue;
+    // Only a pid known to run it still: SIGKILL on a guess could hit another program.
+    if (isOurProcess(pid, bin) !== true) continue;
     try {
-      if (!fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(bin)) continue;
       process.kill(pid, 'SIGKILL');
       killed += 1;
     } catch {
-      // Gone already (or no /proc): nothing to stop.
+      // Gone meanwhile.
     }
   }
   return killed;

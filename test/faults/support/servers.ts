@@ -2,10 +2,8 @@ import fs, { type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { probeMongo, probeRedis, type Probe } from '../../../scripts/stack/endpoints';
 import { ferretdbArgs, resolveFerretdb } from '../../../scripts/stack/ferretdb';
-import { redisServerArgs, waitUntilUp, which } from '../../../scripts/stack/processes';
+import { redisServerArgs, SERVER_READY_TIMEOUT_MS, waitUntilUp, which } from '../../../scripts/stack/processes';
 import { Child } from './child';
-
-const READY_TIMEOUT_MS = 30_000;
 
 /**
  * A back-end server of the suite's own (own port, own data directory), which a scenario can kill and start again
@@ -40,10 +38,10 @@ abstract class ServerProcess {
     const waited = await waitUntilUp(
       () => this.probe(),
       () => !child.running,
-      READY_TIMEOUT_MS,
+      SERVER_READY_TIMEOUT_MS,
     );
     if (waited.result === 'exited') throw new Error(`${this.name} exited before it answered (${JSON.stringify(child.exitStatus)})`);
-    if (waited.result === 'timeout') throw new Error(`${this.name} did not answer within ${READY_TIMEOUT_MS} ms: ${waited.last}`);
+    if (waited.result === 'timeout') throw new Error(`${this.name} did not answer within ${SERVER_READY_TIMEOUT_MS} ms: ${waited.last}`);
   }
 
   /** Kills the server (SIGKILL: a crash, nothing flushed on the way out) and waits until it is gone. */
