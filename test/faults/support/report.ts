@@ -139,7 +139,7 @@ day (Redis restored from an old backup, a queue paused for a day) can reach the 
 
 ## What the scenarios catch
 
-Faults the service must not show, each of which a run of the suite once found, and the scenarios that check for them:
+Faults the service must not show, and the scenarios that check for them:
 
 - Key locks (which serialize FerretDB's non-atomic updates) that outlive \`JOB_LOCK_MS\` after a worker is killed:
   every job touching the same keys would wait for them (1, 2).
