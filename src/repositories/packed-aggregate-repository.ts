@@ -12,8 +12,6 @@ import { keysByShard, shardOf } from './shard-layout';
 /** One key's statistics inside a packed shard: count, sum, min, max, first and last timestamp (ms), last value, updated (ms). */
 type PackedStats = [number, number, number, number, number, number, number, number];
 
-/** Lane guard of a shard: `g[slot][lane]` is the highest job sequence of that lane applied to it (exactly-once/lane-pool.ts). */
-
 /**
  * One shard: its keys' statistics as JSON in one binary field `k`, its guard as JSON in `g`, and a version `v` changed by
  * every write. `g` is binary too because FerretDB 1.24 skips a `$set` of an embedded document that equals the stored
