@@ -54,7 +54,8 @@ export async function connectMongo(uri: string, logger: Logger, patient: boolean
   }
 }
 
-function queueSettings(config: Config): QueueSettings {
+/** The queue as the processes open it, from the config. */
+export function queueSettings(config: Config): QueueSettings {
   return {
     redisUrl: config.REDIS_URL,
     name: config.QUEUE_NAME,

@@ -13,6 +13,7 @@ import type { GuardedBuckets, SeriesStore } from './series-store';
  *
  *   <prefix>:series:<step>:{<key>}  sorted set: score = bucket start (ms), member "start count sum min max"
  *   <prefix>:series:guard:<slot>    hash: lane → the highest job sequence of that lane applied (lane-pool.ts)
+ *   <prefix>:series:complete        set once the sets hold every stored point: a Redis that lost them lacks it
  *
  * Buckets past their step's retention are trimmed when a bucket is added to their set, and a set no longer added to
  * expires as a whole a retention (and a day, for points stamped ahead) after its newest bucket was added.
@@ -68,6 +69,31 @@ export class RedisSeries implements SeriesStore {
       if (member !== undefined) buckets.set(key, parseMember(member));
     });
     return buckets;
+  }
+
+  /** Whether the sets were complete from the database's start, or rebuilt (see storage/rollup-rebuild.ts). */
+  async isComplete(): Promise<boolean> {
+    return (await this.redis.exists(this.completeKey())) === 1;
+  }
+
+  async markComplete(): Promise<void> {
+    await this.redis.set(this.completeKey(), new Date().toISOString());
+  }
+
+  /** Deletes every bucket set (not the guards: a re-run job must still find its lane applied). */
+  async clearBuckets(): Promise<number> {
+    let deleted = 0;
+    for (const step of STEPS) {
+      const stream = this.redis.scanStream({ match: `${this.prefix}:series:${step}:*`, count: 1000 });
+      for await (const keys of stream as AsyncIterable<string[]>) {
+        if (keys.length > 0) deleted += await this.redis.unlink(...keys);
+      }
+    }
+    return deleted;
+  }
+
+  private completeKey(): string {
+    return `${this.prefix}:series:complete`;
   }
 
   private setOf(step: Step, key: string): string {

@@ -21,6 +21,7 @@ import type { SeriesRetention } from '../domain/series';
 import { GUARD_RETENTION } from '../exactly-once/guard';
 import { chooseProfile, detectServer, reconcileWithStored, type StorageProfile, type StoredLayouts } from './profile';
 import { createHistoryRetention, type HistoryRetention } from './retention';
+import { checkRollups } from './rollup-rebuild';
 
 export { PROFILES, type StorageProfile } from './profile';
 
@@ -70,6 +71,7 @@ export async function createRepositories({ connection, config, redis, logger }: 
   );
   const series = createSeriesStore(profile, db, config, redis);
   await series.prepare();
+  await checkRollups(series, models.dataPoint, logger);
   return {
     profile,
     models,
