@@ -76,17 +76,32 @@ export class RedisSeries implements SeriesStore {
     return (await this.redis.exists(this.completeKey())) === 1;
   }
 
-  async markComplete(): Promise<void> {
-    await this.redis.set(this.completeKey(), new Date().toISOString());
+  async markComplete(complete = true): Promise<void> {
+    if (complete) await this.redis.set(this.completeKey(), new Date().toISOString());
+    else await this.redis.del(this.completeKey());
   }
 
-  /** Deletes every bucket set (not the guards: a re-run job must still find its lane applied). */
-  async clearBuckets(): Promise<number> {
+  /** Takes the one rebuild allowed at a time (for `ttlSeconds` at most); false when another holds it. */
+  async lockRebuild(ttlSeconds: number): Promise<boolean> {
+    return (await this.redis.set(`${this.prefix}:series:rebuilding`, String(process.pid), 'EX', ttlSeconds, 'NX')) === 'OK';
+  }
+
+  async unlockRebuild(): Promise<void> {
+    await this.redis.del(`${this.prefix}:series:rebuilding`);
+  }
+
+  /**
+   * Deletes the buckets of each step that start at or after its cutoff (not the guards: a re-run job must still find
+   * its lane applied); returns how many buckets went.
+   */
+  async clearBuckets(cutoffs: Record<Step, number>): Promise<number> {
     let deleted = 0;
     for (const step of STEPS) {
       const stream = this.redis.scanStream({ match: `${this.prefix}:series:${step}:*`, count: 1000 });
       for await (const keys of stream as AsyncIterable<string[]>) {
-        if (keys.length > 0) deleted += await this.redis.unlink(...keys);
+        const pipeline = this.redis.pipeline();
+        for (const key of keys) pipeline.zremrangebyscore(key, cutoffs[step], '+inf');
+        for (const removed of await execOrThrow(pipeline)) deleted += Number(removed);
       }
     }
     return deleted;

@@ -71,7 +71,7 @@ export async function createRepositories({ connection, config, redis, logger }: 
   );
   const series = createSeriesStore(profile, db, config, redis);
   await series.prepare();
-  await checkRollups(series, models.dataPoint, logger);
+  await checkRollups(series, models, logger);
   return {
     profile,
     models,

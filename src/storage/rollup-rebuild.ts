@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { bucketDeltas } from '../domain/series';
+import { bucketDeltas, STEP_MS, STEPS, type Step } from '../domain/series';
 import type { Point } from '../domain/point-schema';
 import { slotOf } from '../exactly-once/guard';
-import type { DataPointModel } from '../models/data-point-model';
+import type { Models } from '../models';
 import { RedisSeries } from '../repositories/redis-series';
 import type { SeriesStore } from '../repositories/series-store';
 
@@ -14,57 +14,88 @@ import type { SeriesStore } from '../repositories/series-store';
  * recomputes them from history. The MongoDB profile keeps rollups in the database and needs neither.
  */
 
-/** Warns when the rollups in Redis may lack stored points; a database without history starts them complete. */
-export async function checkRollups(series: SeriesStore, history: DataPointModel, logger: Logger): Promise<void> {
+// Points per rollup write of a rebuild: one Lua call each, about as large as a worker's busiest group.
+const REBUILD_GROUP_POINTS = 5000;
+// A rebuild that dies leaves its lock behind this long at most.
+const REBUILD_LOCK_SECONDS = 6 * 3600;
+
+/**
+ * Warns when the rollups in Redis may lack stored points. A database that never processed a job (no history, no
+ * processed record) starts them complete.
+ */
+export async function checkRollups(series: SeriesStore, models: Models, logger: Logger): Promise<void> {
   if (!(series instanceof RedisSeries) || (await series.isComplete())) return;
-  if ((await history.exists({})) === null) {
+  const [history, processed] = await Promise.all([models.dataPoint.exists({}), models.processedRecord.exists({})]);
+  if (history === null && processed === null) {
     await series.markComplete();
     return;
   }
   logger.warn(
-    'the rollups in Redis may lack points stored before (Redis lost its data, or they predate this check): GET /api/data/series can show less than the statistics; stop the workers and the API and run `npm run rollups:rebuild`',
+    'the rollups in Redis may lack points stored before (Redis lost its data, or they were written before this check): GET /api/data/series can show less than the statistics; see `npm run rollups:rebuild` (docs/storage.md, "Rollups")',
   );
 }
 
 export interface RebuildReport {
   /** History records read. */
   records: number;
-  /** Bucket sets deleted before the rebuild. */
+  /** Buckets deleted before the rebuild. */
   cleared: number;
+  /** Per step, the first bucket start rebuilt: older buckets hold points history no longer has, and are kept. */
+  from: Record<Step, number>;
 }
 
 /**
- * Recomputes the Redis rollups from history: deletes the bucket sets, adds every history record's buckets (within
- * SERIES_RETENTION_*) in groups of `groupPoints`, each under a lane of its own, then marks them complete. Run it only
- * while no worker writes and no job waits: a job applied meanwhile would be in both the history read and its own
+ * Recomputes the Redis rollups from history: deletes the buckets history can fill again (all of them, or with
+ * HISTORY_RETENTION only those starting within it), adds every history record's buckets there under a lane of its
+ * own, then marks the rollups complete. The caller makes sure no job is processed meanwhile (see
+ * scripts/rebuild-rollups.ts): a job applied during the rebuild would be in both the history read and its own
  * rollup write, or in neither.
  */
 export async function rebuildRollups(
   series: SeriesStore,
-  history: DataPointModel,
-  options: { groupPoints: number; now?: number; progress?: (records: number) => void },
+  models: Models,
+  options: { historyRetentionMs: number | null; now?: number; groupPoints?: number; progress?: (records: number) => void },
 ): Promise<RebuildReport> {
   if (!(series instanceof RedisSeries))
     throw new Error('this database keeps its rollups in the database (MongoDB profile): nothing to rebuild');
-  const now = options.now ?? Date.now();
-  const cleared = await series.clearBuckets();
-  const guard = { slot: slotOf(now), lane: `rebuild${randomBytes(6).toString('hex')}`, seq: 0 };
-  let points: Point[] = [];
-  let records = 0;
-  const flush = async (): Promise<void> => {
-    if (points.length === 0) return;
-    guard.seq += 1;
-    await series.applyGroup([{ guard: { ...guard }, buckets: bucketDeltas(points, series.retention, now) }], new Date(now));
-    records += points.length;
-    points = [];
-    options.progress?.(records);
-  };
-  const cursor = history.collection.find({}, { projection: { _id: 0, key: 1, value: 1, timestamp: 1 }, batchSize: 5000 });
-  for await (const record of cursor) {
-    points.push({ i: 0, key: String(record.key), value: Number(record.value), ts: (record.timestamp as Date).getTime() });
-    if (points.length >= options.groupPoints) await flush();
+  if (!(await series.lockRebuild(REBUILD_LOCK_SECONDS))) throw new Error('another rollup rebuild of this queue is running');
+  try {
+    const now = options.now ?? Date.now();
+    const from = rebuildFrom(options.historyRetentionMs, now);
+    // Unmarked first: a rebuild that dies half-way leaves rollups that processes warn about.
+    await series.markComplete(false);
+    const cleared = await series.clearBuckets(from);
+    const guard = { slot: slotOf(now), lane: `rebuild${randomBytes(6).toString('hex')}`, seq: 0 };
+    const groupPoints = options.groupPoints ?? REBUILD_GROUP_POINTS;
+    let points: Point[] = [];
+    let records = 0;
+    const flush = async (): Promise<void> => {
+      if (points.length === 0) return;
+      guard.seq += 1;
+      // Buckets before `from` were kept: records history still holds for them (a sweep lags) are there already.
+      const buckets = bucketDeltas(points, series.retention, now).filter((bucket) => bucket.start >= from[bucket.step]);
+      await series.applyGroup([{ guard: { ...guard }, buckets }], new Date(now));
+      records += points.length;
+      points = [];
+      options.progress?.(records);
+    };
+    const cursor = models.dataPoint.collection.find({}, { projection: { _id: 0, key: 1, value: 1, timestamp: 1 }, batchSize: 5000 });
+    for await (const record of cursor) {
+      points.push({ i: 0, key: String(record.key), value: Number(record.value), ts: (record.timestamp as Date).getTime() });
+      if (points.length >= groupPoints) await flush();
+    }
+    await flush();
+    await series.markComplete();
+    return { records, cleared, from };
+  } finally {
+    await series.unlockRebuild();
   }
-  await flush();
-  await series.markComplete();
-  return { records, cleared };
+}
+
+/** Per step, the first bucket whose every point history still holds: all (-1) when history is kept for good. */
+function rebuildFrom(historyRetentionMs: number | null, now: number): Record<Step, number> {
+  const from = { '1m': -1, '1h': -1, '1d': -1 };
+  if (historyRetentionMs === null) return from;
+  for (const step of STEPS) from[step] = Math.ceil((now - historyRetentionMs) / STEP_MS[step]) * STEP_MS[step];
+  return from;
 }

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { connectMongo } from '../../src/composition';
 import { createLogger } from '../../src/logger';
+import { RedisSeries } from '../../src/repositories/redis-series';
 import { createRepositories, type Repositories } from '../../src/storage';
 import { checkRollups, rebuildRollups } from '../../src/storage/rollup-rebuild';
 import { getJson, postJson, startHarness, waitForBatch, type Harness } from '../support/harness';
@@ -56,7 +57,7 @@ async function startupWarnings(): Promise<string[]> {
       done();
     },
   });
-  await checkRollups(repos.series, repos.models.dataPoint, pino({ level: 'warn' }, sink));
+  await checkRollups(repos.series, repos.models, pino({ level: 'warn' }, sink));
   return lines;
 }
 
@@ -64,7 +65,9 @@ describe('rollups kept in Redis (FerretDB profile), after Redis lost them', () =
   it('when Redis loses the rollups, then a process says so at start, and the rebuild from history restores exactly what users saw', async () => {
     if (repos.profile.series !== 'redis') {
       // The MongoDB profile keeps rollups in the database: nothing is in Redis to lose, and the rebuild refuses.
-      await expect(rebuildRollups(repos.series, repos.models.dataPoint, { groupPoints: 7 })).rejects.toThrow(/nothing to rebuild/);
+      await expect(rebuildRollups(repos.series, repos.models, { historyRetentionMs: null, groupPoints: 7 })).rejects.toThrow(
+        /nothing to rebuild/,
+      );
       expect(await startupWarnings()).toEqual([]);
       return;
     }
@@ -91,7 +94,7 @@ describe('rollups kept in Redis (FerretDB profile), after Redis lost them', () =
     expect(warnings[0]).toContain('npm run rollups:rebuild');
 
     // Groups of 7 records: the 111 records take several writes, as a large history does.
-    const report = await rebuildRollups(repos.series, repos.models.dataPoint, { groupPoints: 7 });
+    const report = await rebuildRollups(repos.series, repos.models, { historyRetentionMs: null, groupPoints: 7 });
     expect(report.records).toBe(111);
     expect(await allSeries(keys)).toEqual(before);
     expect(await startupWarnings()).toEqual([]);
@@ -101,5 +104,25 @@ describe('rollups kept in Redis (FerretDB profile), after Redis lost them', () =
     expect((await waitForBatch(h.baseUrl, String(late.body.batchId))).status).toBe('completed');
     const minute = await getJson(h.baseUrl, `/api/data/series?key=rebuild%2Fb&step=1m&from=${BASE}&to=${BASE}`);
     expect(minute.body.series[0].buckets[0]).toMatchObject({ count: 2, sum: 10 + 1000 });
+
+    // With HISTORY_RETENTION, history lost its older records: their buckets stay as they are, the rest is rebuilt.
+    const withLate = await allSeries(keys);
+    const retentionMs = 2 * HOUR;
+    // The sweep lags: records up to an hour past the retention are still there, and must not be added again.
+    const swept = await h.db.collection('datapoints').deleteMany({ timestamp: { $lt: new Date(Date.now() - retentionMs - HOUR) } });
+    expect(swept.deletedCount).toBeGreaterThan(0);
+    const bounded = await rebuildRollups(repos.series, repos.models, { historyRetentionMs: retentionMs, groupPoints: 7 });
+    expect(bounded.records).toBe(112 - swept.deletedCount);
+    expect(await allSeries(keys)).toEqual(withLate);
+  });
+
+  it('when a rebuild of the same queue is running, then another one is refused', async () => {
+    if (!(repos.series instanceof RedisSeries)) return;
+    expect(await repos.series.lockRebuild(60)).toBe(true);
+    try {
+      await expect(rebuildRollups(repos.series, repos.models, { historyRetentionMs: null })).rejects.toThrow(/another rollup rebuild/);
+    } finally {
+      await repos.series.unlockRebuild();
+    }
   });
 });
