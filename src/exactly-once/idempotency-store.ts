@@ -88,9 +88,12 @@ export class IdempotencyStore {
     return { state: 'done', fingerprint: parsed.fingerprint ?? '', response: { status: parsed.status ?? 202, body: parsed.body } };
   }
 
-  /** Stores the response for replays, with the fingerprint of the body that got it. */
+  /**
+   * Stores the response for replays, with the fingerprint of the body that got it, while the key still holds this
+   * request's marker (a request that stalled past its lease leaves a later one's marker or answer as it is).
+   */
   async complete(hold: KeyHold, fingerprint: string, response: StoredResponse): Promise<void> {
-    await this.redis.set(hold.redisKey, storedRecord(fingerprint, response), 'EX', IDEMPOTENCY_TTL_SECONDS);
+    await this.redis.idempotencyComplete(hold.redisKey, hold.marker, storedRecord(fingerprint, response), IDEMPOTENCY_TTL_SECONDS);
     this.completed(hold);
   }
 

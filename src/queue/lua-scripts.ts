@@ -16,6 +16,7 @@ const FILES = {
   locksRelease: 'key-locks-release.lua',
   idempotencyRenew: 'idempotency-renew-1.lua',
   idempotencyRelease: 'idempotency-release-1.lua',
+  idempotencyComplete: 'idempotency-complete-1.lua',
   batchBeginJob: 'batch-begin-job-2.lua',
   batchFinishJob: 'batch-finish-job-4.lua',
   batchCommit: 'batch-commit.lua',

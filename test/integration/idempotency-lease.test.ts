@@ -73,8 +73,10 @@ describe('the lease on an Idempotency-Key in flight', () => {
     await redis.del(first.hold.redisKey);
     const resend = await store.begin(key);
     if (resend.state !== 'new') throw new Error(`the resend found the key ${resend.state}`);
-    // The stalled request comes back: its swap expects its own marker, its release and completion touch only its own.
+    // The stalled request comes back: its swap expects its own marker; storing its answer, releasing and completing
+    // touch only its own.
     expect(store.completion(first.hold, 'fingerprint', { status: 202, body: {} }).expected).toBe(first.hold.marker);
+    await store.complete(first.hold, 'fingerprint', { status: 202, body: {} });
     await store.release(first.hold);
     store.completed(first.hold);
     // The resend's marker is still there and still renewed, past several leases.
