@@ -36,12 +36,6 @@ export interface IngestResponse {
   rejected: Rejection[];
 }
 
-/** A request's Idempotency-Key and its hold on it. */
-interface KeyedRequestHold {
-  key: IdempotencyKey;
-  hold: KeyHold;
-}
-
 /** What to answer: a new batch (202), or the stored answer of an earlier request with the same Idempotency-Key. */
 export type IngestAnswer = { replayed: false; status: 202; body: IngestResponse } | { replayed: true; status: number; body: unknown };
 
@@ -91,24 +85,24 @@ export class IngestService {
   async accept(body: IngestBody, key: IdempotencyKey | undefined): Promise<IngestAnswer> {
     // A replay is answered even under back-pressure: it enqueues nothing.
     this.assertQueueReachable();
-    let keyed: KeyedRequestHold | undefined;
+    let hold: KeyHold | undefined;
     if (key) {
       const begun = await this.holdOrReplay(body, key);
       if ('replayed' in begun) return begun;
-      keyed = { key, hold: begun };
+      hold = begun;
     }
     const receivedAt = Date.now();
     const hash = bodyHash(body.kind);
     try {
       await this.assertBacklogBelowLimit();
       if (body.kind === 'application/json') {
-        const response = await this.acceptJson(body, receivedAt, hash, keyed?.key);
-        if (keyed) await this.idempotency.complete(keyed.hold, hash.digest('hex'), { status: 202, body: response });
+        const response = await this.acceptJson(body, receivedAt, hash, key);
+        if (hold) await this.idempotency.complete(hold, hash.digest('hex'), { status: 202, body: response });
         return { replayed: false, status: 202, body: response };
       }
-      return { replayed: false, status: 202, body: await this.acceptNdjson(body, receivedAt, hash, keyed?.hold) };
+      return { replayed: false, status: 202, body: await this.acceptNdjson(body, receivedAt, hash, hold) };
     } catch (error) {
-      if (keyed) await this.idempotency.release(keyed.hold).catch(() => undefined);
+      if (hold) await this.idempotency.release(hold).catch(() => undefined);
       throw error;
     }
   }
