@@ -1,6 +1,7 @@
 import type Redis from 'ioredis';
 import { STEPS, toBucketView, type BucketView, type SeriesRetention, type Step } from '../domain/series';
 import { REDIS_GUARD_TTL_SECONDS } from '../exactly-once/window';
+import { KeyLocks } from '../queue/key-locks';
 import { withScripts, type ScriptCommands } from '../queue/lua-scripts';
 import { execOrThrow } from '../queue/redis';
 import type { GuardedBuckets, SeriesStore } from './series-store';
@@ -19,6 +20,8 @@ import type { GuardedBuckets, SeriesStore } from './series-store';
  * expires as a whole a retention (and a day, for points stamped ahead) after its newest bucket was added.
  */
 
+// A rebuild whose process died frees its lock within this.
+const REBUILD_LOCK_TTL_MS = 30_000;
 const SEP = '\u0001';
 const END = '\u0002';
 
@@ -76,18 +79,20 @@ export class RedisSeries implements SeriesStore {
     return (await this.redis.exists(this.completeKey())) === 1;
   }
 
-  async markComplete(complete = true): Promise<void> {
-    if (complete) await this.redis.set(this.completeKey(), new Date().toISOString());
-    else await this.redis.del(this.completeKey());
+  async markComplete(): Promise<void> {
+    await this.redis.set(this.completeKey(), new Date().toISOString());
   }
 
-  /** Takes the one rebuild allowed at a time (for `ttlSeconds` at most); false when another holds it. */
-  async lockRebuild(ttlSeconds: number): Promise<boolean> {
-    return (await this.redis.set(`${this.prefix}:series:rebuilding`, String(process.pid), 'EX', ttlSeconds, 'NX')) === 'OK';
+  async unmarkComplete(): Promise<void> {
+    await this.redis.del(this.completeKey());
   }
 
-  async unlockRebuild(): Promise<void> {
-    await this.redis.del(`${this.prefix}:series:rebuilding`);
+  /**
+   * Runs `work` as the only rebuild of these rollups (a lock beside the shard locks, renewed while it runs); throws
+   * KeyLockTimeoutError at once when another rebuild holds it.
+   */
+  withRebuildLock<T>(work: () => Promise<T>): Promise<T> {
+    return new KeyLocks(this.redis, this.prefix, { ttlMs: REBUILD_LOCK_TTL_MS, waitMs: 0 }).withLocks(['series-rebuild'], work);
   }
 
   /**

@@ -4,6 +4,7 @@ import { bucketDeltas, STEP_MS, STEPS, type Step } from '../domain/series';
 import type { Point } from '../domain/point-schema';
 import { slotOf } from '../exactly-once/guard';
 import type { Models } from '../models';
+import { KeyLockTimeoutError } from '../queue/key-locks';
 import { RedisSeries } from '../repositories/redis-series';
 import type { SeriesStore } from '../repositories/series-store';
 
@@ -16,8 +17,6 @@ import type { SeriesStore } from '../repositories/series-store';
 
 // Points per rollup write of a rebuild: one Lua call each, about as large as a worker's busiest group.
 const REBUILD_GROUP_POINTS = 5000;
-// A rebuild that dies leaves its lock behind this long at most.
-const REBUILD_LOCK_SECONDS = 6 * 3600;
 
 /**
  * Warns when the rollups in Redis may lack stored points. A database that never processed a job (no history, no
@@ -51,45 +50,52 @@ export interface RebuildReport {
  * scripts/rebuild-rollups.ts): a job applied during the rebuild would be in both the history read and its own
  * rollup write, or in neither.
  */
-export async function rebuildRollups(
-  series: SeriesStore,
-  models: Models,
-  options: { historyRetentionMs: number | null; now?: number; groupPoints?: number; progress?: (records: number) => void },
-): Promise<RebuildReport> {
+export async function rebuildRollups(series: SeriesStore, models: Models, options: RebuildOptions): Promise<RebuildReport> {
   if (!(series instanceof RedisSeries))
     throw new Error('this database keeps its rollups in the database (MongoDB profile): nothing to rebuild');
-  if (!(await series.lockRebuild(REBUILD_LOCK_SECONDS))) throw new Error('another rollup rebuild of this queue is running');
   try {
-    const now = options.now ?? Date.now();
-    const from = rebuildFrom(options.historyRetentionMs, now);
-    // Unmarked first: a rebuild that dies half-way leaves rollups that processes warn about.
-    await series.markComplete(false);
-    const cleared = await series.clearBuckets(from);
-    const guard = { slot: slotOf(now), lane: `rebuild${randomBytes(6).toString('hex')}`, seq: 0 };
-    const groupPoints = options.groupPoints ?? REBUILD_GROUP_POINTS;
-    let points: Point[] = [];
-    let records = 0;
-    const flush = async (): Promise<void> => {
-      if (points.length === 0) return;
-      guard.seq += 1;
-      // Buckets before `from` were kept: records history still holds for them (a sweep lags) are there already.
-      const buckets = bucketDeltas(points, series.retention, now).filter((bucket) => bucket.start >= from[bucket.step]);
-      await series.applyGroup([{ guard: { ...guard }, buckets }], new Date(now));
-      records += points.length;
-      points = [];
-      options.progress?.(records);
-    };
-    const cursor = models.dataPoint.collection.find({}, { projection: { _id: 0, key: 1, value: 1, timestamp: 1 }, batchSize: 5000 });
-    for await (const record of cursor) {
-      points.push({ i: 0, key: String(record.key), value: Number(record.value), ts: (record.timestamp as Date).getTime() });
-      if (points.length >= groupPoints) await flush();
-    }
-    await flush();
-    await series.markComplete();
-    return { records, cleared, from };
-  } finally {
-    await series.unlockRebuild();
+    return await series.withRebuildLock(() => rebuild(series, models, options));
+  } catch (error) {
+    if (error instanceof KeyLockTimeoutError) throw new Error('another rollup rebuild of this queue is running');
+    throw error;
   }
+}
+
+export interface RebuildOptions {
+  /** HISTORY_RETENTION. */
+  historyRetentionMs: number | null;
+  groupPoints?: number;
+  progress?: (records: number) => void;
+}
+
+async function rebuild(series: RedisSeries, models: Models, options: RebuildOptions): Promise<RebuildReport> {
+  const now = Date.now();
+  const from = rebuildFrom(options.historyRetentionMs, now);
+  // Unmarked first: a rebuild that dies half-way leaves rollups that processes warn about.
+  await series.unmarkComplete();
+  const cleared = await series.clearBuckets(from);
+  const guard = { slot: slotOf(now), lane: `rebuild${randomBytes(6).toString('hex')}`, seq: 0 };
+  const groupPoints = options.groupPoints ?? REBUILD_GROUP_POINTS;
+  let points: Point[] = [];
+  let records = 0;
+  const flush = async (): Promise<void> => {
+    if (points.length === 0) return;
+    guard.seq += 1;
+    // Buckets before `from` were kept: records history still holds for them (a sweep lags) are there already.
+    const buckets = bucketDeltas(points, series.retention, now).filter((bucket) => bucket.start >= from[bucket.step]);
+    await series.applyGroup([{ guard: { ...guard }, buckets }], new Date(now));
+    records += points.length;
+    points = [];
+    options.progress?.(records);
+  };
+  const cursor = models.dataPoint.collection.find({}, { projection: { _id: 0, key: 1, value: 1, timestamp: 1 }, batchSize: 5000 });
+  for await (const record of cursor) {
+    points.push({ i: 0, key: String(record.key), value: Number(record.value), ts: (record.timestamp as Date).getTime() });
+    if (points.length >= groupPoints) await flush();
+  }
+  await flush();
+  await series.markComplete();
+  return { records, cleared, from };
 }
 
 /** Per step, the first bucket whose every point history still holds: all (-1) when history is kept for good. */

@@ -118,11 +118,21 @@ describe('rollups kept in Redis (FerretDB profile), after Redis lost them', () =
 
   it('when a rebuild of the same queue is running, then another one is refused', async () => {
     if (!(repos.series instanceof RedisSeries)) return;
-    expect(await repos.series.lockRebuild(60)).toBe(true);
+    const series = repos.series;
+    // A first rebuild holds the lock until released.
+    let release = (): void => undefined;
+    let held: Promise<void> = Promise.resolve();
+    await new Promise<void>((entered) => {
+      held = series.withRebuildLock(() => {
+        entered();
+        return new Promise<void>((resolve) => (release = resolve));
+      });
+    });
     try {
-      await expect(rebuildRollups(repos.series, repos.models, { historyRetentionMs: null })).rejects.toThrow(/another rollup rebuild/);
+      await expect(rebuildRollups(series, repos.models, { historyRetentionMs: null })).rejects.toThrow(/another rollup rebuild/);
     } finally {
-      await repos.series.unlockRebuild();
+      release();
+      await held;
     }
   });
 });
