@@ -330,14 +330,15 @@ function shardId(index: number): string {
 
 /** The position of the first key in `sorted` above `after` and at or above `prefix`. */
 function firstAbove(sorted: readonly string[], after: string | undefined, prefix: string): number {
-  const floor = after !== undefined && after >= prefix ? after : prefix;
-  const inclusive = !(after !== undefined && after >= prefix);
+  // The cursor bounds the page when it is at or past the prefix (exclusive); else the prefix does (inclusive).
+  const byCursor = after !== undefined && after >= prefix;
+  const floor = byCursor ? after : prefix;
   let low = 0;
   let high = sorted.length;
   while (low < high) {
     const middle = (low + high) >>> 1;
     const key = sorted[middle] as string;
-    if (key < floor || (!inclusive && key === floor)) low = middle + 1;
+    if (key < floor || (byCursor && key === floor)) low = middle + 1;
     else high = middle;
   }
   return low;
