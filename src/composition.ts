@@ -19,6 +19,7 @@ import { IngestService } from './services/ingest-service';
 import { batchFailureMessage, PermanentJobError } from './services/job-errors';
 import { JobProcessor, type JobProcessorDeps } from './services/job-processor';
 import { LanePool } from './exactly-once/lane-pool';
+import { OUTAGE_WAIT_DEFAULTS, OutageWait } from './services/outage-wait';
 import { createRepositories, type Repositories } from './storage';
 import { attachSocketServer, type SocketServer } from './sockets/socket-server';
 
@@ -296,6 +297,14 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
     },
   );
   const metricsServer = config.METRICS_PORT > 0 ? await serveMetrics(metrics, config.METRICS_PORT, logger) : undefined;
+  const outages = new OutageWait(
+    [
+      { name: 'mongodb', check: async () => connection.db?.admin().ping() },
+      { name: 'redis', check: () => redis.ping() },
+    ],
+    { ...OUTAGE_WAIT_DEFAULTS, budgetMs: config.JOB_OUTAGE_WAIT_MS },
+    logger,
+  );
 
   queue.on('failed', (job, error) => {
     const final = error instanceof PermanentJobError || job.attemptsMade >= (job.opts.attempts ?? 1);
@@ -338,7 +347,11 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
       const taking = queue.process(config.WORKER_CONCURRENCY, async (job) => {
         try {
           const stopTimer = metrics.jobDuration.startTimer();
-          const outcome = await processor.process({ id: String(job.id), data: job.data, attempt: job.attemptsMade + 1 });
+          const outcome = await outages.run(
+            String(job.id),
+            () => processor.process({ id: String(job.id), data: job.data, attempt: job.attemptsMade + 1 }),
+            () => stopping,
+          );
           stopTimer();
           metrics.jobs.inc({ outcome: outcome.status.replace('-', '_') });
           if (outcome.status === 'processed') metrics.pointsProcessed.inc(outcome.points);

@@ -70,8 +70,16 @@ const configSchema = z.object({
   /** Most points the jobs running at once write together (see write-combiner.ts); a bigger group waits for the next write. */
   WORKER_GROUP_POINTS: whole(1000, 1_000_000).default(20_000),
   JOB_ATTEMPTS: whole(1, 100).default(10),
-  /** Backoff unit: Bull waits (2^n - 1) × this before attempt n + 1 (1 s, 3 s, 7 s ... ~17 min in all for 10 attempts). */
+  /**
+   * Backoff unit for a job's own failures: Bull waits (2^n - 1) × this before attempt n + 1 (1 s, 3 s, 7 s ...; the
+   * 10th attempt ~17 min after the first). An outage of MongoDB or Redis is not such a failure (JOB_OUTAGE_WAIT_MS).
+   */
   JOB_BACKOFF_MS: whole(1).default(1000),
+  /**
+   * How long one run of a job waits out an outage of MongoDB or Redis (looking every 0.25-2 s) and runs again once
+   * both answer, without using an attempt; past it the run fails as usual (see services/outage-wait.ts).
+   */
+  JOB_OUTAGE_WAIT_MS: whole(0, 3_600_000).default(300_000),
   /** A worker that stops renewing its job lock (killed, frozen) loses the job after this long. */
   JOB_LOCK_MS: whole(1000, 3_600_000).default(30_000),
   /** How often workers look for jobs whose lock expired and hand them to a live worker. */

@@ -1,5 +1,9 @@
 import {
   MongoBulkWriteError,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
   MongoServerError,
   type AnyBulkWriteOperation,
   type Collection,
@@ -33,6 +37,28 @@ export function bulkWriteErrors(error: unknown): { index: number; code: number |
 /** Whether the server answered that it refused some statements (as opposed to not answering: network, timeout). */
 export function isRefusal(error: unknown): boolean {
   return bulkWriteErrors(error) !== undefined || isRefusedData(error);
+}
+
+/**
+ * Whether MongoDB gave no answer at all: the connection failed or broke, no server could be selected, the client
+ * was closed. A bulk write wraps such a failure in MongoBulkWriteError, without write errors and without a code.
+ */
+export function isUnanswered(error: unknown): boolean {
+  if (
+    error instanceof MongoNetworkError ||
+    error instanceof MongoServerSelectionError ||
+    error instanceof MongoNotConnectedError ||
+    error instanceof MongoTopologyClosedError
+  ) {
+    return true;
+  }
+  // A server's answer has a numeric code (copied onto the wrapper); a driver's "no answer" has none.
+  return (
+    error instanceof MongoBulkWriteError &&
+    typeof error.code !== 'number' &&
+    bulkWriteErrors(error) === undefined &&
+    error.result.getWriteConcernError() === undefined
+  );
 }
 
 /** A repository's own refusal of data the server could not store either (an infinite sum): never retried. */

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { Scenario } from './lab';
 import type { Verdict } from './verify';
 
@@ -62,6 +63,14 @@ export async function takenOverJobs(scenario: Scenario): Promise<number> {
 /** Jobs that needed more than one attempt (a failed attempt, then a retry after the backoff). */
 export async function retriedJobs(scenario: Scenario): Promise<number> {
   return scenario.db.collection('processedrecords').countDocuments({ attempt: { $gt: 1 } });
+}
+
+/** How many times a worker logged that a job run waited out an outage (services/outage-wait.ts). */
+export function outageWaits(scenario: Scenario): number {
+  return fs
+    .readFileSync(scenario.logFile, 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('job ran into an outage')).length;
 }
 
 export function waitMs(ms: number): Promise<void> {

@@ -20,6 +20,8 @@ export class Ledger {
   private readonly totals = new Map<string, KeyTotal>();
   /** value -> key of every accepted point. */
   readonly acceptedValues = new Map<number, string>();
+  /** The batch id of every 202 (a resend answered from its first response repeats it). */
+  readonly batchIds = new Set<string>();
   sent = 0;
 
   get accepted(): number {
@@ -35,7 +37,8 @@ export class Ledger {
   }
 
   /** Records points the API answered 202 for; a value accepted twice is a bug in the scenario, not in the service. */
-  accept(points: readonly Point[]): void {
+  accept(points: readonly Point[], batchId?: string): void {
+    if (batchId !== undefined) this.batchIds.add(batchId);
     for (const point of points) {
       if (this.acceptedValues.has(point.value)) throw new Error(`value ${point.value} was accepted twice by the load generator`);
       this.acceptedValues.set(point.value, point.key);
@@ -199,11 +202,12 @@ export class LoadRun {
   private acceptAnswer(idempotencyKey: string, points: Point[], answer: unknown): void {
     const accepted = (answer as { accepted?: unknown } | undefined)?.accepted;
     const rejected = (answer as { rejected?: unknown } | undefined)?.rejected;
-    if (accepted !== points.length || !Array.isArray(rejected) || rejected.length > 0) {
+    const batchId = (answer as { batchId?: unknown } | undefined)?.batchId;
+    if (accepted !== points.length || !Array.isArray(rejected) || rejected.length > 0 || typeof batchId !== 'string') {
       this.unexpected.push(`${idempotencyKey}: 202 with ${JSON.stringify(answer)}`);
       return;
     }
-    this.ledger.accept(points);
+    this.ledger.accept(points, batchId);
   }
 }
 

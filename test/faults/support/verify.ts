@@ -50,7 +50,7 @@ export async function settle(scenario: Scenario, ledger: Ledger, timeoutMs: numb
 }
 
 /** Points counted over the ledger's keys, as the API reports them. */
-async function countedPoints(scenario: Scenario, ledger: Ledger): Promise<number> {
+export async function countedPoints(scenario: Scenario, ledger: Ledger): Promise<number> {
   const stats = await Promise.all(ledger.keys.map((key) => statsOf(scenario.baseUrl, key)));
   return stats.reduce((total, { count }) => total + count, 0);
 }
@@ -67,7 +67,7 @@ async function statsOf(baseUrl: string, key: string): Promise<KeyStats> {
 }
 
 /** Each key's points and their sum over its rollup buckets of `step` (GET /api/data/series), from `from` to a day ahead. */
-async function rolledUp(baseUrl: string, keys: readonly string[], step: '1m' | '1d', from: number): Promise<Map<string, KeyStats>> {
+export async function rolledUp(baseUrl: string, keys: readonly string[], step: '1m' | '1d', from: number): Promise<Map<string, KeyStats>> {
   const totals = new Map<string, KeyStats>();
   for (let start = 0; start < keys.length; start += 10) {
     const batch = keys.slice(start, start + 10);
