@@ -18,8 +18,12 @@ const HELP = `Usage: npm run load-test -- [options]
 
 Sends generated points to the ingest API, waits until every accepted batch
 is processed (its status, GET /api/data/batches/:id) and checks every
-aggregate is exact. Exit code 0 when exact, 1 when not (or on a
-timeout or a failed request), 2 for bad options.
+aggregate is exact. Rate limits (429), back-pressure (503), server errors
+and an API that does not answer (restarting) are waited out, within --timeout.
+On a timeout it lists the batches still pending with the last answer each
+status read got. Other refusals (401, 403, 404...) stop the run at once.
+Exit code 0 when exact, 1 when not (or on a timeout or a failed request),
+2 for bad options.
 
 Options:
   --url URL            API base URL (default: $BASE_URL or http://127.0.0.1:3000)
@@ -28,7 +32,8 @@ Options:
   --concurrency N      requests in flight (default 4)
   --keys N             distinct keys (default 100)
   --format F           json | ndjson (default json)
-  --timeout S          seconds to wait for processing after the last request (default 300)
+  --timeout S          seconds to wait (default 300): for every batch to be processed after the
+                       last accepted request, and while sending, for a request to be accepted
   --prefix P           key prefix; keys are <prefix>/<k> (default load-<timestamp>, fresh each run)
   --api-key K          API key when the service has INGEST_API_KEYS (default: $API_KEY)
   --json               print the summary as one JSON line on stdout
@@ -69,7 +74,8 @@ const STATS_PAGE_LIMIT = 1000;
 const POLL_INTERVAL_MS = 250;
 // A request that takes longer than this is treated like a network error: resent under the same Idempotency-Key.
 const REQUEST_TIMEOUT_MS = 120_000;
-// Network errors in a row before the run gives up: 0.5 + 1 + 2 + 4 + 8 + 8 + 8 + 8 s ≈ 40 s of an unreachable API.
+// Network errors in a row before a send gives up: 0.5 + 1 + 2 + 4 + 8 + 8 + 8 + 8 s ≈ 40 s of an unreachable API,
+// several times what a restart takes, and soon enough to report a wrong --url.
 const MAX_NETWORK_ATTEMPTS = 8;
 // The server's Retry-After is 1 s (409) or 5 s (503); cap whatever it says so a bad header cannot stall the run.
 const MAX_RETRY_AFTER_MS = 60_000;
@@ -78,9 +84,16 @@ const DEFAULT_RETRY_AFTER_MS = 1000;
 const TTY_PROGRESS_MS = 200;
 const LOG_PROGRESS_MS = 5000;
 const MAX_MISMATCHES_SHOWN = 20;
+const MAX_PENDING_SHOWN = 20;
 const MIN_POLL_TIMEOUT_MS = 1000;
 // The final read of every aggregate after the batches are done gets at least this long, even past the deadline.
 const READ_AFTER_MS = 60_000;
+// After a timeout that read only reports how far the run got: an API that is gone must not hold the exit a minute more.
+const READ_AFTER_TIMEOUT_MS = 10_000;
+// A batch status is one Redis read: one that has not answered in this long is retried like a network error.
+const STATUS_READ_TIMEOUT_MS = 10_000;
+// Back-off after reads answered 5xx or not at all (the API restarting), in a row: 0.25, 0.5, 1, 2, 4, 5, 5 ... s.
+const MAX_READ_BACKOFF_MS = 5000;
 
 function positiveInt(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -281,15 +294,22 @@ export function describe(error: unknown): string {
   return error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message;
 }
 
+const authorization = (apiKey: string | undefined): Record<string, string> => (apiKey ? { Authorization: `Bearer ${apiKey}` } : {});
+
+/** How long a sender keeps retrying while nothing is accepted: `seconds` after `since()` (the last acceptance, any lane's). */
+export interface Patience {
+  seconds: number;
+  since: () => number;
+}
+
 /**
  * Sends one request until it is accepted. 503 (back-pressure), 429 and 409
  * (the same Idempotency-Key still in flight after a resend) wait for
  * Retry-After; network errors back off. Every resend carries the same
  * Idempotency-Key, so a request the server did accept before the connection
- * broke is answered from its first response and counted once.
+ * broke is answered from its first response and counted once. With
+ * `patience`, it gives up once nothing was accepted for that long.
  */
-const authorization = (apiKey: string | undefined): Record<string, string> => (apiKey ? { Authorization: `Bearer ${apiKey}` } : {});
-
 export async function sendRequest(
   url: URL,
   apiKey: string | undefined,
@@ -297,7 +317,11 @@ export async function sendRequest(
   idempotencyKey: string,
   counters: SendCounters,
   stop: AbortSignal,
+  patience?: Patience,
 ): Promise<{ accepted: number; batchId: string }> {
+  const patientFor = (): number => (patience ? patience.since() + patience.seconds * 1000 - performance.now() : Infinity);
+  const outOfPatience = (answer: string): LoadTestError =>
+    new LoadTestError(`POST ${url.pathname}: nothing accepted for ${patience?.seconds ?? 0} s (--timeout); the last answer was ${answer}`);
   let networkFailures = 0;
   for (;;) {
     let response: Response;
@@ -317,14 +341,16 @@ export async function sendRequest(
       if (networkFailures >= MAX_NETWORK_ATTEMPTS) {
         throw new LoadTestError(`POST ${url.pathname} failed ${networkFailures} times in a row: ${describe(error)}`);
       }
+      if (patientFor() <= 0) throw outOfPatience(describe(error));
       counters.retries += 1;
-      await sleep(Math.min(500 * 2 ** (networkFailures - 1), 8000), undefined, { signal: stop });
+      await sleep(Math.min(500 * 2 ** (networkFailures - 1), 8000, patientFor()), undefined, { signal: stop });
       continue;
     }
     if (response.status === 202) return acceptedPoints(text, request.points);
     if (response.status === 503 || response.status === 429 || response.status === 409) {
+      if (patientFor() <= 0) throw outOfPatience(`${response.status} ${text.slice(0, 500)}`);
       counters.retries += 1;
-      await sleep(retryAfterMs(response.headers.get('Retry-After')), undefined, { signal: stop });
+      await sleep(Math.min(retryAfterMs(response.headers.get('Retry-After')), patientFor()), undefined, { signal: stop });
       continue;
     }
     throw new LoadTestError(`POST ${url.pathname} answered ${response.status}: ${text.slice(0, 2000)}`);
@@ -350,12 +376,17 @@ function safeJson(text: string): unknown {
   }
 }
 
-/** Keeps `concurrency` requests in flight until every batch is accepted; the first failure stops the others. */
+/**
+ * Keeps `concurrency` requests in flight until every batch is accepted; the first failure stops the others, and so
+ * does `--timeout` without an accepted request (an API that answers 503 or 429 for good).
+ */
 export async function sendAll(options: Options, baseTs: number, counters: SendCounters): Promise<void> {
   const url = new URL('/api/data/ingest', options.url);
   const runId = randomUUID();
   const total = Math.ceil(options.points / options.batch);
   const stop = new AbortController();
+  let lastAcceptedAt = performance.now();
+  const patience: Patience = { seconds: options.timeoutSeconds, since: () => lastAcceptedAt };
   let next = 0;
   let failure: Error | undefined;
   const lane = async (): Promise<void> => {
@@ -367,7 +398,8 @@ export async function sendAll(options: Options, baseTs: number, counters: SendCo
       counters.sentPoints += request.points;
       try {
         // Not `counters.acceptedPoints += await ...`: that reads the total before the await and loses the other lanes' additions.
-        const { accepted, batchId } = await sendRequest(url, options.apiKey, request, `${runId}-${index}`, counters, stop.signal);
+        const { accepted, batchId } = await sendRequest(url, options.apiKey, request, `${runId}-${index}`, counters, stop.signal, patience);
+        lastAcceptedAt = performance.now();
         counters.acceptedPoints += accepted;
         counters.batchIds?.push(batchId);
       } catch (error) {
@@ -388,6 +420,8 @@ function startProgress(render: () => string): (finalText: string) => void {
     process.stderr.write(tty ? `\r${text}\x1b[K` : `${text}\n`);
   };
   const timer = setInterval(() => write(render()), tty ? TTY_PROGRESS_MS : LOG_PROGRESS_MS);
+  // Callers stop it in a `finally`; unref as well, so that a path that misses it still cannot keep the process alive.
+  timer.unref();
   return (finalText) => {
     clearInterval(timer);
     write(finalText);
@@ -398,32 +432,99 @@ function startProgress(render: () => string): (finalText: string) => void {
 export const formatNumber = (n: number): string => Math.round(n).toLocaleString('en-US');
 export const secondsSince = (start: number): number => (performance.now() - start) / 1000;
 
-async function fetchJson(url: URL, apiKey: string | undefined, timeoutMs: number): Promise<unknown> {
-  const response = await fetch(url, { headers: authorization(apiKey), signal: AbortSignal.timeout(timeoutMs) });
-  const text = await response.text();
-  if (response.status >= 400 && response.status < 500) throw new LoadTestError(`GET ${url.pathname} answered ${response.status}: ${text}`);
-  if (response.status !== 200) throw new Error(`GET ${url.pathname} answered ${response.status}`);
-  return safeJson(text);
+/** A read the wait may repeat: the body of a 200, or an answer that waiting can change, with the wait the API asked for. */
+type ReadOutcome = { body: unknown } | { transient: string; retryAfterMs: number | undefined };
+
+/** The short form of a read that got no answer: ECONNREFUSED, ECONNRESET, a timeout... */
+function noAnswer(error: unknown): string {
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return 'no answer in time';
+  const cause = error instanceof Error ? error.cause : undefined;
+  return cause instanceof Error && 'code' in cause && typeof cause.code === 'string' ? cause.code : describe(error);
 }
 
-/** Every aggregate under `<prefix>/`, following `nextCursor`. */
-export async function readAllStats(options: Options, timeoutMs: number): Promise<Map<string, StatsView>> {
+/**
+ * One GET. 408, 429 and 5xx answers and no answer at all are transient (a rate limit, back-pressure, a slow or
+ * restarting API): the caller waits and reads again. Any other refusal (401, 403, 404...) no wait can fix: it throws.
+ */
+async function readJson(
+  url: URL,
+  apiKey: string | undefined,
+  signal: AbortSignal,
+  onAnswer?: (headers: Headers) => void,
+): Promise<ReadOutcome> {
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(url, { headers: authorization(apiKey), signal });
+    text = await response.text();
+  } catch (error) {
+    return { transient: noAnswer(error), retryAfterMs: undefined };
+  }
+  onAnswer?.(response.headers);
+  if (response.status === 200) return { body: safeJson(text) };
+  if (response.status === 408 || response.status === 429 || response.status >= 500) {
+    const retryAfter = response.headers.get('Retry-After');
+    return { transient: String(response.status), retryAfterMs: retryAfter === null ? undefined : retryAfterMs(retryAfter) };
+  }
+  throw new LoadTestError(`GET ${url.pathname} answered ${response.status}: ${text.slice(0, 2000)}`);
+}
+
+const readBackoffMs = (failures: number): number => Math.min(250 * 2 ** (failures - 1), MAX_READ_BACKOFF_MS);
+
+/** Every aggregate under `<prefix>/`, or the last transient answer when `timeoutMs` ran out first. */
+async function readStatsWithin(options: Options, timeoutMs: number): Promise<Map<string, StatsView> | { lastAnswer: string }> {
+  const deadline = performance.now() + timeoutMs;
+  // Cuts a page read still in flight at the deadline (AbortSignal.timeout takes whole milliseconds only).
+  const expired = AbortSignal.timeout(Math.ceil(timeoutMs));
   const stats = new Map<string, StatsView>();
   let cursor: string | null = null;
-  do {
+  let failures = 0;
+  for (;;) {
     const url = new URL('/api/data/stats', options.url);
     url.searchParams.set('prefix', `${options.prefix}/`);
     url.searchParams.set('limit', String(STATS_PAGE_LIMIT));
     if (cursor !== null) url.searchParams.set('cursor', cursor);
-    const parsed = statsPageSchema.safeParse(await fetchJson(url, options.apiKey, timeoutMs));
+    const outcome = await readJson(url, options.apiKey, expired);
+    if ('transient' in outcome) {
+      failures += 1;
+      const waitMs = Math.max(outcome.retryAfterMs ?? 0, readBackoffMs(failures));
+      // A wait that ends past the deadline would only end in a read cut short.
+      if (waitMs >= deadline - performance.now()) return { lastAnswer: outcome.transient };
+      await sleep(waitMs);
+      continue;
+    }
+    failures = 0;
+    const parsed = statsPageSchema.safeParse(outcome.body);
     if (!parsed.success) throw new LoadTestError(`GET /api/data/stats answered an unexpected body: ${parsed.error.message}`);
     for (const item of parsed.data.items) stats.set(item.key, item);
     cursor = parsed.data.nextCursor;
-  } while (cursor !== null);
-  return stats;
+    if (cursor === null) return stats;
+  }
+}
+
+/**
+ * Every aggregate under `<prefix>/`, following `nextCursor`. 408, 429, 5xx and no answer are read again (after
+ * Retry-After, or backing off) for up to `timeoutMs` in all; then, or at any other refusal, it throws.
+ */
+export async function readAllStats(options: Options, timeoutMs: number): Promise<Map<string, StatsView>> {
+  const read = await readStatsWithin(options, timeoutMs);
+  if (read instanceof Map) return read;
+  throw new LoadTestError(
+    `GET /api/data/stats: no full read within ${Math.round(timeoutMs / 1000)} s; the last answer was ${read.lastAnswer}`,
+  );
 }
 
 const countOf = (stats: Map<string, StatsView>): number => [...stats.values()].reduce((total, view) => total + view.count, 0);
+
+/** A batch not processed when the wait ended. */
+export interface PendingBatch {
+  batchId: string;
+  /**
+   * Its last status read's answer: `queued`, `processing 250/1000`, `429`, `ECONNREFUSED`... or `not read` (older
+   * batches were still pending and are read first).
+   */
+  lastAnswer: string;
+}
 
 export interface WaitResult {
   stats: Map<string, StatsView>;
@@ -431,58 +532,134 @@ export interface WaitResult {
   /** performance.now() of the poll that saw the last point counted (or gave up). */
   endedAt: number;
   timedOut: boolean;
+  /** The batches still pending when the wait timed out, oldest first. */
+  pending: PendingBatch[];
+  /** Batch status reads made, and how many of them got a 408, 429, 5xx or no answer and had to be made again. */
+  statusReads: number;
+  statusRetries: number;
 }
 
-const batchStatusSchema = z.object({ status: z.string(), processedPoints: z.number() });
-// Batch statuses read at once per poll: the oldest pending first, as the workers take them.
-const STATUS_READS_PER_POLL = 32;
+const NOT_READ = 'not read';
+const batchStatusSchema = z.object({ status: z.string(), points: z.number(), processedPoints: z.number() });
+// Batch statuses read at once at most: the oldest pending first, as the workers take them.
+const MAX_STATUS_READS = 16;
+
+const statusAnswer = ({ status, points, processedPoints }: z.infer<typeof batchStatusSchema>): string =>
+  status === 'processing' ? `processing ${processedPoints}/${points}` : status;
+
+function firstOf<T>(items: Iterable<T>, count: number): T[] {
+  const first: T[] = [];
+  for (const item of items) {
+    if (first.length >= count) break;
+    first.push(item);
+  }
+  return first;
+}
+
+/** RateLimit-Remaining of an answer; Infinity when the API sends none (no limit). */
+function rateRemaining(headers: Headers): number {
+  const remaining = Number(headers.get('RateLimit-Remaining') ?? Number.NaN);
+  return Number.isFinite(remaining) ? remaining : Infinity;
+}
 
 /**
  * Polls the status of the accepted batches (kept in Redis by the service: no database read) until each is completed
  * or failed, then reads every aggregate once. Reading all aggregates on every poll would load the store with reads
  * of every key several times a second, which at 10,000 keys is a load of its own beside the one being measured.
+ *
+ * The status reads share the caller's rate limit with its sends. A round reads the oldest pending batches; while
+ * every one it read is done it reads twice as many at once, otherwise it pauses, so each batch is read done once and
+ * a round that finds nothing new costs a read or a few. A round reads no more than RateLimit-Remaining allows; 429,
+ * 503 and the like wait Retry-After, no answer backs off, until the deadline, which also cuts reads in flight.
  */
 async function waitUntilBatchesDone(options: Options, batchIds: readonly string[], startedAt: number): Promise<WaitResult> {
-  const deadline = performance.now() + options.timeoutSeconds * 1000;
-  const pending = [...batchIds];
+  const timeoutMs = options.timeoutSeconds * 1000;
+  const deadline = performance.now() + timeoutMs;
+  const expired = AbortSignal.timeout(timeoutMs);
+  // Oldest first, with what each one's last status read got.
+  const lastAnswers = new Map(batchIds.map((batchId) => [batchId, NOT_READ]));
   let processed = 0;
-  let lastError = '';
+  let statusReads = 0;
+  let statusRetries = 0;
+  let problem = '';
+  let finalLine: string | undefined;
   const finish = startProgress(
     () =>
-      `processed ${formatNumber(processed)} points, ${formatNumber(pending.length)} batches pending (${formatNumber(processed / secondsSince(startedAt))} points/s end-to-end)` +
-      (lastError ? ` last error: ${lastError}` : ''),
+      `processed ${formatNumber(processed)} points, ${formatNumber(lastAnswers.size)} batches pending (${formatNumber(processed / secondsSince(startedAt))} points/s end-to-end)` +
+      (problem ? ` last answer: ${problem}` : ''),
   );
-  while (pending.length > 0 && performance.now() < deadline) {
-    const checked = pending.slice(0, STATUS_READS_PER_POLL);
-    const statuses = await Promise.all(
-      checked.map(async (batchId) => {
-        try {
+  try {
+    let width = 1;
+    let remaining = Infinity;
+    let troubledRounds = 0;
+    while (lastAnswers.size > 0 && performance.now() < deadline) {
+      const round = firstOf(lastAnswers.keys(), Math.max(1, Math.min(width, remaining)));
+      let lowestRemaining = Infinity;
+      const outcomes = await Promise.all(
+        round.map(async (batchId) => {
           const url = new URL(`/api/data/batches/${encodeURIComponent(batchId)}`, options.url);
-          const parsed = batchStatusSchema.safeParse(await fetchJson(url, options.apiKey, MIN_POLL_TIMEOUT_MS * 10));
-          lastError = '';
-          return parsed.success ? parsed.data : undefined;
-        } catch (error) {
-          if (error instanceof LoadTestError) throw error;
-          lastError = describe(error);
-          return undefined;
+          const signal = AbortSignal.any([expired, AbortSignal.timeout(STATUS_READ_TIMEOUT_MS)]);
+          const outcome = await readJson(url, options.apiKey, signal, (headers) => {
+            lowestRemaining = Math.min(lowestRemaining, rateRemaining(headers));
+          });
+          return { batchId, outcome };
+        }),
+      );
+      remaining = lowestRemaining;
+      statusReads += round.length;
+      let done = 0;
+      let retryAfter = 0;
+      problem = '';
+      for (const { batchId, outcome } of outcomes) {
+        if ('transient' in outcome) {
+          statusRetries += 1;
+          problem = outcome.transient;
+          retryAfter = Math.max(retryAfter, outcome.retryAfterMs ?? 0);
+          // A read cut short by the deadline says nothing new about its batch.
+          if (!expired.aborted || lastAnswers.get(batchId) === NOT_READ) lastAnswers.set(batchId, outcome.transient);
+          continue;
         }
-      }),
-    );
-    checked.forEach((batchId, index) => {
-      const status = statuses[index];
-      if (status?.status !== 'completed' && status?.status !== 'failed') return;
-      processed += status.processedPoints;
-      pending.splice(pending.indexOf(batchId), 1);
-    });
-    if (pending.length > 0 && checked.length === statuses.filter((status) => status?.status === 'completed').length) continue;
-    if (pending.length > 0) await sleep(POLL_INTERVAL_MS);
+        const status = batchStatusSchema.safeParse(outcome.body);
+        if (!status.success) {
+          throw new LoadTestError(`GET /api/data/batches/${batchId} answered an unexpected body: ${status.error.message}`);
+        }
+        if (status.data.status === 'completed' || status.data.status === 'failed') {
+          processed += status.data.processedPoints;
+          lastAnswers.delete(batchId);
+          done += 1;
+        } else {
+          lastAnswers.set(batchId, statusAnswer(status.data));
+        }
+      }
+      troubledRounds = problem ? troubledRounds + 1 : 0;
+      if (lastAnswers.size === 0) break;
+      if (done === round.length) {
+        width = Math.min(width * 2, MAX_STATUS_READS);
+        continue;
+      }
+      width = Math.max(1, done);
+      const pauseMs = troubledRounds === 0 ? POLL_INTERVAL_MS : Math.max(retryAfter, readBackoffMs(troubledRounds));
+      await sleep(Math.max(0, Math.min(pauseMs, deadline - performance.now())));
+    }
+    const endedAt = performance.now();
+    const timedOut = lastAnswers.size > 0;
+    const pending = [...lastAnswers].map(([batchId, lastAnswer]) => ({ batchId, lastAnswer }));
+    let stats = new Map<string, StatsView>();
+    let counted = processed;
+    let unread = '';
+    try {
+      stats = await readAllStats(options, timedOut ? READ_AFTER_TIMEOUT_MS : Math.max(deadline - performance.now(), READ_AFTER_MS));
+      counted = countOf(stats);
+    } catch (error) {
+      // After a timeout the count only says how far the run got, and the batch statuses say that too.
+      if (!timedOut) throw error;
+      unread = `; stats not read (${describe(error)}): counted as the batch statuses said`;
+    }
+    finalLine = `counted ${formatNumber(counted)} points${timedOut ? ` (timed out, ${pending.length} batches pending${unread})` : ''}`;
+    return { stats, counted, endedAt, timedOut, pending, statusReads, statusRetries };
+  } finally {
+    finish(finalLine ?? `stopped with ${formatNumber(processed)} points processed, ${formatNumber(lastAnswers.size)} batches pending`);
   }
-  const endedAt = performance.now();
-  const timedOut = pending.length > 0;
-  const stats = await readAllStats(options, Math.ceil(Math.max(deadline - performance.now(), READ_AFTER_MS)));
-  const counted = countOf(stats);
-  finish(`counted ${formatNumber(counted)} points${timedOut ? ` (timed out, ${pending.length} batches pending)` : ''}`);
-  return { stats, counted, endedAt, timedOut };
 }
 
 /**
@@ -502,31 +679,33 @@ export async function waitUntilCounted(
   let stats = new Map<string, StatsView>();
   let counted = 0;
   let lastError = '';
+  let finalLine: string | undefined;
   const finish = startProgress(
     () =>
       `counted ${formatNumber(counted)}/${formatNumber(accepted)} points (${formatNumber(counted / secondsSince(startedAt))} points/s end-to-end)` +
-      (lastError ? ` last error: ${lastError}` : ''),
+      (lastError ? ` last answer: ${lastError}` : ''),
   );
-  for (;;) {
-    try {
+  try {
+    for (;;) {
       // A poll that hangs (the database stuck) must not carry the wait past its deadline.
-      stats = await readAllStats(options, Math.ceil(Math.max(deadline - performance.now(), MIN_POLL_TIMEOUT_MS)));
-      counted = countOf(stats);
-      lastError = '';
-    } catch (error) {
-      if (error instanceof LoadTestError) {
-        finish(`counting failed: ${error.message}`);
-        throw error;
+      const read = await readStatsWithin(options, Math.max(deadline - performance.now(), MIN_POLL_TIMEOUT_MS));
+      if (read instanceof Map) {
+        stats = read;
+        counted = countOf(stats);
+        lastError = '';
+      } else {
+        lastError = read.lastAnswer;
       }
-      lastError = describe(error);
+      const now = performance.now();
+      const timedOut = now >= deadline;
+      if (counted >= accepted || timedOut) {
+        finalLine = `counted ${formatNumber(counted)}/${formatNumber(accepted)} points${timedOut && counted < accepted ? ' (timed out)' : ''}`;
+        return { stats, counted, endedAt: now, timedOut: timedOut && counted < accepted, pending: [], statusReads: 0, statusRetries: 0 };
+      }
+      await sleep(POLL_INTERVAL_MS);
     }
-    const now = performance.now();
-    const timedOut = now >= deadline;
-    if (counted >= accepted || timedOut) {
-      finish(`counted ${formatNumber(counted)}/${formatNumber(accepted)} points${timedOut && counted < accepted ? ' (timed out)' : ''}`);
-      return { stats, counted, endedAt: now, timedOut: timedOut && counted < accepted };
-    }
-    await sleep(POLL_INTERVAL_MS);
+  } finally {
+    finish(finalLine ?? `counting stopped at ${formatNumber(counted)}/${formatNumber(accepted)} points`);
   }
 }
 
@@ -572,6 +751,9 @@ export interface Summary {
   concurrency: number;
   requests: number;
   retries: number;
+  statusReads: number;
+  /** Status reads that got a 408, 429, 5xx or no answer and were made again. */
+  statusRetries: number;
   acceptedPoints: number;
   countedPoints: number;
   sendSeconds: number;
@@ -580,13 +762,19 @@ export interface Summary {
   endToEndPointsPerSecond: number | null;
   timeoutSeconds: number;
   timedOut: boolean;
+  /** How many batches were not processed when the wait timed out; `pending` lists the oldest of them. */
+  pendingBatches: number;
+  pending: PendingBatch[];
   exact: boolean;
   mismatches: Mismatch[];
 }
 
 function resultLine(summary: Summary): string {
   if (summary.exact) return 'EXACT';
-  if (summary.timedOut) return `TIMED OUT after ${summary.timeoutSeconds} s of waiting: totals not checked`;
+  if (summary.timedOut) {
+    const batches = summary.pendingBatches > 0 ? ` with ${summary.pendingBatches} batch(es) pending (last answer of each)` : '';
+    return `TIMED OUT after ${summary.timeoutSeconds} s of waiting${batches}: totals not checked`;
+  }
   return `NOT EXACT: ${summary.mismatches.length} key(s) differ`;
 }
 
@@ -597,13 +785,16 @@ export function printSummary(summary: Summary, out: NodeJS.WriteStream): void {
     `url          ${summary.url} (${summary.format}, prefix ${summary.prefix}/)`,
     `points       ${formatNumber(summary.points)} over ${summary.keys} keys, ${summary.batch} per request, concurrency ${summary.concurrency}`,
     `requests     ${summary.requests} (retries ${summary.retries})`,
+    `status reads ${summary.statusReads} (${summary.statusRetries} answered 408, 429, 5xx or not at all, and were read again)`,
     `accepted     ${rate(summary.acceptedPoints, summary.sendSeconds)}`,
     summary.endToEndSeconds === null
       ? `end-to-end   timed out with ${formatNumber(summary.countedPoints)} of ${formatNumber(summary.acceptedPoints)} points counted`
       : `end-to-end   ${rate(summary.acceptedPoints, summary.endToEndSeconds)}`,
     `result       ${resultLine(summary)}`,
+    ...summary.pending.map((batch) => `  ${batch.batchId}: ${batch.lastAnswer}`),
     ...summary.mismatches.slice(0, MAX_MISMATCHES_SHOWN).map((m) => `  ${m.key}: ${m.problems.join('; ')}`),
   ];
+  if (summary.pendingBatches > summary.pending.length) lines.push(`  ... and ${summary.pendingBatches - summary.pending.length} more`);
   if (summary.mismatches.length > MAX_MISMATCHES_SHOWN) lines.push(`  ... and ${summary.mismatches.length - MAX_MISMATCHES_SHOWN} more`);
   out.write(`${lines.join('\n')}\n`);
 }
@@ -639,6 +830,8 @@ export async function run(options: Options, baseTs = Date.now()): Promise<Summar
     concurrency: options.concurrency,
     requests: counters.requests,
     retries: counters.retries,
+    statusReads: waited.statusReads,
+    statusRetries: waited.statusRetries,
     acceptedPoints: counters.acceptedPoints,
     countedPoints: waited.counted,
     sendSeconds,
@@ -647,6 +840,8 @@ export async function run(options: Options, baseTs = Date.now()): Promise<Summar
     endToEndPointsPerSecond: endToEndSeconds === null ? null : counters.acceptedPoints / endToEndSeconds,
     timeoutSeconds: options.timeoutSeconds,
     timedOut: waited.timedOut,
+    pendingBatches: waited.pending.length,
+    pending: waited.pending.slice(0, MAX_PENDING_SHOWN),
     exact: !waited.timedOut && mismatches.length === 0,
     mismatches,
   };
