@@ -1,5 +1,5 @@
 import type { Child } from '../support/child';
-import { seconds, timeToComplete, VIEWS, type View } from '../support/consistency';
+import { seconds, timeToComplete, VIEWS, watchAheadOfHistory, type AheadOfHistory, type View } from '../support/consistency';
 import { Checks, keyNames, outageWaits, retriedJobs, waitMs, type ScenarioResult } from '../support/kit';
 import type { Scenario } from '../support/lab';
 import { Ledger, startLoad } from '../support/load';
@@ -26,17 +26,25 @@ const SHIPPED_DEFAULTS = {
  * FerretDB after the 6th, each started again 5 s later. Statistics, history, rollups and batch statuses must each be
  * complete within 90 s of the last fault; the measured times go into docs/RELIABILITY.md.
  */
-export async function recoverWithShippedDefaults(scenario: Scenario): Promise<ScenarioResult & { times: Record<View, number | null> }> {
+export interface ShippedDefaultsResult extends ScenarioResult {
+  /** When each view was complete, in ms after the last fault (null: not within the watch). */
+  times: Record<View, number | null>;
+  ahead: AheadOfHistory;
+}
+
+export async function recoverWithShippedDefaults(scenario: Scenario): Promise<ShippedDefaultsResult> {
   const checks = new Checks();
   const ledger = new Ledger();
   const since = Date.now() - 60_000;
   await scenario.startApi('api', SHIPPED_DEFAULTS);
   await scenario.startWorker('worker-steady', SHIPPED_DEFAULTS);
   let victim: Child = await scenario.startWorker('worker-victim-1', SHIPPED_DEFAULTS);
+  const keys = keyNames('s9', 10);
+  const ahead = watchAheadOfHistory(scenario, ledger, keys);
   const load = startLoad(
     {
       baseUrl: scenario.baseUrl,
-      keys: keyNames('s9', 10),
+      keys,
       points: 60_000,
       firstValue: 1,
       perRequest: 500,
@@ -68,6 +76,7 @@ export async function recoverWithShippedDefaults(scenario: Scenario): Promise<Sc
   await load.done;
   scenario.note(`load done ${Date.now() - lastFault} ms after the last fault`);
   const times = await timeToComplete(scenario, ledger, lastFault, since);
+  const aheadOfHistory = await ahead.stop();
   for (const view of VIEWS) {
     const time = times[view];
     checks.expect(
@@ -83,7 +92,9 @@ export async function recoverWithShippedDefaults(scenario: Scenario): Promise<Sc
     ledger,
     '9. shipped settings: worker SIGKILLed ×8, Redis and FerretDB SIGKILLed once each',
     `complete after the last fault: ${VIEWS.map((view) => `${view} ${seconds(times[view])}`).join(', ')}; ` +
+      `statistics ahead of history for at most ${seconds(aheadOfHistory.longestMs)} in a row, by at most ` +
+      `${aheadOfHistory.mostPoints.toLocaleString('en-US')} points; ` +
       `${waited} job runs waited out an outage without using an attempt, ${retried} jobs needed a second attempt`,
   );
-  return { verdict, failedChecks: checks.failed, times };
+  return { verdict, failedChecks: checks.failed, times, ahead: aheadOfHistory };
 }

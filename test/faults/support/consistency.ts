@@ -54,3 +54,52 @@ export async function timeToComplete(
 
 export const seconds = (ms: number | null): string =>
   ms === null ? `not within ${WATCH_LIMIT_MS / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+
+const AHEAD_EVERY_MS = 500;
+
+/** How far the statistics ran ahead of history: points counted whose record was not yet stored. */
+export interface AheadOfHistory {
+  /** The longest stretch of looks, each one AHEAD_EVERY_MS apart, that all saw statistics count more than history held. */
+  longestMs: number;
+  /** The most points counted and not yet in history at one look. */
+  mostPoints: number;
+}
+
+/**
+ * Looks every 0.5 s, until `stop()`, at the points the statistics of `keys` count and the history records of `keys`
+ * stored. A job writes statistics before history, so under load every look may see a few in flight; a job killed
+ * between the two keeps its points counted and not stored until another run takes it over.
+ */
+export function watchAheadOfHistory(scenario: Scenario, ledger: Ledger, keys: readonly string[]): { stop: () => Promise<AheadOfHistory> } {
+  const result: AheadOfHistory = { longestMs: 0, mostPoints: 0 };
+  let stretchFrom: number | undefined;
+  const stopped = new AbortController();
+  const watching = (async () => {
+    while (!stopped.signal.aborted) {
+      const looked = Date.now();
+      const seen = await Promise.all([
+        countedPoints(scenario, ledger, keys),
+        scenario.db.collection('datapoints').countDocuments({ key: { $in: [...keys] } }),
+      ]).catch(() => undefined);
+      // A look that failed (Redis or FerretDB restarting) leaves the stretch as it was.
+      if (seen) {
+        const [counted, stored] = seen;
+        if (counted > stored) {
+          stretchFrom ??= looked;
+          result.mostPoints = Math.max(result.mostPoints, counted - stored);
+          result.longestMs = Math.max(result.longestMs, looked - stretchFrom);
+        } else {
+          stretchFrom = undefined;
+        }
+      }
+      await waitMs(AHEAD_EVERY_MS);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped.abort();
+      await watching;
+      return result;
+    },
+  };
+}

@@ -49,9 +49,9 @@ export async function settle(scenario: Scenario, ledger: Ledger, timeoutMs: numb
   scenario.note(`not settled after ${timeoutMs} ms: ${JSON.stringify(await scenario.queueCounts())}`);
 }
 
-/** Points counted over the ledger's keys, as the API reports them. */
-export async function countedPoints(scenario: Scenario, ledger: Ledger): Promise<number> {
-  const stats = await Promise.all(ledger.keys.map((key) => statsOf(scenario.baseUrl, key)));
+/** Points counted over the ledger's keys (or `keys`), as the API reports them. */
+export async function countedPoints(scenario: Scenario, ledger: Ledger, keys: readonly string[] = ledger.keys): Promise<number> {
+  const stats = await Promise.all(keys.map((key) => statsOf(scenario.baseUrl, key)));
   return stats.reduce((total, { count }) => total + count, 0);
 }
 
