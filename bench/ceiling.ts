@@ -8,7 +8,7 @@ import {
   type Mismatch,
   type StatsView as LoadStatsView,
 } from '../load-test';
-import { connectMongo } from '../src/composition';
+import { connectMongo } from '../src/storage/connect';
 import { validatePoint, type Point } from '../src/domain/point-schema';
 import { chunk } from '../src/domain/stats';
 import { createLogger } from '../src/logger';

@@ -2,7 +2,8 @@
 // them; `-- --mark-complete` only records that they are complete (a Redis that kept its data). docs/storage.md, "Rollups".
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
-import { connectMongo, queueSettings } from '../src/composition';
+import { queueSettings } from '../src/composition';
+import { connectMongo } from '../src/storage/connect';
 import { loadConfig } from '../src/config/config';
 import { createLogger } from '../src/logger';
 import { createIngestQueue, type IngestQueue } from '../src/queue/ingest-queue';

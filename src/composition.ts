@@ -1,59 +1,28 @@
-import { createServer, type Server as HttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import mongoose, { type Connection } from 'mongoose';
 import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './config/config';
 import { AccessControl } from './http/access';
 import { createApp } from './http/app';
-import { answerClientError } from './http/error-middleware';
+import { closeHttpServer, createHttpServer } from './http/http-server';
+import { closeServer, serveMetrics } from './http/metrics-server';
 import { RateLimiter } from './http/rate-limit';
 import { createShutdown, type ShutdownStep } from './lifecycle/shutdown';
-import { createMetrics, createWorkerMetrics, type WorkerMetrics } from './metrics';
+import { createMetrics, createWorkerMetrics } from './metrics';
 import { BatchStore } from './exactly-once/batch-store';
 import { eventsChannel } from './queue/events';
 import { IdempotencyStore } from './exactly-once/idempotency-store';
 import { createIngestQueue, type IngestQueue, type QueueSettings } from './queue/ingest-queue';
 import { createRedis } from './queue/redis';
 import { IngestService } from './services/ingest-service';
-import { batchFailureMessage, PermanentJobError } from './services/job-errors';
 import { JobProcessor, type JobProcessorDeps } from './services/job-processor';
 import { LanePool } from './exactly-once/lane-pool';
+import { JobRunner } from './services/job-runner';
 import { OUTAGE_WAIT_DEFAULTS, OutageWait } from './services/outage-wait';
 import { createRepositories, type Repositories } from './storage';
+import { connectMongo } from './storage/connect';
 import { attachSocketServer, type SocketServer } from './sockets/socket-server';
-
-// Server selection gives up after 5 s, so a request or job fails (and is retried) instead of hanging while MongoDB is down.
-const SERVER_SELECTION_TIMEOUT_MS = 5000;
-const CONNECT_RETRY_MS = 2000;
-// A command with no answer for 60 s fails (the job is retried, the request gets 503) instead of hanging forever;
-// far above any healthy command.
-const SOCKET_TIMEOUT_MS = 60_000;
-
-/**
- * Connects to MongoDB. The worker waits as long as it takes (`patient`); the
- * API gives up after its first attempts, so a misconfigured URI is reported.
- */
-export async function connectMongo(uri: string, logger: Logger, patient: boolean): Promise<Connection> {
-  for (let attempt = 1; ; attempt += 1) {
-    const connection = mongoose.createConnection(uri, {
-      bufferCommands: false,
-      autoIndex: false,
-      autoCreate: false,
-      serverSelectionTimeoutMS: SERVER_SELECTION_TIMEOUT_MS,
-      socketTimeoutMS: SOCKET_TIMEOUT_MS,
-    });
-    try {
-      await connection.asPromise();
-      return connection;
-    } catch (error) {
-      await connection.close().catch(() => undefined);
-      if (!patient && attempt >= 3) throw error;
-      logger.warn({ attempt, err: (error as Error).message }, 'MongoDB is not reachable yet; retrying');
-      await new Promise((resolve) => setTimeout(resolve, CONNECT_RETRY_MS));
-    }
-  }
-}
 
 /** The queue as the processes open it, from the config. */
 export function queueSettings(config: Config): QueueSettings {
@@ -131,20 +100,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
       },
     ],
   });
-  // A request whose body has not fully arrived within REQUEST_TIMEOUT_MS is answered 408 and its connection closed
-  // (slow or stalled uploads). Node checks every connectionsCheckingInterval, 30 s by default: far too coarse here.
-  const httpServer = createServer(
-    {
-      requestTimeout: config.REQUEST_TIMEOUT_MS,
-      headersTimeout: Math.min(60_000, config.REQUEST_TIMEOUT_MS),
-      connectionsCheckingInterval: Math.min(1000, config.REQUEST_TIMEOUT_MS / 2),
-    },
-    app,
-  );
-  // Requests Node refuses before Express (bad Content-Length, headers over 16 KiB, the 408 above) get the contract's
-  // JSON error instead of an empty body; an Expect other than 100-continue is ignored instead of an empty 417.
-  httpServer.on('clientError', answerClientError);
-  httpServer.on('checkExpectation', app);
+  const httpServer = createHttpServer(app, config.REQUEST_TIMEOUT_MS);
   const sockets = attachSocketServer(httpServer, {
     aggregates,
     series,
@@ -160,17 +116,7 @@ export async function createApiComponents(config: Config, logger: Logger): Promi
   await sockets.ready;
 
   const steps: ShutdownStep[] = [
-    {
-      name: 'http and socket.io',
-      run: async () => {
-        // Stop accepting, drop idle keep-alive connections, let in-flight requests finish. A connection whose
-        // request finishes later turns idle too and is dropped within 100 ms, not after the 5 s keep-alive timeout.
-        const closed = sockets.close();
-        httpServer.closeIdleConnections();
-        const dropIdle = setInterval(() => httpServer.closeIdleConnections(), 100);
-        await closed.finally(() => clearInterval(dropIdle));
-      },
-    },
+    { name: 'http and socket.io', run: () => closeHttpServer(httpServer, sockets.close()) },
     { name: 'queue', run: closeQueue },
     {
       name: 'redis',
@@ -203,43 +149,6 @@ export interface WorkerComponents {
 
 export interface WorkerOptions {
   clock?: () => number;
-}
-
-/**
- * GET /metrics of the worker's registry on `port`; the worker serves nothing else. A port already taken (a second
- * worker on the machine) leaves this worker without metrics, with a warning, rather than without a worker.
- */
-async function serveMetrics(metrics: WorkerMetrics, port: number, logger: Logger): Promise<HttpServer | undefined> {
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not found: the worker serves GET /metrics only.\n');
-      return;
-    }
-    metrics.registry.metrics().then(
-      (text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),
-      (error: unknown) => {
-        logger.warn({ err: error }, 'metrics could not be collected');
-        res.writeHead(500, { 'Content-Type': 'text/plain' }).end('metrics could not be collected\n');
-      },
-    );
-  });
-  const listening = await new Promise<boolean>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => (error.code === 'EADDRINUSE' ? resolve(false) : reject(error)));
-    server.listen(port, () => resolve(true));
-  });
-  if (!listening) {
-    logger.warn(
-      { port },
-      'METRICS_PORT is in use (another worker on this machine?): this worker serves no metrics; give each worker its own METRICS_PORT',
-    );
-    return undefined;
-  }
-  logger.info({ port: (server.address() as AddressInfo).port }, 'worker metrics on /metrics');
-  return server;
-}
-
-function closeServer(server: HttpServer | undefined): Promise<void> {
-  return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
 }
 
 /** What a job processor is built from: a process's repositories, its Redis client (claims, publishes) and config. */
@@ -296,7 +205,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
       },
     },
   );
-  const metricsServer = config.METRICS_PORT > 0 ? await serveMetrics(metrics, config.METRICS_PORT, logger) : undefined;
+  const metricsServer = config.METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.METRICS_PORT, logger) : undefined;
   const outages = new OutageWait(
     [
       { name: 'mongodb', check: async () => connection.db?.admin().ping() },
@@ -305,28 +214,14 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
     { ...OUTAGE_WAIT_DEFAULTS, budgetMs: config.JOB_OUTAGE_WAIT_MS },
     logger,
   );
+  const runner = new JobRunner({ queue, processor, outages, metrics, logger, concurrency: config.WORKER_CONCURRENCY });
 
-  queue.on('failed', (job, error) => {
-    const final = error instanceof PermanentJobError || job.attemptsMade >= (job.opts.attempts ?? 1);
-    metrics.jobs.inc({ outcome: final ? 'failed' : 'retried' });
-    logger.warn(
-      { jobId: job.id, attempt: job.attemptsMade, final, err: error.message },
-      final ? 'job failed for good' : 'job failed; it will be retried',
-    );
-    if (final) {
-      processor
-        .failBatch(String(job.id), job.data, batchFailureMessage(error, job.attemptsMade))
-        .catch((failure: unknown) => logger.error({ err: failure }, 'could not mark a batch failed'));
-    }
-  });
-
-  let stopping = false;
   const steps: ShutdownStep[] = [
     // Bull's close stops taking jobs and waits for the active ones to finish.
     {
       name: 'queue',
       run: () => {
-        stopping = true;
+        runner.stop();
         return closeQueue();
       },
     },
@@ -343,30 +238,7 @@ export async function createWorkerComponents(config: Config, logger: Logger, opt
   return {
     queue,
     processor,
-    start() {
-      const taking = queue.process(config.WORKER_CONCURRENCY, async (job) => {
-        try {
-          const stopTimer = metrics.jobDuration.startTimer();
-          const outcome = await outages.run(
-            String(job.id),
-            () => processor.process({ id: String(job.id), data: job.data, attempt: job.attemptsMade + 1 }),
-            () => stopping,
-          );
-          stopTimer();
-          metrics.jobs.inc({ outcome: outcome.status.replace('-', '_') });
-          if (outcome.status === 'processed') metrics.pointsProcessed.inc(outcome.points);
-          logger.debug({ jobId: job.id, outcome }, 'job done');
-          return outcome;
-        } catch (error) {
-          if (error instanceof PermanentJobError) void job.discard();
-          throw error;
-        }
-      });
-      // Bull's process() rejects when its connection closes under it: a stop right after start, not a failure.
-      taking.catch((error: unknown) => {
-        if (!stopping) logger.error({ err: error }, 'the worker stopped taking jobs');
-      });
-    },
+    start: () => runner.start(),
     close: createShutdown(steps, logger, config.SHUTDOWN_TIMEOUT_MS),
   };
 }

@@ -1,5 +1,5 @@
 import { MongoClient } from 'mongodb';
-import { connectMongo } from '../../src/composition';
+import { connectMongo } from '../../src/storage/connect';
 import { createLogger } from '../../src/logger';
 import { createModels } from '../../src/models';
 import type { KeyDelta } from '../../src/domain/stats';

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { connectMongo } from '../../src/composition';
+import { connectMongo } from '../../src/storage/connect';
 import { createLogger } from '../../src/logger';
 import { RedisSeries } from '../../src/repositories/redis-series';
 import { createRepositories, type Repositories } from '../../src/storage';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { MongoClient, type Binary, type Db } from 'mongodb';
 import type { Connection } from 'mongoose';
-import { connectMongo } from '../../src/composition';
+import { connectMongo } from '../../src/storage/connect';
 import type { KeyDelta } from '../../src/domain/stats';
 import { createLogger } from '../../src/logger';
 import { createModels } from '../../src/models';

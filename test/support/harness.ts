@@ -4,7 +4,6 @@ import { MongoClient, type Db } from 'mongodb';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import { type Config, DEFAULT_MONGODB_URI, DEFAULT_REDIS_URL, loadConfig } from '../../src/config/config';
 import {
-  connectMongo,
   createApiComponents,
   createJobProcessor,
   createWorkerComponents,
@@ -12,6 +11,7 @@ import {
   type WorkerComponents,
   type WorkerOptions,
 } from '../../src/composition';
+import { connectMongo } from '../../src/storage/connect';
 import { createLogger } from '../../src/logger';
 import { createRedis } from '../../src/queue/redis';
 import type { JobProcessor, JobProcessorDeps } from '../../src/services/job-processor';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import type { Connection } from 'mongoose';
-import { connectMongo } from '../../src/composition';
+import { connectMongo } from '../../src/storage/connect';
 import { type Config, DEFAULT_REDIS_URL, loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/logger';
 import { createRepositories, type Repositories } from '../../src/storage';
