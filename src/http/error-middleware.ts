@@ -6,15 +6,6 @@ import { AppError } from '../domain/errors';
 import { isRedisUnavailable } from '../queue/redis';
 import { isRequestAborted, responseInFlight } from './node-internals';
 
-interface BodyParserError {
-  type: string;
-  status?: number;
-}
-
-function isBodyParserError(error: unknown): error is BodyParserError {
-  return typeof error === 'object' && error !== null && typeof (error as { type?: unknown }).type === 'string';
-}
-
 // MongoDB driver failures that mean "the store is down", not "a bug": answered 503, retryable (Redis's: redis.ts).
 const UNAVAILABLE_ERRORS = new Set([
   'MongoServerSelectionError',
@@ -23,12 +14,6 @@ const UNAVAILABLE_ERRORS = new Set([
   'MongoNotConnectedError',
   'MongoTopologyClosedError',
 ]);
-
-/** A client that went away mid-body (NDJSON is read by hand, so Node's own errors arrive here). */
-function isAborted(error: unknown): boolean {
-  if (isBodyParserError(error) && error.type === 'request.aborted') return true;
-  return isRequestAborted(error);
-}
 
 function isUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
@@ -47,25 +32,14 @@ export function toAppError(error: unknown): AppError {
       details,
     );
   }
-  if (isAborted(error)) {
+  // A client that went away mid-body (bodies are read as streams: Node's own error arrives here).
+  if (isRequestAborted(error)) {
     return new AppError(400, 'REQUEST_ABORTED', 'The request was aborted before its body was complete.');
-  }
-  if (isBodyParserError(error)) {
-    switch (error.type) {
-      case 'entity.too.large':
-        return new AppError(413, 'BODY_TOO_LARGE', 'The request body is over the size limit; send fewer points per request.');
-      case 'entity.parse.failed':
-        return new AppError(400, 'MALFORMED_JSON', 'The request body is not valid JSON (it must be an object or an array).');
-      case 'encoding.unsupported':
-      case 'charset.unsupported':
-        return new AppError(415, 'UNSUPPORTED_ENCODING', 'Send the body as UTF-8, optionally compressed with gzip, deflate or br.');
-    }
   }
   if (error instanceof URIError) {
     return new AppError(400, 'INVALID_PATH', 'The URL is not valid percent-encoding; encode keys with encodeURIComponent.');
   }
-  const { code, status } = typeof error === 'object' && error !== null ? (error as { code?: unknown; status?: unknown }) : {};
-  // Decompression errors: zlib's own (NDJSON) carry a Z_* code, body-parser's a 4xx status but no type.
+  const { status } = typeof error === 'object' && error !== null ? (error as { status?: unknown }) : {};
   // Conditional and range requests for the live page, refused by Express's static file sender.
   if (status === 412) {
     return new AppError(
@@ -81,8 +55,8 @@ export function toAppError(error: unknown): AppError {
       'The Range header asks for bytes the page does not have; drop it to get the whole page.',
     );
   }
-  const isZlibError = typeof code === 'string' && code.startsWith('Z_');
-  if (isZlibError || (typeof status === 'number' && status >= 400 && status < 500)) {
+  // Any other client error with a status (http-errors' shape): what the client sent could not be read.
+  if (typeof status === 'number' && status >= 400 && status < 500) {
     return new AppError(400, 'UNREADABLE_BODY', 'The request body could not be read; check its Content-Encoding and Content-Length.');
   }
   if (isUnavailable(error)) {

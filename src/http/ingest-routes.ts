@@ -1,15 +1,13 @@
-import { isUtf8 } from 'node:buffer';
-import type { Hash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import { pipeline, Transform, type Readable } from 'node:stream';
-import { createGunzip, createInflate } from 'node:zlib';
-import express, { Router, type Request, type RequestHandler, type Response } from 'express';
+import type { Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { AppError } from '../domain/errors';
-import type { IngestBody, IngestKind, IngestService } from '../services/ingest-service';
+import type { IdempotencyKey } from '../exactly-once/idempotency-store';
+import type { IngestKind, IngestService } from '../services/ingest-service';
 import type { ApiMetrics } from '../metrics';
 import { callerOf } from './access';
-import { bodyTooLarge, readNdjson } from './ndjson';
+import { DecodedBody } from './decoded-body';
 
 export interface IngestRouteDeps {
   ingest: IngestService;
@@ -23,102 +21,54 @@ const idempotencyKeySchema = z
   .max(200)
   .regex(/^[\x21-\x7e]+$/, 'use printable ASCII without spaces');
 
-function runMiddleware(middleware: RequestHandler, req: Request, res: Response): Promise<void> {
-  return new Promise((resolve, reject) => {
-    middleware(req, res, (error?: unknown) => {
-      if (error) reject(error instanceof Error ? error : new Error('the request body could not be read'));
-      else resolve();
-    });
-  });
-}
+const MEDIA_TYPES: IngestKind[] = ['application/json', 'application/x-ndjson'];
 
-/** Both body types are UTF-8 only (JSON by RFC 8259); body-parser alone would also take UTF-16. */
-function assertUtf8Charset(req: Request, message: string): void {
+/** What each media type may be compressed with, and what to tell a client that sends something else. */
+const DECODING: Record<IngestKind, { decoders: Record<string, () => Transform>; badEncoding: string; badCharset: string }> = {
+  'application/json': {
+    decoders: { gzip: createGunzip, deflate: createInflate, br: createBrotliDecompress },
+    badEncoding: 'Send the body as UTF-8, optionally compressed with gzip, deflate or br.',
+    badCharset: 'Send the body as UTF-8, optionally compressed with gzip, deflate or br.',
+  },
+  'application/x-ndjson': {
+    decoders: { gzip: createGunzip, deflate: createInflate },
+    badEncoding: 'Send NDJSON uncompressed or with Content-Encoding gzip or deflate.',
+    badCharset: 'Send NDJSON as UTF-8 (charset=utf-8 or no charset).',
+  },
+};
+
+/** The body, decompressed as its Content-Encoding says; both types are UTF-8 only (JSON by RFC 8259). */
+function decodedBody(req: Request, kind: IngestKind, maxBodyBytes: number): DecodedBody {
+  const { decoders, badEncoding, badCharset } = DECODING[kind];
   const charset = /;\s*charset=("?)([^";]+)\1/i.exec(req.get('Content-Type') ?? '')?.[2]?.toLowerCase();
-  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw new AppError(415, 'UNSUPPORTED_ENCODING', message);
-}
-
-/** The NDJSON body as sent before compression; `maxBodyBytes` then limits the decompressed size. */
-function decodedBody(req: Request): Readable {
-  assertUtf8Charset(req, 'Send NDJSON as UTF-8 (charset=utf-8 or no charset).');
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw new AppError(415, 'UNSUPPORTED_ENCODING', badCharset);
   const encoding = (req.get('Content-Encoding') ?? 'identity').toLowerCase();
-  if (encoding === 'identity') return req;
-  // pipeline, not pipe: a client that aborts must end the decompressed stream too, or the read would wait forever.
-  if (encoding === 'gzip') return pipeline(req, createGunzip(), ignoreError);
-  if (encoding === 'deflate') return pipeline(req, createInflate(), ignoreError);
-  throw new AppError(415, 'UNSUPPORTED_ENCODING', 'Send NDJSON uncompressed or with Content-Encoding gzip or deflate.');
+  if (encoding === 'identity') return new DecodedBody(kind, req, undefined, maxBodyBytes);
+  const decoder = Object.hasOwn(decoders, encoding) ? decoders[encoding] : undefined;
+  if (!decoder) throw new AppError(415, 'UNSUPPORTED_ENCODING', badEncoding);
+  return new DecodedBody(kind, req, decoder(), maxBodyBytes);
 }
 
-// pipeline's own callback: the error also reaches the reader of the last stream, which handles it.
-const ignoreError = (): void => undefined;
-
-/** A stream that passes `source` through, feeding every chunk to `hash` on the way. */
-function hashedThrough(source: Readable, hash: Hash): Readable {
-  const tap = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      callback(null, chunk);
-    },
-  });
-  return pipeline(source, tap, ignoreError);
+function idempotencyKeyOf(req: Request, res: Response): IdempotencyKey | undefined {
+  const raw = req.get('Idempotency-Key');
+  if (raw === undefined) return undefined;
+  const parsed = idempotencyKeySchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new AppError(400, 'INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1-200 printable ASCII characters without spaces.');
+  }
+  return { scope: callerOf(res).principal, key: parsed.data };
 }
 
+/** POST /ingest: the route decodes the body and reads the headers; the ingest service does the rest. */
 export function createIngestRouter(deps: IngestRouteDeps): Router {
   const router = Router();
-  // The JSON body's bytes go into the request's hash as body-parser reads them (after decompression).
-  const bodyHashes = new WeakMap<IncomingMessage, Hash>();
-  // Bodies that are not valid UTF-8: body-parser would decode them with U+FFFD, and two distinct keys could become one.
-  const notUtf8 = new WeakSet<IncomingMessage>();
-  const jsonParser = express.json({
-    limit: deps.maxBodyBytes,
-    type: () => true,
-    verify: (req, _res, buffer) => {
-      bodyHashes.get(req)?.update(buffer);
-      if (!isUtf8(buffer)) notUtf8.add(req);
-    },
-  });
-
-  async function readJson(req: Request, res: Response, hash: Hash): Promise<unknown> {
-    assertUtf8Charset(req, 'Send the body as UTF-8, optionally compressed with gzip, deflate or br.');
-    bodyHashes.set(req, hash);
-    await runMiddleware(jsonParser, req, res);
-    if (notUtf8.has(req)) {
-      throw new AppError(400, 'MALFORMED_JSON', 'The body is not valid UTF-8; JSON must be sent as UTF-8 text (RFC 8259).');
-    }
-    return req.body;
-  }
-
-  /** The NDJSON body's bytes, read to the end within the size limit, only to fingerprint them. */
-  async function readAllNdjson(req: Request, hash: Hash): Promise<void> {
-    let bytes = 0;
-    for await (const chunk of hashedThrough(decodedBody(req), hash)) {
-      bytes += (chunk as Buffer).length;
-      if (bytes > deps.maxBodyBytes) throw bodyTooLarge(deps.maxBodyBytes);
-    }
-  }
-
-  /** The request's body as the ingest service reads it. */
-  function bodyOf(req: Request, res: Response, kind: IngestKind): IngestBody {
-    if (kind === 'application/json') return { kind, read: (hash) => readJson(req, res, hash) };
-    return {
-      kind,
-      lines: (hash) => readNdjson(hashedThrough(decodedBody(req), hash), deps.maxBodyBytes),
-      readAll: (hash) => readAllNdjson(req, hash),
-    };
-  }
-
   router.post('/ingest', async (req, res) => {
-    const kind = req.is(['application/json', 'application/x-ndjson']);
+    const kind = req.is(MEDIA_TYPES) as IngestKind | false | null;
     if (!kind) {
       throw new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send Content-Type: application/json or application/x-ndjson.');
     }
-    const rawKey = req.get('Idempotency-Key');
-    const parsedKey = rawKey === undefined ? undefined : idempotencyKeySchema.safeParse(rawKey);
-    if (parsedKey && !parsedKey.success) {
-      throw new AppError(400, 'INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1-200 printable ASCII characters without spaces.');
-    }
-    const idempotencyKey = parsedKey ? { scope: callerOf(res).principal, key: parsedKey.data } : undefined;
-    const answer = await deps.ingest.accept(bodyOf(req, res, kind as IngestKind), idempotencyKey);
+    const key = idempotencyKeyOf(req, res);
+    const answer = await deps.ingest.accept(decodedBody(req, kind, deps.maxBodyBytes), key);
     if (answer.replayed) {
       res.setHeader('Idempotent-Replayed', 'true');
     } else {
@@ -130,6 +80,5 @@ export function createIngestRouter(deps: IngestRouteDeps): Router {
     }
     res.status(answer.status).json(answer.body);
   });
-
   return router;
 }

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { AppError } from '../domain/errors';
 
 import type { NdjsonLine } from '../domain/ingest-body';
@@ -71,7 +70,7 @@ export function bodyTooLarge(maxBytes: number): AppError {
   return new AppError(413, 'BODY_TOO_LARGE', `The request body is over ${maxBytes} bytes; split it into several requests.`);
 }
 
-export async function* readNdjson(stream: Readable, maxBytes: number): AsyncGenerator<NdjsonLine> {
+export async function* readNdjson(stream: AsyncIterable<unknown>, maxBytes: number): AsyncGenerator<NdjsonLine> {
   const pending = new LineBuffer();
   let lineNumber = 0;
   let total = 0;

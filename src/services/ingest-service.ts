@@ -1,4 +1,4 @@
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError } from '../domain/errors';
 import { extractRawBatch, noValidPoint, partitionPoints, type NdjsonLine } from '../domain/ingest-body';
@@ -23,12 +23,18 @@ export interface IngestSettings {
 export type IngestKind = 'application/json' | 'application/x-ndjson';
 
 /**
- * A request body as the edge reads it, decompressed and within its size limit; every byte read goes into `hash`
- * (the body's fingerprint for its Idempotency-Key).
+ * A request body as the edge decoded it (decompressed, UTF-8, within its size limit), read once: whole as JSON, or
+ * line by line as NDJSON. `fingerprint()` covers the media type and every byte read so far, so it is the body's
+ * fingerprint (for its Idempotency-Key) once the body was read to its end.
  */
-export type IngestBody =
-  | { kind: 'application/json'; read(hash: Hash): Promise<unknown> }
-  | { kind: 'application/x-ndjson'; lines(hash: Hash): AsyncIterable<NdjsonLine>; readAll(hash: Hash): Promise<void> };
+export interface IngestBody {
+  readonly kind: IngestKind;
+  json(): Promise<unknown>;
+  lines(): AsyncIterable<NdjsonLine>;
+  /** Reads the rest only to fingerprint it. */
+  drain(): Promise<void>;
+  fingerprint(): string;
+}
 
 export interface IngestResponse {
   batchId: string;
@@ -50,11 +56,6 @@ export function newBatchId(now: number): string {
 
 export const unavailable = (message: string): AppError =>
   new AppError(503, 'SERVICE_UNAVAILABLE', message, undefined, { 'Retry-After': RETRY_AFTER_SECONDS });
-
-/** The fingerprint of a body: its media type and its bytes after decompression (a hash of what the client meant). */
-function bodyHash(kind: IngestKind): Hash {
-  return createHash('sha256').update(`${kind}\n`);
-}
 
 function tooManyPoints(limit: number): AppError {
   return new AppError(413, 'TOO_MANY_POINTS', `A request may hold at most ${limit} points; split the batch.`);
@@ -85,32 +86,26 @@ export class IngestService {
   async accept(body: IngestBody, key: IdempotencyKey | undefined): Promise<IngestAnswer> {
     // A replay is answered even under back-pressure: it enqueues nothing.
     this.assertQueueReachable();
-    let hold: KeyHold | undefined;
-    if (key) {
-      const begun = await this.holdOrReplay(body, key);
-      if ('replayed' in begun) return begun;
-      hold = begun;
-    }
-    const receivedAt = Date.now();
-    const hash = bodyHash(body.kind);
-    try {
+    return this.withIdempotency(key, body, async (hold) => {
+      const receivedAt = Date.now();
       await this.assertBacklogBelowLimit();
-      if (body.kind === 'application/json') {
-        const response = await this.acceptJson(body, receivedAt, hash, key);
-        if (hold) await this.idempotency.complete(hold, hash.digest('hex'), { status: 202, body: response });
-        return { replayed: false, status: 202, body: response };
-      }
-      return { replayed: false, status: 202, body: await this.acceptNdjson(body, receivedAt, hash, hold) };
-    } catch (error) {
-      if (hold) await this.idempotency.release(hold).catch(() => undefined);
-      throw error;
-    }
+      if (body.kind === 'application/json') return { response: await this.acceptJson(body, receivedAt, key), answerStored: false };
+      return { response: await this.acceptNdjson(body, receivedAt, hold), answerStored: true };
+    });
   }
 
-  /** This request's hold on its key when it is the first with it, or the stored answer of a finished one. */
-  private async holdOrReplay(body: IngestBody, key: IdempotencyKey): Promise<KeyHold | IngestAnswer> {
+  /**
+   * The Idempotency-Key protocol around `run`: begin (409 while another request holds the key), replay (the stored
+   * answer of a finished request, 422 when the body differs), complete (store the 202, unless `run` stored it
+   * itself: a streamed batch does so in its commit), and release the key when `run` fails.
+   */
+  private async withIdempotency(
+    key: IdempotencyKey | undefined,
+    body: IngestBody,
+    run: (hold: KeyHold | undefined) => Promise<{ response: IngestResponse; answerStored: boolean }>,
+  ): Promise<IngestAnswer> {
+    if (!key) return { replayed: false, status: 202, body: (await run(undefined)).response };
     const state = await this.idempotency.begin(key);
-    if (state.state === 'new') return state.hold;
     if (state.state === 'in-flight') {
       throw new AppError(
         409,
@@ -120,34 +115,37 @@ export class IngestService {
         { 'Retry-After': '1' },
       );
     }
-    // The whole body (within the size limit) is read only to fingerprint it.
-    const hash = bodyHash(body.kind);
-    if (body.kind === 'application/json') await body.read(hash);
-    else await body.readAll(hash);
-    if (hash.digest('hex') !== state.fingerprint) {
-      throw new AppError(
-        422,
-        'IDEMPOTENCY_KEY_REUSED',
-        'This Idempotency-Key was already used with a different body; use a new key for a new request.',
-      );
+    if (state.state !== 'new') {
+      // The whole body (within the size limit) is read only to fingerprint it.
+      await body.drain();
+      if (body.fingerprint() !== state.fingerprint) {
+        throw new AppError(
+          422,
+          'IDEMPOTENCY_KEY_REUSED',
+          'This Idempotency-Key was already used with a different body; use a new key for a new request.',
+        );
+      }
+      return { replayed: true, status: state.response.status, body: state.response.body };
     }
-    return { replayed: true, status: state.response.status, body: state.response.body };
+    try {
+      const { response, answerStored } = await run(state.hold);
+      if (!answerStored) await this.idempotency.complete(state.hold, body.fingerprint(), { status: 202, body: response });
+      return { replayed: false, status: 202, body: response };
+    } catch (error) {
+      await this.idempotency.release(state.hold).catch(() => undefined);
+      throw error;
+    }
   }
 
-  private async acceptJson(
-    body: Extract<IngestBody, { kind: 'application/json' }>,
-    receivedAt: number,
-    hash: Hash,
-    key: IdempotencyKey | undefined,
-  ): Promise<IngestResponse> {
-    const batch = extractRawBatch(await body.read(hash));
+  private async acceptJson(body: IngestBody, receivedAt: number, key: IdempotencyKey | undefined): Promise<IngestResponse> {
+    const batch = extractRawBatch(await body.json());
     if (batch.items.length > this.settings.maxPointsPerRequest) throw tooManyPoints(this.settings.maxPointsPerRequest);
     const { points, rejected } = partitionPoints(batch, receivedAt);
     this.onRejected(rejected.length);
     if (points.length === 0) throw noValidPoint(rejected);
     // With an Idempotency-Key, every attempt of the same body gets the same batch (see keyedBatchIdFor).
     const keyed =
-      key && (await keyedBatchIdFor(this.batches, { scope: key.scope, key: key.key, fingerprint: hash.copy().digest('hex') }, receivedAt));
+      key && (await keyedBatchIdFor(this.batches, { scope: key.scope, key: key.key, fingerprint: body.fingerprint() }, receivedAt));
     const batchId = await this.enqueue(points, receivedAt, keyed);
     return { batchId, accepted: points.length, rejected };
   }
@@ -158,17 +156,12 @@ export class IngestService {
    * body) gets the stored 202 back instead of making a second batch of the same points (its id is chosen before the
    * body is read, so unlike a JSON batch's it cannot be derived from the body). test/integration/lost-answer.test.ts
    */
-  private async acceptNdjson(
-    body: Extract<IngestBody, { kind: 'application/x-ndjson' }>,
-    receivedAt: number,
-    hash: Hash,
-    hold: KeyHold | undefined,
-  ): Promise<IngestResponse> {
+  private async acceptNdjson(body: IngestBody, receivedAt: number, hold: KeyHold | undefined): Promise<IngestResponse> {
     const limit = this.settings.maxPointsPerRequest;
     const batch = await this.openStream(receivedAt);
     const rejected: Rejection[] = [];
     try {
-      for await (const line of body.lines(hash)) {
+      for await (const line of body.lines()) {
         if (batch.acceptedCount + rejected.length >= limit) throw tooManyPoints(limit);
         const index = line.lineNumber - 1;
         if ('error' in line) {
@@ -189,7 +182,7 @@ export class IngestService {
     // When its answer is lost, the commit may have run. If it did, the batch is queued and a resend gets the stored
     // 202; if not, its chunks stay held and are dropped as uncommitted after the window.
     const committed = await batch.commit(
-      hold && { store: this.idempotency, hold, fingerprint: hash.copy().digest('hex'), response: { status: 202, body: response } },
+      hold && { store: this.idempotency, hold, fingerprint: body.fingerprint(), response: { status: 202, body: response } },
     );
     if (!committed) {
       // This request stalled past its key's lease (Redis out of reach): the key may belong to a resend by now.
