@@ -6,7 +6,7 @@ import { jobIdOf } from '../domain/job-payload';
 import { validatePoint, type Point, type Rejection } from '../domain/point-schema';
 import { chunk } from '../domain/stats';
 import type { BatchStore } from '../exactly-once/batch-store';
-import type { IdempotencyKey, IdempotencyStore, KeyHold } from '../exactly-once/idempotency-store';
+import type { IdempotencyKey, IdempotencyStore, KeyHold, StoredResponse } from '../exactly-once/idempotency-store';
 import { keyedBatchIdFor } from '../exactly-once/keyed-batch';
 import { StreamedBatch } from '../exactly-once/streamed-batch';
 import type { IngestQueue } from '../queue/ingest-queue';
@@ -86,25 +86,28 @@ export class IngestService {
   async accept(body: IngestBody, key: IdempotencyKey | undefined): Promise<IngestAnswer> {
     // A replay is answered even under back-pressure: it enqueues nothing.
     this.assertQueueReachable();
-    return this.withIdempotency(key, body, async (hold) => {
+    const answer = await this.withIdempotency(key, body, async (hold) => {
       const receivedAt = Date.now();
       await this.assertBacklogBelowLimit();
-      if (body.kind === 'application/json') return { response: await this.acceptJson(body, receivedAt, key), answerStored: false };
-      return { response: await this.acceptNdjson(body, receivedAt, hold), answerStored: true };
+      if (body.kind === 'application/json') {
+        return { answer: { status: 202, body: await this.acceptJson(body, receivedAt, key) }, answerStored: false };
+      }
+      return { answer: { status: 202, body: await this.acceptNdjson(body, receivedAt, hold) }, answerStored: true };
     });
+    return answer.replayed ? { replayed: true, ...answer.answer } : { replayed: false, status: 202, body: answer.answer.body };
   }
 
   /**
    * The Idempotency-Key protocol around `run`: begin (409 while another request holds the key), replay (the stored
-   * answer of a finished request, 422 when the body differs), complete (store the 202, unless `run` stored it
+   * answer of a finished request, 422 when the body differs), complete (store `run`'s answer, unless it stored it
    * itself: a streamed batch does so in its commit), and release the key when `run` fails.
    */
-  private async withIdempotency(
+  private async withIdempotency<A extends StoredResponse>(
     key: IdempotencyKey | undefined,
     body: IngestBody,
-    run: (hold: KeyHold | undefined) => Promise<{ response: IngestResponse; answerStored: boolean }>,
-  ): Promise<IngestAnswer> {
-    if (!key) return { replayed: false, status: 202, body: (await run(undefined)).response };
+    run: (hold: KeyHold | undefined) => Promise<{ answer: A; answerStored: boolean }>,
+  ): Promise<{ replayed: false; answer: A } | { replayed: true; answer: StoredResponse }> {
+    if (!key) return { replayed: false, answer: (await run(undefined)).answer };
     const state = await this.idempotency.begin(key);
     if (state.state === 'in-flight') {
       throw new AppError(
@@ -125,12 +128,12 @@ export class IngestService {
           'This Idempotency-Key was already used with a different body; use a new key for a new request.',
         );
       }
-      return { replayed: true, status: state.response.status, body: state.response.body };
+      return { replayed: true, answer: state.response };
     }
     try {
-      const { response, answerStored } = await run(state.hold);
-      if (!answerStored) await this.idempotency.complete(state.hold, body.fingerprint(), { status: 202, body: response });
-      return { replayed: false, status: 202, body: response };
+      const { answer, answerStored } = await run(state.hold);
+      if (!answerStored) await this.idempotency.complete(state.hold, body.fingerprint(), answer);
+      return { replayed: false, answer };
     } catch (error) {
       await this.idempotency.release(state.hold).catch(() => undefined);
       throw error;
@@ -157,32 +160,52 @@ export class IngestService {
    * body is read, so unlike a JSON batch's it cannot be derived from the body). test/integration/lost-answer.test.ts
    */
   private async acceptNdjson(body: IngestBody, receivedAt: number, hold: KeyHold | undefined): Promise<IngestResponse> {
+    const { batch, rejected } = await this.fillStream(ndjsonItems(body, receivedAt), receivedAt);
+    if (batch.acceptedCount === 0) {
+      await batch.abort();
+      throw noValidPoint(rejected);
+    }
+    const response: IngestResponse = { batchId: batch.batchId, accepted: batch.acceptedCount, rejected };
+    await this.commitStream(batch, hold && { hold, fingerprint: body.fingerprint(), answer: { status: 202, body: response } });
+    return response;
+  }
+
+  /**
+   * A streamed batch of `items`, its chunks stored (held) as they fill; not committed. A failure (413, a cut body)
+   * drops what it had stored.
+   */
+  private async fillStream(
+    items: AsyncIterable<StreamedItem>,
+    receivedAt: number,
+  ): Promise<{ batch: StreamedBatch; rejected: Rejection[] }> {
     const limit = this.settings.maxPointsPerRequest;
     const batch = await this.openStream(receivedAt);
     const rejected: Rejection[] = [];
     try {
-      for await (const line of body.lines()) {
+      for await (const item of items) {
         if (batch.acceptedCount + rejected.length >= limit) throw tooManyPoints(limit);
-        const index = line.lineNumber - 1;
-        if ('error' in line) {
-          rejected.push({ index, message: line.error });
-          continue;
-        }
-        const result = validatePoint(line.value, index, receivedAt);
-        if ('point' in result) await batch.add(result.point);
-        else rejected.push(result.rejection);
+        if ('point' in item) await batch.add(item.point);
+        else rejected.push(item.rejection);
       }
       this.onRejected(rejected.length);
-      if (batch.acceptedCount === 0) throw noValidPoint(rejected);
     } catch (error) {
       await batch.abort();
       throw error;
     }
-    const response: IngestResponse = { batchId: batch.batchId, accepted: batch.acceptedCount, rejected };
-    // When its answer is lost, the commit may have run. If it did, the batch is queued and a resend gets the stored
-    // 202; if not, its chunks stay held and are dropped as uncommitted after the window.
+    return { batch, rejected };
+  }
+
+  /**
+   * Commits a streamed batch, storing `keyed.answer` under its key in the same transaction. When its answer is lost,
+   * the commit may have run: if it did, the batch is queued and a resend gets the stored answer; if not, its chunks
+   * stay held and are dropped as uncommitted after the window.
+   */
+  private async commitStream(
+    batch: StreamedBatch,
+    keyed: { hold: KeyHold; fingerprint: string; answer: StoredResponse } | undefined,
+  ): Promise<void> {
     const committed = await batch.commit(
-      hold && { store: this.idempotency, hold, fingerprint: body.fingerprint(), response: { status: 202, body: response } },
+      keyed && { store: this.idempotency, hold: keyed.hold, fingerprint: keyed.fingerprint, response: keyed.answer },
     );
     if (!committed) {
       // This request stalled past its key's lease (Redis out of reach): the key may belong to a resend by now.
@@ -194,7 +217,6 @@ export class IngestService {
         { 'Retry-After': '1' },
       );
     }
-    return response;
   }
 
   /** Throws 503 at once while Redis is down, before any body is read. */
@@ -244,6 +266,22 @@ export class IngestService {
       chunkSize: this.settings.chunkSize,
       logger: this.logger,
     });
+  }
+}
+
+/** One item of a streamed body, in order: a valid point, or why one was refused. */
+export type StreamedItem = { point: Point } | { rejection: Rejection };
+
+/** An NDJSON body's lines as points and refusals (index: the line's, from 0). */
+async function* ndjsonItems(body: IngestBody, receivedAt: number): AsyncGenerator<StreamedItem> {
+  for await (const line of body.lines()) {
+    const index = line.lineNumber - 1;
+    if ('error' in line) {
+      yield { rejection: { index, message: line.error } };
+      continue;
+    }
+    const result = validatePoint(line.value, index, receivedAt);
+    yield 'point' in result ? { point: result.point } : { rejection: result.rejection };
   }
 }
 
