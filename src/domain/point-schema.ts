@@ -6,10 +6,10 @@ export const MAX_META_DEPTH = 4;
 const FORBIDDEN_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
 // Control characters (C0, DEL, C1): they break logs, URLs and some stores.
 // eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 // Half of a UTF-16 surrogate pair without its other half (JSON allows "\ud800"): not a character, and the
 // MongoDB driver writes it as U+FFFD, so "a\ud800" and "a\udbff" would be stored, and counted, as one key.
-const LONE_SURROGATE = /\p{Cs}/u;
+export const LONE_SURROGATE = /\p{Cs}/u;
 // Epoch milliseconds up to the largest Date JavaScript can hold.
 export const MAX_EPOCH_MS = 8.64e15;
 export const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
@@ -30,10 +30,12 @@ export function listNames(names: readonly string[]): string {
   return names.length > 5 ? `${shown.join(', ')} and ${names.length - 5} more` : shown.join(', ');
 }
 
+export const MAX_KEY_LENGTH = 200;
+
 export const keySchema = z
   .string({ error: required('key', 'a string') })
   .min(1, 'key must not be empty')
-  .max(200, 'key must be at most 200 characters')
+  .max(MAX_KEY_LENGTH, `key must be at most ${MAX_KEY_LENGTH} characters`)
   .refine((key) => !CONTROL_CHARS.test(key), 'key must not contain control characters')
   .refine((key) => !LONE_SURROGATE.test(key), 'key must be valid Unicode (no unpaired UTF-16 surrogates)');
 
