@@ -53,3 +53,6 @@ export function noValidPoint(rejected: Rejection[]): AppError {
 
 /** One line of an NDJSON body: its parsed value, or why it could not be parsed. */
 export type NdjsonLine = { lineNumber: number; value: unknown } | { lineNumber: number; error: string };
+
+/** One line of a body: its text (UTF-8 checked), or why it could not be read. */
+export type TextLine = { lineNumber: number; text: string } | { lineNumber: number; error: string };

@@ -33,7 +33,9 @@ export interface LineProtocolPoint {
   meta: LineProtocolMeta;
 }
 
-export type ParsedLine = { points: LineProtocolPoint[]; skippedStringFields: number } | { skip: true } | { error: string };
+/** `timestamped`: the line carried its own timestamp (without one it took the time of receipt). */
+export type ParsedLine =
+  { points: LineProtocolPoint[]; skippedStringFields: number; timestamped: boolean } | { skip: true } | { error: string };
 
 /** A line with more fields than this is refused: far above real use, and it bounds one line's points and work. */
 export const MAX_FIELDS_PER_LINE = 1000;
@@ -107,6 +109,7 @@ class LineParser {
     this.skipSpaces();
     const { fields, strings } = this.readFields();
     this.skipSpaces();
+    const timestamped = this.at < this.text.length;
     const timestamp = this.readTimestamp(options);
     if (fields.length === 0) {
       fail(`the line has only string fields (${strings.map(quote).join(', ')}); the service stores numbers, send a numeric field`);
@@ -118,7 +121,7 @@ class LineParser {
       }
       return { key, value, timestamp, meta: { measurement, tags, field: name } };
     });
-    return { points, skippedStringFields: strings.length };
+    return { points, skippedStringFields: strings.length, timestamped };
   }
 
   private skipSpaces(): void {

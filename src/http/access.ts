@@ -21,11 +21,11 @@ export interface Caller {
 
 const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
 
-/** The key from `Authorization: Bearer <key>` or `X-API-Key`, if either is sent. */
+/** The key from `Authorization: Bearer <key>` (or `Token <key>`, as InfluxDB clients send it) or `X-API-Key`. */
 export function presentedKey(headers: IncomingHttpHeaders): string | undefined {
   const authorization = headers.authorization;
   if (typeof authorization === 'string') {
-    const bearer = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
+    const bearer = /^(?:Bearer|Token)[ ]+(\S+)\s*$/i.exec(authorization);
     if (bearer) return bearer[1];
   }
   const header = headers['x-api-key'];
@@ -63,7 +63,7 @@ export class AccessControl {
         401,
         'UNAUTHORIZED',
         key === undefined
-          ? 'This endpoint needs an API key: send Authorization: Bearer <key> or X-API-Key: <key>.'
+          ? 'This endpoint needs an API key: send Authorization: Bearer <key> (or Token <key>) or X-API-Key: <key>.'
           : 'The API key is not valid; check it, or ask for a new one.',
         undefined,
         { 'WWW-Authenticate': 'Bearer' },

@@ -9,6 +9,7 @@ import type { ApiMetrics } from '../metrics';
 import { enforceAccess, requireAccess, type AccessControl } from './access';
 import { errorMiddleware, notFoundMiddleware } from './error-middleware';
 import { createIngestRouter, type IngestRouteDeps } from './ingest-routes';
+import { createLineProtocolRouter, lineProtocolErrors } from './line-protocol-routes';
 import { openApiDocument } from './openapi';
 import { createOpsRouter, type ReadinessCheck } from './ops-routes';
 import { createQueryRouter, type QueryRouteDeps } from './query-routes';
@@ -110,6 +111,13 @@ export function createApp(deps: AppDeps): Express {
   if (deps.rateLimiter) app.use('/api/data', deps.rateLimiter.middleware());
   app.use('/api/data', enforceAccess);
   app.use('/api/data', createIngestRouter(deps), createQueryRouter(deps));
+  // InfluxDB's write endpoints: ingest keys, the same rate limit, InfluxDB's error shape.
+  const lineProtocolPaths = ['/api/v2/write', '/write'];
+  app.use(lineProtocolPaths, ingestAccess);
+  if (deps.rateLimiter) app.use(lineProtocolPaths, deps.rateLimiter.middleware());
+  app.use(lineProtocolPaths, enforceAccess);
+  app.use(createLineProtocolRouter(deps));
+  app.use(lineProtocolPaths, lineProtocolErrors);
   app.use(QUEUE_DASHBOARD_PATH, createQueueDashboard(deps.queue, deps.adminKeys, deps.rateLimiter?.middleware()));
   app.use(notFoundMiddleware);
   app.use(errorMiddleware);

@@ -3,6 +3,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { AppError } from '../domain/errors';
 import type { IngestBody, IngestKind } from '../services/ingest-service';
+import type { TextLine } from '../domain/ingest-body';
+import { readLines } from './line-reader';
 import { bodyTooLarge, readNdjson, type NdjsonLine } from './ndjson';
 
 // pipeline's own callback: the error also reaches the reader of the last stream, which handles it.
@@ -71,6 +73,10 @@ export class DecodedBody implements IngestBody {
     return readNdjson(this.chunks(), this.maxBytes);
   }
 
+  textLines(): AsyncIterable<TextLine> {
+    return readLines(this.chunks(), this.maxBytes);
+  }
+
   async drain(): Promise<void> {
     await this.readAll();
   }
@@ -104,7 +110,7 @@ export class DecodedBody implements IngestBody {
   }
 
   private tooLarge(): AppError {
-    if (this.kind === 'application/x-ndjson') return bodyTooLarge(this.maxBytes);
+    if (this.kind !== 'application/json') return bodyTooLarge(this.maxBytes);
     return new AppError(413, 'BODY_TOO_LARGE', 'The request body is over the size limit; send fewer points per request.');
   }
 }

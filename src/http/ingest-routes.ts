@@ -35,10 +35,16 @@ const DECODING: Record<IngestKind, { decoders: Record<string, () => Transform>; 
     badEncoding: 'Send NDJSON uncompressed or with Content-Encoding gzip or deflate.',
     badCharset: 'Send NDJSON as UTF-8 (charset=utf-8 or no charset).',
   },
+  // InfluxDB line protocol, as its agents send it.
+  'text/plain': {
+    decoders: { gzip: createGunzip },
+    badEncoding: 'Send line protocol uncompressed or with Content-Encoding gzip.',
+    badCharset: 'Send line protocol as UTF-8 (charset=utf-8 or no charset).',
+  },
 };
 
 /** The body, decompressed as its Content-Encoding says; both types are UTF-8 only (JSON by RFC 8259). */
-function decodedBody(req: Request, kind: IngestKind, maxBodyBytes: number): DecodedBody {
+export function decodedBody(req: Request, kind: IngestKind, maxBodyBytes: number): DecodedBody {
   const { decoders, badEncoding, badCharset } = DECODING[kind];
   const charset = /;\s*charset=("?)([^";]+)\1/i.exec(req.get('Content-Type') ?? '')?.[2]?.toLowerCase();
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw new AppError(415, 'UNSUPPORTED_ENCODING', badCharset);
@@ -49,7 +55,7 @@ function decodedBody(req: Request, kind: IngestKind, maxBodyBytes: number): Deco
   return new DecodedBody(kind, req, decoder(), maxBodyBytes);
 }
 
-function idempotencyKeyOf(req: Request, res: Response): IdempotencyKey | undefined {
+export function idempotencyKeyOf(req: Request, res: Response): IdempotencyKey | undefined {
   const raw = req.get('Idempotency-Key');
   if (raw === undefined) return undefined;
   const parsed = idempotencyKeySchema.safeParse(raw);

@@ -4,8 +4,9 @@ import { AppError } from '../domain/errors';
 export const MAX_LINE_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
 
-/** One line of a body: its text (UTF-8 checked), or why it could not be read. */
-export type TextLine = { lineNumber: number; text: string } | { lineNumber: number; error: string };
+import type { TextLine } from '../domain/ingest-body';
+
+export type { TextLine } from '../domain/ingest-body';
 
 /** Collects the bytes of one line, dropping them once the line is too long to be a valid point. */
 class LineBuffer {

@@ -137,6 +137,35 @@ function errors(...statuses: number[]): Record<number, { description: string; co
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
+// InfluxDB's error shape, which its agents and client libraries read on the write endpoints.
+const influxErrorSchema = z
+  .object({
+    code: z.string().describe('invalid, unauthorized, forbidden, request too large, too many requests, unavailable ...'),
+    message: z.string().describe('What to fix; for a partial write, how many points were accepted and the first refused line'),
+    line: z.number().int().optional().describe('The first refused line (from 1)'),
+    batchId: z.string().optional().describe('A partial write: the batch of the accepted points'),
+  })
+  .openapi('InfluxError');
+
+function influxErrors(...statuses: number[]): Record<number, ReturnType<typeof json>> {
+  return Object.fromEntries(statuses.map((status) => [status, json(influxErrorSchema, `Error ${status}`)]));
+}
+
+const lineProtocolBody = {
+  content: {
+    'text/plain': {
+      schema: z.string().describe('InfluxDB line protocol: `measurement[,tag=value...] field=value[,...] [timestamp]`, one point per line'),
+    },
+  },
+};
+const lineProtocolAnswers = {
+  204: {
+    description: 'Every line was accepted; `X-Batch-Id` names the batch (GET /api/data/batches/{batchId})',
+    headers: { 'X-Batch-Id': { schema: { type: 'string' as const } } },
+  },
+  ...influxErrors(400, 401, 403, 408, 413, 415, 429, 503),
+};
+
 /** The OpenAPI 3.1 document of the HTTP API, built from the routes' zod schemas; served at /openapi.json. */
 export function openApiDocument(): ReturnType<OpenApiGeneratorV31['generateDocument']> {
   const registry = new OpenAPIRegistry();
@@ -164,6 +193,50 @@ export function openApiDocument(): ReturnType<OpenApiGeneratorV31['generateDocum
       202: json(ingestResponseSchema, 'Accepted: the batch id to follow, the points accepted and the ones rejected'),
       ...errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503),
     },
+  });
+  const tokenSecurity = [
+    ...security,
+    {
+      [registry.registerComponent('securitySchemes', 'token', {
+        type: 'apiKey',
+        in: 'header',
+        name: 'Authorization',
+        description: 'Token <ingest key>, as InfluxDB clients send it',
+      }).name]: [],
+    },
+  ];
+  registry.registerPath({
+    method: 'post',
+    path: '/api/v2/write',
+    operationId: 'writeLineProtocol',
+    summary: 'InfluxDB v2 write: line protocol in, each numeric field one point (docs/line-protocol.md)',
+    security: tokenSecurity,
+    request: {
+      query: z.object({
+        org: z.string().optional().describe('Accepted and not used'),
+        bucket: z.string().optional().describe('Accepted and not used'),
+        precision: z.enum(['ns', 'us', 'ms', 's']).optional().describe('Unit of the timestamps (default ns)'),
+      }),
+      headers: z.object({ 'Idempotency-Key': z.string().min(1).max(200).optional() }),
+      body: lineProtocolBody,
+    },
+    responses: lineProtocolAnswers,
+  });
+  registry.registerPath({
+    method: 'post',
+    path: '/write',
+    operationId: 'writeLineProtocolV1',
+    summary: 'InfluxDB v1 write: line protocol in, as /api/v2/write',
+    security: tokenSecurity,
+    request: {
+      query: z.object({
+        db: z.string().optional().describe('Accepted and not used'),
+        precision: z.enum(['n', 'ns', 'u', 'us', 'ms', 's']).optional().describe('Unit of the timestamps (default ns)'),
+      }),
+      headers: z.object({ 'Idempotency-Key': z.string().min(1).max(200).optional() }),
+      body: lineProtocolBody,
+    },
+    responses: lineProtocolAnswers,
   });
   registry.registerPath({
     method: 'get',

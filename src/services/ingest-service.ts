@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError } from '../domain/errors';
-import { extractRawBatch, noValidPoint, partitionPoints, type NdjsonLine } from '../domain/ingest-body';
+import { extractRawBatch, noValidPoint, partitionPoints, type NdjsonLine, type TextLine } from '../domain/ingest-body';
 import { jobIdOf } from '../domain/job-payload';
+import { parseLine, type Precision } from '../domain/line-protocol';
 import { validatePoint, type Point, type Rejection } from '../domain/point-schema';
 import { chunk } from '../domain/stats';
 import type { BatchStore } from '../exactly-once/batch-store';
@@ -19,8 +20,8 @@ export interface IngestSettings {
   maxPointsPerRequest: number;
 }
 
-/** The media types the ingest endpoint takes; each is part of its body's fingerprint. */
-export type IngestKind = 'application/json' | 'application/x-ndjson';
+/** The body formats taken; each is part of its body's fingerprint. `text/plain` is InfluxDB line protocol. */
+export type IngestKind = 'application/json' | 'application/x-ndjson' | 'text/plain';
 
 /**
  * A request body as the edge decoded it (decompressed, UTF-8, within its size limit), read once: whole as JSON, or
@@ -31,6 +32,8 @@ export interface IngestBody {
   readonly kind: IngestKind;
   json(): Promise<unknown>;
   lines(): AsyncIterable<NdjsonLine>;
+  /** The body's lines as text, each refused alone when it is not UTF-8 or too long (line protocol). */
+  textLines(): AsyncIterable<TextLine>;
   /** Reads the rest only to fingerprint it. */
   drain(): Promise<void>;
   fingerprint(): string;
@@ -54,8 +57,8 @@ export function newBatchId(now: number): string {
   return `${now.toString(36)}${randomBytes(8).toString('hex')}`;
 }
 
-export const unavailable = (message: string): AppError =>
-  new AppError(503, 'SERVICE_UNAVAILABLE', message, undefined, { 'Retry-After': RETRY_AFTER_SECONDS });
+export const unavailable = (message: string, retryAfter = RETRY_AFTER_SECONDS): AppError =>
+  new AppError(503, 'SERVICE_UNAVAILABLE', message, undefined, { 'Retry-After': retryAfter });
 
 function tooManyPoints(limit: number): AppError {
   return new AppError(413, 'TOO_MANY_POINTS', `A request may hold at most ${limit} points; split the batch.`);
@@ -138,6 +141,88 @@ export class IngestService {
       await this.idempotency.release(state.hold).catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * An InfluxDB line-protocol body (docs/line-protocol.md): streamed like NDJSON, each numeric field of a line one
+   * point. Answers 204 when every line was taken, or a 400 `partial write` (the accepted points are stored) naming
+   * the first refused line; throws a 400 when nothing was taken. Agents resend a body after a timeout without an
+   * Idempotency-Key: when every line carries a timestamp, the body is its own key (same caller, same bytes, within
+   * the idempotency window), so a resend is answered again and counted once. An Idempotency-Key still wins.
+   */
+  async acceptLineProtocol(
+    body: IngestBody,
+    key: IdempotencyKey | undefined,
+    caller: string,
+    precision: Precision,
+  ): Promise<StoredResponse & { replayed: boolean; accepted: number }> {
+    this.assertQueueReachable();
+    if (key) {
+      let accepted = 0;
+      const answer = await this.withIdempotency(key, body, async (hold) => {
+        const streamed = await this.streamLineProtocol(body, precision);
+        await this.commitStream(streamed.batch, hold && { hold, fingerprint: body.fingerprint(), answer: streamed.answer });
+        accepted = streamed.batch.acceptedCount;
+        return { answer: streamed.answer, answerStored: true };
+      });
+      return { replayed: answer.replayed, accepted, ...answer.answer };
+    }
+    const { batch, answer, timestamped } = await this.streamLineProtocol(body, precision);
+    const accepted = batch.acceptedCount;
+    if (!timestamped) {
+      await this.commitStream(batch, undefined);
+      return { replayed: false, accepted, ...answer };
+    }
+    const state = await this.idempotency.begin({ scope: caller, key: `line-protocol:${body.fingerprint()}` });
+    if (state.state !== 'new') {
+      // The same points were sent before: nothing of this copy is stored.
+      await batch.abort();
+      if (state.state === 'done') return { replayed: true, accepted: 0, ...state.response };
+      throw unavailable('The same body is being written by another request; retry after the delay in Retry-After.', '1');
+    }
+    try {
+      await this.commitStream(batch, { hold: state.hold, fingerprint: body.fingerprint(), answer });
+    } catch (error) {
+      await this.idempotency.release(state.hold).catch(() => undefined);
+      throw error;
+    }
+    return { replayed: false, accepted, ...answer };
+  }
+
+  /** Streams a line-protocol body into a batch (not committed) and the answer it will get. */
+  private async streamLineProtocol(
+    body: IngestBody,
+    precision: Precision,
+  ): Promise<{ batch: StreamedBatch; answer: StoredResponse; timestamped: boolean }> {
+    const receivedAt = Date.now();
+    await this.assertBacklogBelowLimit();
+    const seen = { untimestamped: false };
+    const { batch, rejected } = await this.fillStream(lineProtocolItems(body, { precision, receivedAt }, seen), receivedAt);
+    const first = rejected[0];
+    if (batch.acceptedCount === 0) {
+      await batch.abort();
+      throw new AppError(
+        400,
+        'invalid',
+        first ? `line ${first.index + 1}: ${first.message}` : 'no points: the body holds no line with a numeric field',
+        first && [{ line: first.index + 1 }],
+      );
+    }
+    // The batch id rides along (the route sends it as X-Batch-Id): InfluxDB's answers have no place for it.
+    if (!first) return { batch, answer: { status: 204, body: { batchId: batch.batchId } }, timestamped: !seen.untimestamped };
+    const lines = new Set(rejected.map((rejection) => rejection.index)).size;
+    const answer: StoredResponse = {
+      status: 400,
+      body: {
+        code: 'invalid',
+        batchId: batch.batchId,
+        line: first.index + 1,
+        message:
+          `partial write: ${batch.acceptedCount} point${batch.acceptedCount === 1 ? '' : 's'} accepted, ${lines} line${lines === 1 ? '' : 's'} refused; ` +
+          `line ${first.index + 1}: ${first.message}`,
+      },
+    };
+    return { batch, answer, timestamped: !seen.untimestamped };
   }
 
   private async acceptJson(body: IngestBody, receivedAt: number, key: IdempotencyKey | undefined): Promise<IngestResponse> {
@@ -282,6 +367,35 @@ async function* ndjsonItems(body: IngestBody, receivedAt: number): AsyncGenerato
     }
     const result = validatePoint(line.value, index, receivedAt);
     yield 'point' in result ? { point: result.point } : { rejection: result.rejection };
+  }
+}
+
+/**
+ * A line-protocol body's points and refusals (index: the line's, from 0); `seen.untimestamped` is set when a line
+ * had no timestamp (it took the time of receipt, so a resend of the body would be other points).
+ */
+async function* lineProtocolItems(
+  body: IngestBody,
+  options: { precision: Precision; receivedAt: number },
+  seen: { untimestamped: boolean },
+): AsyncGenerator<StreamedItem> {
+  for await (const line of body.textLines()) {
+    const index = line.lineNumber - 1;
+    if ('error' in line) {
+      yield { rejection: { index, message: line.error } };
+      continue;
+    }
+    const parsed = parseLine(line.text, options);
+    if ('skip' in parsed) continue;
+    if ('error' in parsed) {
+      yield { rejection: { index, message: parsed.error } };
+      continue;
+    }
+    if (!parsed.timestamped) seen.untimestamped = true;
+    for (const point of parsed.points) {
+      const result = validatePoint(point, index, options.receivedAt);
+      yield 'point' in result ? { point: result.point } : { rejection: result.rejection };
+    }
   }
 }
 

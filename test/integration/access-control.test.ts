@@ -75,7 +75,10 @@ describe('API keys', () => {
     const answer = await postJson(h.baseUrl, points('auth/none', 1));
     expect(answer.status).toBe(401);
     expect(answer.headers.get('www-authenticate')).toBe('Bearer');
-    expect(answer.body.error).toEqual({ code: 'UNAUTHORIZED', message: expect.stringMatching(/Authorization: Bearer <key> or X-API-Key/) });
+    expect(answer.body.error).toEqual({
+      code: 'UNAUTHORIZED',
+      message: expect.stringMatching(/Authorization: Bearer <key> \(or Token <key>\) or X-API-Key/),
+    });
     expect(await h.api.queue.count()).toBe(0);
   });
 

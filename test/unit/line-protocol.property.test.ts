@@ -116,6 +116,7 @@ describe('parseLine, property-based', () => {
               meta: { measurement, tags: sortedTags, field: field.name },
             })),
             skippedStringFields: fields.length - numeric.length,
+            timestamped: time !== null,
           });
         }
       }),

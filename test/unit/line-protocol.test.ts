@@ -346,9 +346,9 @@ describe('readLines', () => {
     ]);
     expect(lines.map((line) => ('text' in line ? parseLine(line.text, NS) : line))).toEqual([
       { skip: true },
-      { points: pointsOf('cpu v=1'), skippedStringFields: 0 },
+      { points: pointsOf('cpu v=1'), skippedStringFields: 0, timestamped: false },
       { skip: true },
-      { points: pointsOf('cpu v=2'), skippedStringFields: 0 },
+      { points: pointsOf('cpu v=2'), skippedStringFields: 0, timestamped: false },
     ]);
   });
 
