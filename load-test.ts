@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { escapeMeasurement } from './src/domain/line-protocol';
 
 const HELP = `Usage: npm run load-test -- [options]
 
@@ -31,7 +32,7 @@ Options:
   --batch N            points per request (default 1000)
   --concurrency N      requests in flight (default 4)
   --keys N             distinct keys (default 100)
-  --format F           json | ndjson (default json)
+  --format F           json | ndjson | lp (InfluxDB line protocol to /api/v2/write; default json)
   --timeout S          seconds to wait (default 300): for every batch to be processed after the
                        last accepted request, and while sending, for a request to be accepted
   --prefix P           key prefix; keys are <prefix>/<k> (default load-<timestamp>, fresh each run)
@@ -40,7 +41,7 @@ Options:
   -h, --help           show this help
 `;
 
-export type Format = 'json' | 'ndjson';
+export type Format = 'json' | 'ndjson' | 'lp';
 
 export interface Options {
   url: string;
@@ -103,8 +104,8 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
 }
 
 function parseFormat(text: string | undefined): Format {
-  if (text === undefined || text === 'json' || text === 'ndjson') return text ?? 'json';
-  throw new UsageError(`--format must be json or ndjson (got "${text}")`);
+  if (text === undefined || text === 'json' || text === 'ndjson' || text === 'lp') return text ?? 'json';
+  throw new UsageError(`--format must be json, ndjson or lp (got "${text}")`);
 }
 
 function parseUrl(text: string): string {
@@ -157,15 +158,19 @@ function readArgs(argv: string[]) {
 export function parseOptions(argv: string[]): Options | null {
   const values = readArgs(argv);
   if (values.help) return null;
+  const format = parseFormat(values.format);
+  const prefix = parsePrefix(values.prefix);
+  // In a line-protocol name a backslash escapes only some characters: keep the generated keys unambiguous.
+  if (format === 'lp' && prefix.includes('\\')) throw new UsageError('--prefix must not contain "\\" with --format lp');
   return {
     url: parseUrl(values.url ?? process.env.BASE_URL ?? 'http://127.0.0.1:3000'),
     points: positiveInt('points', values.points, 100_000),
     batch: positiveInt('batch', values.batch, 1000),
     concurrency: positiveInt('concurrency', values.concurrency, 4),
     keys: positiveInt('keys', values.keys, 100),
-    format: parseFormat(values.format),
+    format,
     timeoutSeconds: positiveInt('timeout', values.timeout, 300),
-    prefix: parsePrefix(values.prefix),
+    prefix,
     json: values.json,
     apiKey: values['api-key'] ?? (process.env.API_KEY || undefined),
   };
@@ -197,7 +202,7 @@ export interface KeyTotals {
  */
 export function pointAt(i: number, options: Options, baseTs: number): GeneratedPoint {
   return {
-    key: `${options.prefix}/${i % options.keys}`,
+    key: keyOf(options, i % options.keys),
     value: (i % 1999) - 999,
     timestamp: baseTs - options.points + 1 + i,
   };
@@ -238,6 +243,19 @@ export interface RequestBody {
   contentType: string;
 }
 
+/**
+ * The service's key of generated key `k`. Line protocol sends `<prefix>/<k>` as the measurement of a field `value`,
+ * which the service keys `<measurement, escaped>/value`.
+ */
+export function keyOf(options: Pick<Options, 'prefix' | 'format'>, k: number): string {
+  return options.format === 'lp' ? `${escapeMeasurement(`${options.prefix}/${k}`)}/value` : `${options.prefix}/${k}`;
+}
+
+/** The prefix every key of the run starts with (the stats list's `prefix`). */
+export function keyPrefix(options: Pick<Options, 'prefix' | 'format'>): string {
+  return options.format === 'lp' ? `${escapeMeasurement(options.prefix)}/` : `${options.prefix}/`;
+}
+
 /** The body of request `index`; rebuilt identically on a resend, so the same Idempotency-Key always carries the same points. */
 export function buildBody(index: number, options: Options, baseTs: number): RequestBody {
   const start = index * options.batch;
@@ -245,6 +263,15 @@ export function buildBody(index: number, options: Options, baseTs: number): Requ
   const points: GeneratedPoint[] = [];
   for (let i = start; i < end; i += 1) points.push(pointAt(i, options, baseTs));
   if (options.format === 'json') return { points: points.length, body: JSON.stringify({ points }), contentType: 'application/json' };
+  if (options.format === 'lp') {
+    // Timestamps in ms (precision=ms), integer values as floats: `<prefix>/<k> value=<v> <ts>`.
+    const lines = points.map((point, offset) => {
+      // Line protocol escapes "," and " " in a measurement (a prefix with "\\" is refused for lp: see parseOptions).
+      const measurement = `${options.prefix}/${(start + offset) % options.keys}`.replace(/[, ]/g, '\\$&');
+      return `${measurement} value=${point.value} ${point.timestamp}`;
+    });
+    return { points: points.length, body: `${lines.join('\n')}\n`, contentType: 'text/plain; charset=utf-8' };
+  }
   const lines = points.map((point) => JSON.stringify(point)).join('\n');
   return { points: points.length, body: `${lines}\n`, contentType: 'application/x-ndjson' };
 }
@@ -347,6 +374,9 @@ export async function sendRequest(
       continue;
     }
     if (response.status === 202) return acceptedPoints(text, request.points);
+    // Line protocol: every line taken; the batch id comes as a header (InfluxDB's answer has no body).
+    const batchId = response.headers.get('X-Batch-Id');
+    if (response.status === 204 && batchId !== null) return { accepted: request.points, batchId };
     if (response.status === 503 || response.status === 429 || response.status === 409) {
       if (patientFor() <= 0) throw outOfPatience(`${response.status} ${text.slice(0, 500)}`);
       counters.retries += 1;
@@ -381,7 +411,7 @@ function safeJson(text: string): unknown {
  * does `--timeout` without an accepted request (an API that answers 503 or 429 for good).
  */
 export async function sendAll(options: Options, baseTs: number, counters: SendCounters): Promise<void> {
-  const url = new URL('/api/data/ingest', options.url);
+  const url = options.format === 'lp' ? new URL('/api/v2/write?precision=ms', options.url) : new URL('/api/data/ingest', options.url);
   const runId = randomUUID();
   const total = Math.ceil(options.points / options.batch);
   const stop = new AbortController();
@@ -481,7 +511,7 @@ async function readStatsWithin(options: Options, timeoutMs: number): Promise<Map
   let failures = 0;
   for (;;) {
     const url = new URL('/api/data/stats', options.url);
-    url.searchParams.set('prefix', `${options.prefix}/`);
+    url.searchParams.set('prefix', keyPrefix(options));
     url.searchParams.set('limit', String(STATS_PAGE_LIMIT));
     if (cursor !== null) url.searchParams.set('cursor', cursor);
     const outcome = await readJson(url, options.apiKey, expired);

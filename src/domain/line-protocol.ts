@@ -308,6 +308,6 @@ function escapeWith(text: string, specials: string): string {
   return escaped;
 }
 
-const escapeMeasurement = (name: string): string => escapeWith(name, '\\, ');
+export const escapeMeasurement = (name: string): string => escapeWith(name, '\\, ');
 const escapeTagPart = (name: string): string => escapeWith(name, '\\,= ');
 const escapeField = (name: string): string => escapeWith(name, '\\,= /');

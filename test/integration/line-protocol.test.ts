@@ -229,3 +229,64 @@ describe('InfluxDB line protocol under back-pressure', () => {
     expect(await statsOf(h, 'lp_retry/value')).toMatchObject({ count: 1, sum: 4 });
   });
 });
+
+describe('InfluxDB line protocol, hostile bodies', () => {
+  let h: Harness;
+  const MAX_BODY_BYTES = 2 * 1024 * 1024;
+
+  beforeAll(async () => {
+    h = await startHarness({ MAX_BODY_BYTES: String(MAX_BODY_BYTES) });
+  });
+
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const now = Date.now();
+  it.each([
+    ['an unterminated quote', `lp_h1 s="open,v=1 ${now}`, /line 1: .*unterminated/],
+    ['a line of 1 MB', `lp_h2 v=1,pad="${'x'.repeat(1024 * 1024)}" ${now}`, /line 1: .*longer than/],
+    [
+      '100,000 fields on one line',
+      `lp_h3 ${Array.from({ length: 100_000 }, (_, i) => `f${i}=1`).join(',')} ${now}`,
+      /line 1: .*longer than/,
+    ],
+    [
+      '2,000 fields on one line (64 KiB)',
+      `lp_h3 ${Array.from({ length: 2000 }, (_, i) => `f${i}=1`).join(',')} ${now}`,
+      /line 1: .*fields/,
+    ],
+    ['a NUL byte in a name', `lp_h4\u0000x v=1 ${now}`, /line 1: .*control character/],
+    ['a timestamp past what a date holds', `lp_h5 v=1 99999999999999999999`, /line 1: .*timestamp/],
+    ['a timestamp before 1970', `lp_h6 v=1 -5`, /line 1: .*before 1970/],
+  ])('when the body holds %s, then it is a 400 naming the line, and nothing is stored', async (_case, body, message) => {
+    const answer = await write(h, body, 'precision=ms', {});
+    expect(answer.status).toBe(400);
+    expect(answer.json).toMatchObject({ code: 'invalid', line: 1 });
+    expect(answer.json.message).toMatch(message);
+    expect(await h.db.collection('datapoints').countDocuments({})).toBe(0);
+  });
+
+  it('when a line is not valid UTF-8, then it is refused, not merged to U+FFFD', async () => {
+    const body = Buffer.concat([Buffer.from('lp_h7,tag=a'), Buffer.from([0xff, 0xfe]), Buffer.from(` v=1 ${now}\n`)]);
+    const answer = await write(h, body, 'precision=ms', {});
+    expect(answer.status).toBe(400);
+    expect(answer.json).toMatchObject({ code: 'invalid', line: 1 });
+    expect(answer.json.message).toMatch(/UTF-8/);
+  });
+
+  it('when a small gzip body inflates past MAX_BODY_BYTES, then it is a 413 and nothing is stored', async () => {
+    const bomb = gzipSync(`lp_h8 v=1 ${now}\n`.repeat(Math.ceil((2 * MAX_BODY_BYTES) / 20)));
+    expect(bomb.length).toBeLessThan(MAX_BODY_BYTES / 10);
+    const answer = await write(h, bomb, 'precision=ms', { 'Content-Encoding': 'gzip' });
+    expect(answer.status).toBe(413);
+    expect(answer.json).toMatchObject({ code: 'request too large' });
+    expect(await statsOf(h, 'lp_h8/v')).toBeUndefined();
+  });
+
+  it('when the gzip stream is corrupt, then it is a 400, not a 5xx', async () => {
+    const answer = await write(h, Buffer.from('not gzip at all'), 'precision=ms', { 'Content-Encoding': 'gzip' });
+    expect(answer.status).toBe(400);
+    expect(answer.json).toMatchObject({ code: 'invalid' });
+  });
+});
