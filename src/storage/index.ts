@@ -6,12 +6,10 @@ import type { Config } from '../config/config';
 import { createModels, ensureIndexes, type Models } from '../models';
 import { KeyLocks } from '../queue/key-locks';
 import type { AggregateStore } from '../repositories/aggregate-store';
-import type { AggregateModel } from '../models/aggregate-model';
 import { HistoryRepository, type HistoryStore } from '../repositories/history-repository';
 import { RecentHistory, TieredHistory } from '../repositories/recent-history';
 import { KeyAggregateRepository } from '../repositories/key-aggregate-repository';
 import { ProcessedRecordRepository } from '../repositories/processed-record-repository';
-import { ShardAggregateRepository } from '../repositories/shard-aggregate-repository';
 import { PackedAggregateRepository } from '../repositories/packed-aggregate-repository';
 import { resolveShardLayout } from '../repositories/shard-layout';
 import { BucketSeriesRepository } from '../repositories/bucket-series-repository';
@@ -19,7 +17,7 @@ import { RedisSeries } from '../repositories/redis-series';
 import type { SeriesStore } from '../repositories/series-store';
 import type { SeriesRetention } from '../domain/series';
 import { GUARD_RETENTION } from '../exactly-once/guard';
-import { chooseProfile, detectServer, reconcileWithStored, type StorageProfile, type StoredLayouts } from './profile';
+import { checkStoredLayout, chooseProfile, detectServer, type StorageProfile, type StoredLayouts } from './profile';
 import { createHistoryRetention, type HistoryRetention } from './retention';
 import { checkRollups } from './rollup-rebuild';
 
@@ -52,11 +50,8 @@ export interface StorageDeps {
 export async function createRepositories({ connection, config, redis, logger }: StorageDeps): Promise<Repositories> {
   const db = connection.db;
   if (!db) throw new Error('the MongoDB connection is not open');
-  const chosen = chooseProfile(config.STORAGE_PROFILE, await detectServer(connection), config.AGGREGATE_WRITE_BATCH);
-  const profile = reconcileWithStored(chosen, await storedLayouts(db), config.STORAGE_PROFILE);
-  if (profile.aggregates !== chosen.aggregates) {
-    logger.warn('this database holds statistics in shards (statshards): they stay there; docs/storage.md says how the layouts differ');
-  }
+  const profile = chooseProfile(config.STORAGE_PROFILE, await detectServer(connection));
+  checkStoredLayout(profile, await storedLayouts(db), config.STORAGE_PROFILE);
   const models = createModels(connection);
   if (profile.indexes) await ensureIndexes(models);
   const aggregates = await createAggregateStore(profile, models, db, config, redis, logger);
@@ -92,27 +87,20 @@ async function createAggregateStore(
   logger: Logger,
 ): Promise<AggregateStore> {
   if (profile.aggregates === 'per-key') return new KeyAggregateRepository(models.aggregate, GUARD_RETENTION, profile.writeBatch);
-  return createShardStore({ db, model: models.aggregate, config, redis, logger, writeBatch: profile.writeBatch });
+  return createShardStore({ db, config, redis, logger });
 }
 
-/**
- * The FerretDB profile's statistics in this database's shard layout: packed for a new database, a field per key in
- * one written before packing. AGGREGATE_SHARDS must match the database's, when set.
- */
+/** The FerretDB profile's statistics: packed shards, as many as the database was created with (AGGREGATE_SHARDS). */
 export async function createShardStore({
   db,
-  model,
   config,
   redis,
   logger,
-  writeBatch,
 }: {
   db: Db;
-  model: AggregateModel;
   config: Config;
   redis: Redis;
   logger: Logger;
-  writeBatch: number;
 }): Promise<AggregateStore> {
   // A dead worker's locks free themselves as soon as its jobs do (JOB_LOCK_MS).
   const settings = { ttlMs: config.JOB_LOCK_MS, waitMs: config.KEY_LOCK_WAIT_MS };
@@ -120,10 +108,7 @@ export async function createShardStore({
     logger.error({ lost }, 'key locks were lost while writing aggregates'),
   );
   const layout = await resolveShardLayout(db, config.AGGREGATE_SHARDS, new Date());
-  if (layout.packed) {
-    return new PackedAggregateRepository(db, locks, redis, config.QUEUE_NAME, GUARD_RETENTION, layout.shards, config.STATS_CACHE_KEYS);
-  }
-  return new ShardAggregateRepository(model, db, locks, GUARD_RETENTION, writeBatch, layout);
+  return new PackedAggregateRepository(db, locks, redis, config.QUEUE_NAME, GUARD_RETENTION, layout.shards, config.STATS_CACHE_KEYS);
 }
 
 /** SERIES_RETENTION_* as the rollups read it. */

@@ -3,6 +3,8 @@ import type { Connection } from 'mongoose';
 export type ServerKind = 'mongodb' | 'ferretdb';
 
 const MONGODB_WRITE_BATCH = 1000;
+// FerretDB 1.24 (SQLite) opens a cursor per update statement from a pool of 100 and hangs for good at 100 in one command.
+const FERRETDB_WRITE_BATCH = 50;
 
 /**
  * How the service stores its data on one kind of server. Production runs MongoDB; FerretDB 1.24 is the default
@@ -21,9 +23,10 @@ export interface StorageProfile {
   /** Secondary indexes: FerretDB v1 (SQLite) uses none but `_id`, and each one slows inserts. */
   indexes: boolean;
   /**
-   * Most statistics statements per command. A property of the server, whatever the layout: FerretDB 1.24 (SQLite)
-   * hangs for good at 100 statements in one command (AGGREGATE_WRITE_BATCH); on MongoDB the repository chunks
-   * itself, because the driver stops at the first of its own batches that has a write error.
+   * Most guarded upserts per command (the MongoDB profile's statistics and rollups). A property of the server: FerretDB
+   * 1.24 (SQLite) hangs for good at 100 statements in one command, which the MongoDB profile meets when forced on it
+   * (tests); on MongoDB the repository chunks itself, because the driver stops at the first of its own batches that
+   * has a write error.
    */
   writeBatch: number;
   /** How HISTORY_RETENTION is applied, by the server: MongoDB expires records itself, FerretDB v1 has no TTL indexes. */
@@ -56,18 +59,18 @@ export async function detectServer(connection: Connection): Promise<ServerKind> 
  * tests of the production layout with a single writer (FerretDB would lose concurrent updates); forcing
  * `ferretdb` on MongoDB works but gives up what MongoDB offers.
  */
-export function chooseProfile(configured: 'auto' | ServerKind, server: ServerKind, ferretdbWriteBatch: number): StorageProfile {
+export function chooseProfile(configured: 'auto' | ServerKind, server: ServerKind): StorageProfile {
   const ferretdb = server === 'ferretdb';
   return {
     ...PROFILES[configured === 'auto' ? server : configured],
-    writeBatch: ferretdb ? ferretdbWriteBatch : MONGODB_WRITE_BATCH,
+    writeBatch: ferretdb ? FERRETDB_WRITE_BATCH : MONGODB_WRITE_BATCH,
     historyExpiry: ferretdb ? 'sweep' : 'ttl-index',
   };
 }
 
 /** Which statistics layouts a database already holds. */
 export interface StoredLayouts {
-  /** A `layout` document in `statshards`: written by the FerretDB profile or by versions before profiles. */
+  /** A `layout` document in `statshards`: written by the FerretDB profile. */
   shards: boolean;
   /** Documents in `stats`: written by the MongoDB profile. */
   perKey: boolean;
@@ -75,15 +78,12 @@ export interface StoredLayouts {
 
 /**
  * A database keeps the layout its statistics were written with: a profile that would not see them must not start
- * writing beside them. Under `auto`, a database written with shards (every MongoDB deployment before profiles) keeps
- * the shard layout, locks included; an explicit profile that contradicts the data, or per-key data under the shard
- * layout, stops the process with a message that says what to do.
+ * writing beside them, so start-up stops with a message that says which profile wrote them.
  */
-export function reconcileWithStored(profile: StorageProfile, stored: StoredLayouts, configured: 'auto' | ServerKind): StorageProfile {
+export function checkStoredLayout(profile: StorageProfile, stored: StoredLayouts, configured: 'auto' | ServerKind): void {
   if (profile.aggregates === 'per-key' && stored.shards) {
-    if (configured === 'auto') return { ...profile, aggregates: 'shards', locks: true };
     throw new Error(
-      'STORAGE_PROFILE is mongodb, but this database holds its statistics in shards (statshards, written by the FerretDB profile or an earlier version); unset STORAGE_PROFILE to keep using them.',
+      `STORAGE_PROFILE is ${configured}, which keeps statistics one document per key, but this database holds them in shards (statshards, the FerretDB profile); set STORAGE_PROFILE=ferretdb.`,
     );
   }
   if (profile.aggregates === 'shards' && stored.perKey) {
@@ -91,5 +91,4 @@ export function reconcileWithStored(profile: StorageProfile, stored: StoredLayou
       `STORAGE_PROFILE is ${configured}, which keeps statistics in shards, but this database holds them one document per key (stats, the MongoDB profile); set STORAGE_PROFILE=mongodb.`,
     );
   }
-  return profile;
 }

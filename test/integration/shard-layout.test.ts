@@ -5,10 +5,8 @@ import type { Connection } from 'mongoose';
 import { connectMongo } from '../../src/composition';
 import type { KeyDelta } from '../../src/domain/stats';
 import { createLogger } from '../../src/logger';
-import { createModels } from '../../src/models';
 import { DEFAULT_REDIS_URL, loadConfig } from '../../src/config/config';
 import type { AggregateStore } from '../../src/repositories/aggregate-store';
-import { keyField } from '../../src/repositories/shard-aggregate-repository';
 import { shardOf } from '../../src/repositories/shard-layout';
 import { createShardStore } from '../../src/storage';
 import { withScripts } from '../../src/queue/lua-scripts';
@@ -49,11 +47,9 @@ async function storeOf(connection: Connection, shards?: number): Promise<Aggrega
   const namespace = `layout-${suffix}-${connection.name}`;
   const store = await createShardStore({
     db: connection.db as Db,
-    model: createModels(connection).aggregate,
     config: { ...loadConfig({}), QUEUE_NAME: namespace, AGGREGATE_SHARDS: shards },
     redis,
     logger: createLogger('silent', 'test'),
-    writeBatch: 50,
   });
   await store.prepare(new Date());
   return store;
@@ -68,20 +64,6 @@ function decoded(field: Binary | undefined): unknown {
   return field ? JSON.parse(Buffer.from(field.buffer).toString('utf8')) : undefined;
 }
 
-/** Writes statistics of one key as a database of an earlier layout holds them: a field per key of its shard. */
-async function writeLegacyShard(db: Db, collection: string, shards: number, key: string, at: Date): Promise<void> {
-  await db.collection<{ _id: string }>(collection).updateOne(
-    { _id: `shard-${shardOf(key, shards)}` },
-    {
-      $set: {
-        [`k.${keyField(key)}`]: { count: 2, sum: 10, min: 4, max: 6, first: at, lastTs: at, last: { t: at, v: 6 }, updatedAt: at },
-        createdAt: at,
-      },
-    },
-    { upsert: true },
-  );
-}
-
 describe("the FerretDB profile's shard layout", () => {
   it('when a database is new, then it gets 32 packed shards, each one document in a collection of its own', async () => {
     const { connection, db } = await database('new');
@@ -92,11 +74,7 @@ describe("the FerretDB profile's shard layout", () => {
       { slot: 10, lane: 'lanea', seq: 1 },
       new Date(),
     );
-    expect(await db.collection('statshards').findOne({ _id: 'layout' as never })).toMatchObject({
-      shards: 32,
-      ownCollections: true,
-      packed: true,
-    });
+    expect(await db.collection('statshards').findOne({ _id: 'layout' as never })).toMatchObject({ shards: 32 });
     for (const key of keys) {
       const shard = db.collection(`statshards_${shardOf(key, 32)}`);
       expect(await shard.countDocuments()).toBe(1);
@@ -204,35 +182,6 @@ describe("the FerretDB profile's shard layout", () => {
     }
     expect(seen).toEqual(keys);
     expect((await store.list({ limit: 100 })).items.map((item) => item.key)).toEqual([...keys, 'other/x']);
-  });
-
-  it('when a database was written with all shards in one collection, then its statistics are read and added to there', async () => {
-    const { connection, db } = await database('legacy');
-    const key = 'lay/old';
-    const at = new Date(1_600_000_000_000);
-    await db
-      .collection<{ _id: string; shards: number; createdAt: Date }>('statshards')
-      .insertOne({ _id: 'layout', shards: 8, createdAt: at });
-    await writeLegacyShard(db, 'statshards', 8, key, at);
-    const store = await storeOf(connection);
-    await store.applyDeltas([delta(key, 5)], { slot: 10, lane: 'laneb', seq: 1 }, new Date());
-    expect(await store.findByKey(key)).toMatchObject({ count: 3, sum: 15, min: 4, max: 6 });
-    const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((collection) => collection.name);
-    expect(names.filter((name) => name.startsWith('statshards_'))).toEqual([]);
-  });
-
-  it('when a database was written with a field per key in shards of their own, then its statistics are read and added to there', async () => {
-    const { connection, db } = await database('unpacked');
-    const key = 'lay/unpacked';
-    const at = new Date(1_600_000_000_000);
-    await db
-      .collection<{ _id: string; shards: number; ownCollections: boolean; createdAt: Date }>('statshards')
-      .insertOne({ _id: 'layout', shards: 32, ownCollections: true, createdAt: at });
-    await writeLegacyShard(db, `statshards_${shardOf(key, 32)}`, 32, key, at);
-    const store = await storeOf(connection);
-    await store.applyDeltas([delta(key, 5)], { slot: 10, lane: 'laneb', seq: 1 }, new Date());
-    expect(await store.findByKey(key)).toMatchObject({ count: 3, sum: 15, min: 4, max: 6 });
-    expect(await db.collection(`statshards_${shardOf(key, 32)}`).findOne({})).toHaveProperty(['k', keyField(key), 'count'], 3);
   });
 
   it('when AGGREGATE_SHARDS names another number than the data was written with, then start-up fails saying so', async () => {
