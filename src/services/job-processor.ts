@@ -3,10 +3,7 @@ import type { Logger } from 'pino';
 import { jobIdOf, jobPayloadSchema, type JobPayload } from '../domain/job-payload';
 import { describeIssues } from '../domain/point-schema';
 import { groupByKey } from '../domain/stats';
-import type { AggregateStore } from '../repositories/aggregate-store';
-import type { HistoryStore } from '../repositories/history-repository';
-import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
-import type { SeriesStore } from '../repositories/series-store';
+import type { AggregateStore, HistoryStore, ProcessedRecordStore, SeriesStore } from '../storage/contract';
 import { bucketDeltas, newestMinutes, type SeriesRetention } from '../domain/series';
 import type { BatchDone, BatchStore } from '../exactly-once/batch-store';
 import type { JobEvent } from '../queue/events';
@@ -31,7 +28,7 @@ export type JobOutcome =
 export interface JobProcessorDeps {
   aggregates: AggregateStore;
   history: HistoryStore;
-  processed: ProcessedRecordRepository;
+  processed: ProcessedRecordStore;
   series: SeriesStore;
   batches: BatchStore;
   lanes: LanePool;

@@ -1,13 +1,16 @@
 import type { Point } from '../domain/point-schema';
 import type { BucketDelta } from '../domain/series';
 import type { KeyDelta } from '../domain/stats';
-import type { ProcessedRecordDocument } from '../models/processed-record-model';
-import type { AggregateStore } from '../repositories/aggregate-store';
+import {
+  isRefusal,
+  isRefusedData,
+  type AggregateStore,
+  type HistoryStore,
+  type ProcessedRecord,
+  type ProcessedRecordStore,
+  type SeriesStore,
+} from '../storage/contract';
 import { laneOf, type JobGuard } from '../exactly-once/guard';
-import type { HistoryStore } from '../repositories/history-repository';
-import { isRefusal, isRefusedData } from '../repositories/mongo-errors';
-import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
-import type { SeriesStore } from '../repositories/series-store';
 import { PermanentJobError } from './job-errors';
 
 /** Everything one job writes to MongoDB. */
@@ -22,13 +25,13 @@ export interface JobWrites {
   /** When the job started: the record's duration runs from here to its write. */
   startedAt: number;
   /** Written last: a job with a record is done. */
-  record: Omit<ProcessedRecordDocument, 'processedAt' | 'durationMs'>;
+  record: Omit<ProcessedRecord, 'processedAt' | 'durationMs'>;
 }
 
 export interface WriteCombinerDeps {
   aggregates: AggregateStore;
   history: Pick<HistoryStore, 'insertJobs'>;
-  processed: ProcessedRecordRepository;
+  processed: ProcessedRecordStore;
   series: SeriesStore;
   clock: () => number;
   /** Most points written together; a single larger job is still written alone. */

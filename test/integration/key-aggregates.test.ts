@@ -1,9 +1,9 @@
 import { MongoClient } from 'mongodb';
 import { connectMongo } from '../../src/composition';
 import { createLogger } from '../../src/logger';
-import { createModels } from '../../src/models';
 import type { KeyDelta } from '../../src/domain/stats';
-import { KeyAggregateRepository } from '../../src/repositories/key-aggregate-repository';
+import { KeyAggregateRepository } from '../../src/storage/mongodb/key-aggregate-repository';
+import { createKeyStatsModel } from '../../src/storage/mongodb/key-stats-model';
 import { GUARD_RETENTION } from '../../src/exactly-once/guard';
 import type { Connection } from 'mongoose';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +19,7 @@ let client: MongoClient;
 beforeAll(async () => {
   connection = await connectMongo(`${baseUri}/${dbName}`, createLogger('silent', 'test'), false);
   // 50 updates per command: FerretDB hangs at 100; MongoDB would take any.
-  store = new KeyAggregateRepository(createModels(connection).aggregate, GUARD_RETENTION, 50);
+  store = new KeyAggregateRepository(createKeyStatsModel(connection), GUARD_RETENTION, 50);
   client = await MongoClient.connect(baseUri);
 });
 

@@ -1,5 +1,5 @@
 import type { BatchDone } from '../../src/exactly-once/batch-store';
-import type { HistoryStore } from '../../src/repositories/history-repository';
+import type { HistoryStore } from '../../src/storage/contract';
 import type { StatsUpdate } from '../../src/sockets/socket-events';
 import { postJson, startHarness, waitFor, type Harness } from '../support/harness';
 

@@ -6,9 +6,9 @@ import { connectMongo } from '../../src/composition';
 import type { KeyDelta } from '../../src/domain/stats';
 import { createLogger } from '../../src/logger';
 import { DEFAULT_REDIS_URL, loadConfig } from '../../src/config/config';
-import type { AggregateStore } from '../../src/repositories/aggregate-store';
-import { shardOf } from '../../src/repositories/shard-layout';
-import { createShardStore } from '../../src/storage';
+import type { AggregateStore } from '../../src/storage/contract';
+import { createShardStore } from '../../src/storage/ferretdb';
+import { shardOf } from '../../src/storage/ferretdb/shard-layout';
 import { withScripts } from '../../src/queue/lua-scripts';
 import { mongoServerUri } from '../support/harness';
 

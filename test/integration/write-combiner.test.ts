@@ -1,4 +1,4 @@
-import type { AggregateStore } from '../../src/repositories/aggregate-store';
+import type { AggregateStore } from '../../src/storage/contract';
 import type { JobProcessorDeps } from '../../src/services/job-processor';
 import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
 import { countingAggregates, jobWrites } from '../support/group-writes';

@@ -5,7 +5,7 @@ import { loadConfig, type Config } from '../../../src/config/config';
 import { connectMongo, createJobProcessor } from '../../../src/composition';
 import { createLogger } from '../../../src/logger';
 import type { JobProcessor, JobProcessorDeps } from '../../../src/services/job-processor';
-import type { AggregateStore } from '../../../src/repositories/aggregate-store';
+import type { AggregateStore } from '../../../src/storage/contract';
 import { createRepositories, type Repositories } from '../../../src/storage';
 import type { Scenario } from './lab';
 

@@ -8,10 +8,10 @@ import {
   type BucketView,
   type SeriesRetention,
   type Step,
-} from '../domain/series';
-import { guardClauses, type GuardRetention, type JobGuard } from '../exactly-once/guard';
+} from '../../domain/series';
+import { guardClauses, type GuardRetention, type JobGuard } from '../../exactly-once/guard';
+import type { GuardedBuckets, SeriesStore } from '../contract';
 import { runGuardedUpserts } from './guarded-upserts';
-import type { GuardedBuckets, SeriesStore } from './series-store';
 
 /**
  * One bucket of one key: `_id` is `<step>|<start ms>|<key>`; `k`, `s`, `t` repeat it for the range reads
@@ -84,6 +84,11 @@ export class BucketSeriesRepository implements SeriesStore {
         this.writeBatchSize,
       );
     }
+  }
+
+  /** The rollups live in the database with the statistics and history: nothing to rebuild. */
+  rebuildable(): null {
+    return null;
   }
 
   async read(keys: readonly string[], step: Step, from: number, to: number): Promise<Map<string, BucketView[]>> {

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { Binary, type Collection, type Db } from 'mongodb';
-import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
+import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../../domain/stats';
 import type Redis from 'ioredis';
-import type { KeyLocks } from '../queue/key-locks';
-import { withScripts, type ScriptCommands } from '../queue/lua-scripts';
-import { toStatsView, type AggregatePage, type AggregateStore, type GuardedDeltas } from './aggregate-store';
-import { isApplied, raiseGuard, withoutOldSlots, type GuardMap, type GuardRetention, type JobGuard } from '../exactly-once/guard';
-import { insertNew, RefusedDataError } from './mongo-errors';
+import { withScripts, type ScriptCommands } from '../../queue/lua-scripts';
+import { isApplied, raiseGuard, withoutOldSlots, type GuardMap, type GuardRetention, type JobGuard } from '../../exactly-once/guard';
+import type { AggregatePage, AggregateStore, GuardedDeltas } from '../contract';
+import { insertNew, RefusedDataError } from '../shared/mongo-errors';
+import { toStatsView } from '../shared/stats-view';
+import type { KeyLocks } from './key-locks';
 import { keysByShard, shardOf } from './shard-layout';
 
 /** One key's statistics inside a packed shard: count, sum, min, max, first and last timestamp (ms), last value, updated (ms). */

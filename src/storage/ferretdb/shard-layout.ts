@@ -1,6 +1,6 @@
-import { DEFAULT_AGGREGATE_SHARDS } from '../config/config';
+import { DEFAULT_AGGREGATE_SHARDS } from '../../config/config';
 import type { Db } from 'mongodb';
-import { insertNew } from './mongo-errors';
+import { insertNew } from '../shared/mongo-errors';
 
 const LAYOUT_COLLECTION = 'statshards';
 const LAYOUT_ID = 'layout';

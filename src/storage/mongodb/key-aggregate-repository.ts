@@ -1,10 +1,11 @@
 import type { AnyBulkWriteOperation, Collection } from 'mongodb';
-import { mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
-import type { AggregateModel, KeyStatsDocument } from '../models/aggregate-model';
-import { nativeCollection } from '../models';
-import { guardedUpdate, prefixPattern, toStatsView, type AggregatePage, type AggregateStore, type GuardedDeltas } from './aggregate-store';
-import type { GuardRetention, JobGuard } from '../exactly-once/guard';
+import { mergeDeltas, type KeyDelta, type StatsView } from '../../domain/stats';
+import { guardClauses, type GuardRetention, type JobGuard } from '../../exactly-once/guard';
+import type { AggregatePage, AggregateStore, GuardedDeltas } from '../contract';
+import { nativeCollection } from '../shared/models';
+import { prefixPattern, toStatsView } from '../shared/stats-view';
 import { runGuardedUpserts } from './guarded-upserts';
+import type { KeyStatsDocument, KeyStatsModel } from './key-stats-model';
 
 /** One key's merged deltas, with the guard of every job that touches it. */
 interface KeyWrite {
@@ -27,11 +28,11 @@ export class KeyAggregateRepository implements AggregateStore {
 
   /** `writeBatchSize`: most updates per command (see storage/profile.ts). */
   constructor(
-    model: AggregateModel,
+    model: KeyStatsModel,
     private readonly retention: GuardRetention,
     private readonly writeBatchSize: number,
   ) {
-    this.collection = nativeCollection(model.perKey);
+    this.collection = nativeCollection(model);
   }
 
   /** Nothing to create: a key's document is created by its first update. */
@@ -101,10 +102,35 @@ export class KeyAggregateRepository implements AggregateStore {
 
   /** A key's guarded upsert: a new key's document is created by it. */
   private update({ delta, guards }: KeyWrite, now: Date): AnyBulkWriteOperation<KeyStatsDocument> {
-    return { updateOne: { ...guardedUpdate(delta.key, [['', delta]], guards, this.retention, now), upsert: true } };
+    return { updateOne: { ...guardedUpdate(delta, guards, this.retention, now), upsert: true } };
   }
 
   private write(operations: readonly AnyBulkWriteOperation<KeyStatsDocument>[]): Promise<number> {
     return runGuardedUpserts(this.collection, operations, this.writeBatchSize);
   }
+}
+
+/**
+ * The guarded update of one key's document: the filter matches only while none of `guards` was applied to it; the
+ * update adds the delta (count and sum guarded by that filter, the rest idempotent by nature), raises every guard and
+ * drops guard slots past the retention, all in one statement (the rule: exactly-once/guard.ts).
+ */
+function guardedUpdate(
+  delta: KeyDelta,
+  guards: readonly JobGuard[],
+  retention: GuardRetention,
+  now: Date,
+): { filter: Record<string, unknown>; update: Record<string, Record<string, unknown>> } {
+  const guard = guardClauses(guards, retention);
+  return {
+    filter: { _id: delta.key, ...guard.filter },
+    update: {
+      $inc: { count: delta.count, sum: delta.sum },
+      $min: { min: delta.min, first: new Date(delta.firstTs) },
+      // Field order matters: BSON compares t first, then v.
+      $max: { max: delta.max, lastTs: new Date(delta.lastTs), last: { t: new Date(delta.lastTs), v: delta.lastValue }, ...guard.max },
+      $set: { updatedAt: now },
+      $unset: guard.unset,
+    },
+  };
 }

@@ -1,16 +1,5 @@
 import { Schema, type Connection, type Model } from 'mongoose';
-
-/** One key's statistics. `last` is `{t, v}` so that `$max` picks the value at the greatest timestamp, ties to the greater value. */
-export interface KeyStats {
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  first: Date;
-  lastTs: Date;
-  last: { t: Date; v: number };
-  updatedAt: Date;
-}
+import type { KeyStats } from '../shared/stats-view';
 
 /**
  * The MongoDB profile's statistics: one document per key (`_id` is the key), with its own exactly-once guard `g`
@@ -26,10 +15,8 @@ const keyStatsSchema = new Schema<KeyStatsDocument>(
   { collection: 'stats', versionKey: false, autoIndex: false, strict: false },
 );
 
-export interface AggregateModel {
-  perKey: Model<KeyStatsDocument>;
-}
+export type KeyStatsModel = Model<KeyStatsDocument>;
 
-export function createAggregateModel(connection: Connection): AggregateModel {
-  return { perKey: connection.model<KeyStatsDocument>('KeyStats', keyStatsSchema) };
+export function createKeyStatsModel(connection: Connection): KeyStatsModel {
+  return connection.model<KeyStatsDocument>('KeyStats', keyStatsSchema);
 }
