@@ -77,10 +77,9 @@ export class JobProcessor {
     const proposed = this.deps.lanes.acquire(started);
     let succeeded = false;
     try {
-      // Claim first, then look for the processed record; never both at once. A run that finishes writes its record
-      // before it drops its claim, so this run either adopts that claim or sees the record. In parallel, the record
-      // could be read just before it is written and the claim just after it is dropped: a fresh claim, a new lane,
-      // and the job counted twice.
+      // Claim first, then look for the processed record; never both at once (exactly-once/window.ts, "claim then
+      // record"). In parallel, the record could be read just before it is written and the claim just after it is
+      // dropped: a fresh claim, a new lane, and the job counted twice.
       const begun = await this.deps.batches.beginJob(job.id, payload.batchId, formatGuard(proposed), CLAIM_TTL_SECONDS);
       const done = await this.deps.processed.exists(job.id);
       if (begun.batchStatus === 'receiving') {

@@ -10,7 +10,8 @@ import {
   type ProcessedRecordStore,
   type SeriesStore,
 } from '../storage/contract';
-import { laneOf, type JobGuard } from '../exactly-once/guard';
+import type { JobGuard } from '../exactly-once/guard';
+import { takeOnePerLane } from '../exactly-once/lane-pool';
 import { PermanentJobError } from './job-errors';
 
 /** Everything one job writes to MongoDB. */
@@ -162,26 +163,14 @@ export class WriteCombiner {
     return this.pending.reduce((total, entry) => total + entry.writes.points.length, 0);
   }
 
-  /** The oldest pending jobs up to `maxPoints`, at most one per lane (one update cannot raise a lane twice). */
+  /** The oldest pending jobs up to `maxPoints`, at most one per lane (exactly-once/window.ts, "one lane per group"). */
   private takeGroup(): Pending[] {
-    const group: Pending[] = [];
-    const lanes = new Set<string>();
-    let points = 0;
-    for (let index = 0; index < this.pending.length;) {
-      const entry = this.pending[index];
-      if (!entry) break;
-      const lane = laneOf(entry.writes.guard);
-      const size = entry.writes.points.length;
-      if (group.length > 0 && (lanes.has(lane) || points + size > this.deps.maxPoints)) {
-        index += 1;
-        continue;
-      }
-      group.push(entry);
-      lanes.add(lane);
-      points += size;
-      this.pending.splice(index, 1);
-    }
-    return group;
+    return takeOnePerLane(
+      this.pending,
+      (entry) => entry.writes.guard,
+      (entry) => entry.writes.points.length,
+      this.deps.maxPoints,
+    );
   }
 
   private async writeGroup(jobs: readonly JobWrites[]): Promise<void> {

@@ -3,7 +3,7 @@ import { Binary, type Collection, type Db } from 'mongodb';
 import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../../domain/stats';
 import type Redis from 'ioredis';
 import { withScripts, type ScriptCommands } from '../../queue/lua-scripts';
-import { isApplied, raiseGuard, withoutOldSlots, type GuardMap, type GuardRetention, type JobGuard } from '../../exactly-once/guard';
+import { applyOnce, type GuardMap, type GuardRetention, type JobGuard } from '../../exactly-once/guard';
 import type { AggregatePage, AggregateStore, GuardedDeltas } from '../contract';
 import { insertNew, RefusedDataError } from '../shared/mongo-errors';
 import { toStatsView } from '../shared/stats-view';
@@ -282,26 +282,20 @@ export class PackedAggregateRepository implements AggregateStore {
 
   /** One conditional write from `state` (changed in place); the new version, or null when the store holds another. */
   private async tryWrite(index: number, state: ShardState, jobs: readonly GuardedDeltas[], now: Date): Promise<string | number | null> {
-    const { stats, guards } = state;
-    const pending = jobs.filter(({ guard }) => !isApplied(guards, guard));
-    if (pending.length === 0) {
-      this.remember(index, state);
-      return state.v;
-    }
-    for (const { deltas, guard } of pending) {
+    const { stats } = state;
+    // The guard and the statistics travel in the same document, written by one conditional write (exactly-once/guard.ts).
+    const { applied, guards: kept } = applyOnce(state.guards, jobs, this.retention, ({ deltas }) => {
       for (const delta of deltas) {
         const added = addDelta(stats.get(delta.key), delta, now.getTime());
         // JSON would store an infinite sum as null; MongoDB and FerretDB refuse such an update (BadValue), as this does.
         if (!Number.isFinite(added[1])) throw new RefusedDataError(`the sum of key ${JSON.stringify(delta.key)} would not be finite`);
         stats.set(delta.key, added);
       }
-      raiseGuard(guards, guard);
+    });
+    if (applied.length === 0) {
+      this.remember(index, state);
+      return state.v;
     }
-    const kept = withoutOldSlots(
-      guards,
-      pending.map(({ guard }) => guard),
-      this.retention,
-    );
     const packed = pack(stats);
     if (packed.length > MAX_PACKED_BYTES) {
       throw new Error(

@@ -1,6 +1,6 @@
 import type { AnyBulkWriteOperation, Collection } from 'mongodb';
 import { mergeDeltas, type KeyDelta, type StatsView } from '../../domain/stats';
-import { guardClauses, type GuardRetention, type JobGuard } from '../../exactly-once/guard';
+import { applyGroupOnce, guardClauses, type GuardRetention, type JobGuard } from '../../exactly-once/guard';
 import type { AggregatePage, AggregateStore, GuardedDeltas } from '../contract';
 import { nativeCollection } from '../shared/models';
 import { prefixPattern, toStatsView } from '../shared/stats-view';
@@ -43,17 +43,15 @@ export class KeyAggregateRepository implements AggregateStore {
   }
 
   async applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<void> {
-    await this.write(deltas.map((delta) => this.update({ delta, guards: [guard] }, now)));
+    await this.applyGroup([{ deltas, guard }], now);
   }
 
-  /**
-   * One guarded update per key for all the jobs. Where one matches nothing (some job was applied to that key
-   * before: a re-run), each job is applied on its own, guarded: those already applied change nothing.
-   */
+  /** One guarded update per key for all the jobs, one job at a time where a key had one of them (applyGroupOnce). */
   async applyGroup(jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
-    const operations = this.byKey(jobs).map((write) => this.update(write, now));
-    if ((await this.write(operations)) === operations.length || jobs.length === 1) return;
-    for (const { deltas, guard } of jobs) await this.applyDeltas(deltas, guard, now);
+    await applyGroupOnce(jobs, async (group) => {
+      const operations = this.byKey(group).map((write) => this.update(write, now));
+      return (await this.write(operations)) === operations.length;
+    });
   }
 
   async findByKey(key: string): Promise<StatsView | null> {
