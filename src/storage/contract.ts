@@ -29,10 +29,6 @@ export interface AggregateStore {
    * document entirely or not at all.
    */
   applyGroup(jobs: readonly GuardedDeltas[], now: Date): Promise<void>;
-  /** Applies one job's deltas once. */
-  applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<void>;
-  /** The documents that hold these keys. */
-  documentsOf(keys: readonly string[]): string[];
   findByKey(key: string): Promise<StatsView | null>;
   findByKeys(keys: readonly string[]): Promise<Map<string, StatsView | null>>;
   /** Keys in order, `prefix` narrowing, after the cursor `after` (a key). */

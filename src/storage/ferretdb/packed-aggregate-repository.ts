@@ -3,7 +3,7 @@ import { Binary, type Collection, type Db } from 'mongodb';
 import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../../domain/stats';
 import type Redis from 'ioredis';
 import { withScripts, type ScriptCommands } from '../../queue/lua-scripts';
-import { applyOnce, type GuardMap, type GuardRetention, type JobGuard } from '../../exactly-once/guard';
+import { applyOnce, type GuardMap, type GuardRetention } from '../../exactly-once/guard';
 import type { AggregatePage, AggregateStore, GuardedDeltas } from '../contract';
 import { insertNew, RefusedDataError } from '../shared/mongo-errors';
 import { toStatsView } from '../shared/stats-view';
@@ -84,14 +84,6 @@ export class PackedAggregateRepository implements AggregateStore {
 
   /** Shard documents are created on first use (see `ensureShards`). */
   async prepare(): Promise<void> {}
-
-  documentsOf(keys: readonly string[]): string[] {
-    return [...new Set(keys.map((key) => shardId(shardOf(key, this.shards))))];
-  }
-
-  async applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<void> {
-    await this.applyGroup([{ deltas, guard }], now);
-  }
 
   /** Per shard the jobs touch: one read (unless cached), the jobs not yet applied there added, one conditional write. */
   async applyGroup(jobs: readonly GuardedDeltas[], now: Date): Promise<void> {

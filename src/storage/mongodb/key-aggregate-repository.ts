@@ -38,14 +38,6 @@ export class KeyAggregateRepository implements AggregateStore {
   /** Nothing to create: a key's document is created by its first update. */
   async prepare(): Promise<void> {}
 
-  documentsOf(keys: readonly string[]): string[] {
-    return [...new Set(keys)];
-  }
-
-  async applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<void> {
-    await this.applyGroup([{ deltas, guard }], now);
-  }
-
   /** One guarded update per key for all the jobs, one job at a time where a key had one of them (applyGroupOnce). */
   async applyGroup(jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
     await applyGroupOnce(jobs, async (group) => {

@@ -3,7 +3,6 @@ import Redis from 'ioredis';
 import { MongoClient, type Binary, type Db } from 'mongodb';
 import type { Connection } from 'mongoose';
 import { connectMongo } from '../../src/composition';
-import type { KeyDelta } from '../../src/domain/stats';
 import { createLogger } from '../../src/logger';
 import { DEFAULT_REDIS_URL, loadConfig } from '../../src/config/config';
 import type { AggregateStore } from '../../src/storage/contract';
@@ -11,8 +10,12 @@ import { createShardStore } from '../../src/storage/ferretdb';
 import { shardOf } from '../../src/storage/ferretdb/shard-layout';
 import { withScripts } from '../../src/queue/lua-scripts';
 import { mongoServerUri } from '../support/harness';
+import { applyJob, delta } from '../support/store-writes';
 
-/** The FerretDB profile's layout, whatever profile the rest of the suite runs. */
+/**
+ * What only the FerretDB profile's layout does (the contract is statistics-store.test.ts's): packed shards, their
+ * guard and versions, whatever profile the rest of the suite runs.
+ */
 const baseUri = mongoServerUri();
 const suffix = randomBytes(4).toString('hex');
 let client: MongoClient;
@@ -55,10 +58,6 @@ async function storeOf(connection: Connection, shards?: number): Promise<Aggrega
   return store;
 }
 
-function delta(key: string, value: number): KeyDelta {
-  return { key, count: 1, sum: value, min: value, max: value, firstTs: 1_700_000_000_000, lastTs: 1_700_000_000_000, lastValue: value };
-}
-
 /** A packed shard's JSON field. */
 function decoded(field: Binary | undefined): unknown {
   return field ? JSON.parse(Buffer.from(field.buffer).toString('utf8')) : undefined;
@@ -69,10 +68,10 @@ describe("the FerretDB profile's shard layout", () => {
     const { connection, db } = await database('new');
     const store = await storeOf(connection);
     const keys = ['lay/a', 'lay/b', 'lay/c'];
-    await store.applyDeltas(
+    await applyJob(
+      store,
       keys.map((key, i) => delta(key, i + 1)),
       { slot: 10, lane: 'lanea', seq: 1 },
-      new Date(),
     );
     expect(await db.collection('statshards').findOne({ _id: 'layout' as never })).toMatchObject({ shards: 32 });
     for (const key of keys) {
@@ -104,34 +103,24 @@ describe("the FerretDB profile's shard layout", () => {
   it('when guards of a packed shard are older than the retention, then a later write drops them and keeps the recent ones', async () => {
     const { connection, db } = await database('prune');
     const store = await storeOf(connection, 1);
-    await store.applyDeltas([delta('lay/p', 1)], { slot: 10, lane: 'lanea', seq: 1 }, new Date());
-    await store.applyDeltas([delta('lay/p', 1)], { slot: 14, lane: 'lanea', seq: 1 }, new Date());
-    await store.applyDeltas([delta('lay/p', 1)], { slot: 15, lane: 'laneb', seq: 1 }, new Date());
+    await applyJob(store, [delta('lay/p', 1)], { slot: 10, lane: 'lanea', seq: 1 });
+    await applyJob(store, [delta('lay/p', 1)], { slot: 14, lane: 'lanea', seq: 1 });
+    await applyJob(store, [delta('lay/p', 1)], { slot: 15, lane: 'laneb', seq: 1 });
     const guards = decoded((await db.collection('statshards_0').findOne({}))?.g);
     expect(guards).toEqual({ 14: { lanea: 1 }, 15: { laneb: 1 } });
     expect(await store.findByKey('lay/p')).toMatchObject({ count: 3 });
   });
 
-  it('when two writers take turns on the same packed shard, then each reads what the other wrote and nothing is lost', async () => {
-    const { connection } = await database('turns');
-    const [a, b] = [await storeOf(connection, 1), await storeOf(connection, 1)];
-    for (let seq = 1; seq <= 3; seq += 1) {
-      await a.applyDeltas([delta('lay/turns', 1)], { slot: 10, lane: 'lanea', seq }, new Date());
-      await b.applyDeltas([delta('lay/turns', 10)], { slot: 10, lane: 'laneb', seq }, new Date());
-    }
-    expect(await a.findByKey('lay/turns')).toMatchObject({ count: 6, sum: 33 });
-  });
-
   it('when Redis holds a stale version of a packed shard (a writer stopped before publishing its own), then the next write reads the shard and counts once', async () => {
     const { connection, db } = await database('stale');
     const [a, b] = [await storeOf(connection, 1), await storeOf(connection, 1)];
-    await a.applyDeltas([delta('lay/stale', 1)], { slot: 10, lane: 'lanea', seq: 1 }, new Date());
+    await applyJob(a, [delta('lay/stale', 1)], { slot: 10, lane: 'lanea', seq: 1 });
     const written = String((await db.collection('statshards_0').findOne({}))?.v);
-    await b.applyDeltas([delta('lay/stale', 10)], { slot: 10, lane: 'laneb', seq: 1 }, new Date());
+    await applyJob(b, [delta('lay/stale', 10)], { slot: 10, lane: 'laneb', seq: 1 });
     // As if b had written the store but not Redis: Redis says the version a wrote and still holds.
     await redis.hset(`layout-${suffix}-${connection.name}:statshards:versions`, '0', written);
-    await a.applyDeltas([delta('lay/stale', 100)], { slot: 10, lane: 'lanea', seq: 2 }, new Date());
-    await a.applyDeltas([delta('lay/stale', 100)], { slot: 10, lane: 'lanea', seq: 2 }, new Date());
+    await applyJob(a, [delta('lay/stale', 100)], { slot: 10, lane: 'lanea', seq: 2 });
+    await applyJob(a, [delta('lay/stale', 100)], { slot: 10, lane: 'lanea', seq: 2 });
     expect(await a.findByKey('lay/stale')).toMatchObject({ count: 3, sum: 111 });
     expect(await db.collection('statshards_0').findOne({})).toMatchObject({ v: expect.stringMatching(/^3\./) });
   });
@@ -142,46 +131,6 @@ describe("the FerretDB profile's shard layout", () => {
     expect(await scripts.packedVersionsPublish(key, '0', '5.aaaa', '1', '0.bbbb')).toBe(2);
     expect(await scripts.packedVersionsPublish(key, '0', '4.cccc', '1', '1.dddd')).toBe(1);
     expect(await redis.hgetall(key)).toEqual({ 0: '5.aaaa', 1: '1.dddd' });
-  });
-
-  it('when nothing was written yet, then a packed store reads no statistics and lists no keys', async () => {
-    const { connection } = await database('empty');
-    const store = await storeOf(connection);
-    expect(await store.findByKey('lay/none')).toBeNull();
-    expect(await store.list({ limit: 10 })).toEqual({ items: [], nextCursor: null });
-  });
-
-  it('when a writer adds to packed shards a reader already read, then the reader sees the writes at once', async () => {
-    const { connection } = await database('reader');
-    const [writer, reader] = [await storeOf(connection, 4), await storeOf(connection, 4)];
-    await writer.applyDeltas([delta('lay/r/1', 1), delta('lay/r/2', 2)], { slot: 10, lane: 'lanea', seq: 1 }, new Date());
-    expect((await reader.list({ prefix: 'lay/r/', limit: 10 })).items.map((item) => item.key)).toEqual(['lay/r/1', 'lay/r/2']);
-    expect(await reader.findByKey('lay/r/1')).toMatchObject({ count: 1 });
-    await writer.applyDeltas([delta('lay/r/1', 5), delta('lay/r/0', 3)], { slot: 10, lane: 'lanea', seq: 2 }, new Date());
-    expect((await reader.list({ prefix: 'lay/r/', limit: 10 })).items.map((item) => [item.key, item.count])).toEqual([
-      ['lay/r/0', 1],
-      ['lay/r/1', 2],
-      ['lay/r/2', 1],
-    ]);
-    expect(await reader.findByKey('lay/r/1')).toMatchObject({ count: 2, sum: 6 });
-    expect((await reader.list({ prefix: 'lay/r/', limit: 1, after: 'lay/r/0' })).items.map((item) => item.key)).toEqual(['lay/r/1']);
-  });
-
-  it('when keys of packed shards are listed, then pages follow the cursor in key order across shards, narrowed by prefix', async () => {
-    const { connection } = await database('list');
-    const store = await storeOf(connection, 4);
-    const keys = Array.from({ length: 25 }, (_, i) => `lay/list/${String(i).padStart(2, '0')}`);
-    await store.applyDeltas([...keys.map((key, i) => delta(key, i)), delta('other/x', 1)], { slot: 10, lane: 'lanea', seq: 1 }, new Date());
-    const seen: string[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await store.list({ prefix: 'lay/list/', limit: 10, after });
-      seen.push(...page.items.map((item) => item.key));
-      if (page.nextCursor === null) break;
-      after = page.nextCursor;
-    }
-    expect(seen).toEqual(keys);
-    expect((await store.list({ limit: 100 })).items.map((item) => item.key)).toEqual([...keys, 'other/x']);
   });
 
   it('when AGGREGATE_SHARDS names another number than the data was written with, then start-up fails saying so', async () => {
