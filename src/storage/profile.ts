@@ -8,7 +8,7 @@ const FERRETDB_WRITE_BATCH = 50;
 
 /**
  * How the service stores its data on one kind of server. Production runs MongoDB; FerretDB 1.24 is the default
- * stack's stand-in, and every workaround it needs is named here and applied only in storage/ and repositories/.
+ * stack's stand-in: each workaround it needs is named here and lives in storage/ferretdb/ (its index.ts lists them).
  */
 export interface StorageProfile {
   name: ServerKind;
@@ -33,12 +33,12 @@ export interface StorageProfile {
   historyExpiry: 'ttl-index' | 'sweep';
   /**
    * Where a key's newest history pages are read: MongoDB's (key, timestamp, _id) index, or a bounded per-key tier in
-   * Redis (repositories/recent-history.ts), because FerretDB v1 decodes every history record for any filter.
+   * Redis (ferretdb/recent-history.ts), because FerretDB v1 decodes every history record for any filter.
    */
   recentHistory: 'index' | 'redis-tier';
   /**
    * Where rollups live: a guarded document per key, step and bucket (MongoDB), or in Redis, because FerretDB v1
-   * reads every document of a collection for a guarded update and for any window (repositories/redis-series.ts).
+   * reads every document of a collection for a guarded update and for any window (ferretdb/redis-series.ts).
    */
   series: 'documents' | 'redis';
 }
