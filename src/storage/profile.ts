@@ -1,4 +1,5 @@
 import type { Connection } from 'mongoose';
+import type { AggregateStore, HistoryStore, SeriesStore } from './contract';
 
 export type ServerKind = 'mongodb' | 'ferretdb';
 
@@ -41,6 +42,13 @@ export interface StorageProfile {
    * reads every document of a collection for a guarded update and for any window (ferretdb/redis-series.ts).
    */
   series: 'documents' | 'redis';
+}
+
+/** What each profile folder builds (mongodb/, ferretdb/); history, processed records and models are shared. */
+export interface ProfileStores {
+  aggregates: AggregateStore;
+  series: SeriesStore;
+  history: HistoryStore;
 }
 
 export const PROFILES: Record<ServerKind, Omit<StorageProfile, 'writeBatch' | 'historyExpiry'>> = {

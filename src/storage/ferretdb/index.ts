@@ -1,6 +1,6 @@
 /*
- * The FerretDB profile (the default stack's FerretDB 1.24). Each file works around one of its limits
- * (/work/shared/FERRETDB.md, docs/storage.md):
+ * The FerretDB profile (the default stack's FerretDB 1.24). Each file works around one of its limits (its
+ * documentation of v1.24; docs/storage.md has what was measured here):
  *
  *   packed-aggregate-repository.ts  an update whose filter is more than `{_id}` reads every document of its
  *                                   collection, and each update checks every pair of its paths: statistics live in
@@ -21,7 +21,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config/config';
 import type { SeriesRetention } from '../../domain/series';
 import { GUARD_RETENTION } from '../../exactly-once/guard';
-import type { AggregateStore, HistoryStore, SeriesStore } from '../contract';
+import type { AggregateStore, HistoryStore } from '../contract';
+import type { ProfileStores } from '../profile';
 import { KeyLocks } from './key-locks';
 import { PackedAggregateRepository } from './packed-aggregate-repository';
 import { RecentHistory, TieredHistory } from './recent-history';
@@ -39,11 +40,7 @@ export interface FerretdbStoreSettings {
   history: HistoryStore;
 }
 
-export async function createFerretdbStores(settings: FerretdbStoreSettings): Promise<{
-  aggregates: AggregateStore;
-  series: SeriesStore;
-  history: HistoryStore;
-}> {
+export async function createFerretdbStores(settings: FerretdbStoreSettings): Promise<ProfileStores> {
   const { config, redis, history } = settings;
   const aggregates = await createShardStore(settings);
   const series = new RedisSeries(redis, config.QUEUE_NAME, settings.seriesRetention);

@@ -11,8 +11,8 @@
 import type { Connection } from 'mongoose';
 import { GUARD_RETENTION } from '../../exactly-once/guard';
 import type { SeriesRetention } from '../../domain/series';
-import type { AggregateStore, HistoryStore, SeriesStore } from '../contract';
-import type { StorageProfile } from '../profile';
+import type { HistoryStore } from '../contract';
+import type { ProfileStores, StorageProfile } from '../profile';
 import { BucketSeriesRepository } from './bucket-series-repository';
 import { KeyAggregateRepository } from './key-aggregate-repository';
 import { createKeyStatsModel } from './key-stats-model';
@@ -24,11 +24,7 @@ export interface MongodbStoreSettings {
   history: HistoryStore;
 }
 
-export function createMongodbStores({ connection, profile, seriesRetention, history }: MongodbStoreSettings): {
-  aggregates: AggregateStore;
-  series: SeriesStore;
-  history: HistoryStore;
-} {
+export function createMongodbStores({ connection, profile, seriesRetention, history }: MongodbStoreSettings): ProfileStores {
   const db = connection.db;
   if (!db) throw new Error('the MongoDB connection is not open');
   return {
