@@ -43,7 +43,7 @@ const DOCS_SECONDS = 5;
 // A step's expected time is its size at the rate the same contender reached at the previous size, with this margin.
 const ESTIMATE_MARGIN = 1.15;
 // Service settings recorded with the results, when the service has them.
-const SERVICE_SETTINGS = ['JOB_CHUNK_SIZE', 'WORKER_CONCURRENCY', 'AGGREGATE_WRITE_BATCH', 'AGGREGATE_SHARDS', 'MAX_QUEUE_BACKLOG'];
+const SERVICE_SETTINGS = ['JOB_CHUNK_SIZE', 'WORKER_CONCURRENCY', 'AGGREGATE_SHARDS', 'MAX_QUEUE_BACKLOG'];
 
 /** `keys` is set on the keys dimension's steps. */
 type Step =

@@ -16,7 +16,7 @@ import type { Config } from '../src/config/config';
 import Redis from 'ioredis';
 import type { Connection } from 'mongoose';
 import type { Logger } from 'pino';
-import type { AggregateStore } from '../src/repositories/aggregate-store';
+import type { AggregateStore } from '../src/storage/contract';
 import { createRepositories } from '../src/storage';
 import { deleteRunKeys } from './redis-usage';
 import { newBatchId } from '../src/services/ingest-service';

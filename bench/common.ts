@@ -21,7 +21,7 @@ export interface BenchContext {
   baseTs: number;
   /**
    * The service's configuration as its processes will read it (this environment, the service's defaults):
-   * the ceiling chunks and writes with the same JOB_CHUNK_SIZE, AGGREGATE_WRITE_BATCH, AGGREGATE_SHARDS.
+   * the ceiling chunks and writes with the same JOB_CHUNK_SIZE and AGGREGATE_SHARDS.
    */
   config: Config;
 }

@@ -40,7 +40,7 @@ Options:
 
 Environment: REDIS_URL and MONGODB_URI (started or reused as npm run stack
 does); the service's own variables (JOB_CHUNK_SIZE, WORKER_CONCURRENCY,
-AGGREGATE_WRITE_BATCH, ...) pass through to its processes and the ceiling.
+AGGREGATE_SHARDS, ...) pass through to its processes and the ceiling.
 `;
 
 export interface BenchOptions {

@@ -8,7 +8,6 @@ import { loadConfig } from '../src/config/config';
 import { createLogger } from '../src/logger';
 import { createIngestQueue, type IngestQueue } from '../src/queue/ingest-queue';
 import { createRedis } from '../src/queue/redis';
-import { RedisSeries } from '../src/repositories/redis-series';
 import { createRepositories } from '../src/storage';
 import { rebuildRollups } from '../src/storage/rollup-rebuild';
 
@@ -38,12 +37,13 @@ async function main(): Promise<number> {
   const { queue, close } = createIngestQueue(queueSettings(config), 'api', logger);
   try {
     const repos = await createRepositories({ connection, config, redis, logger });
-    if (!(repos.series instanceof RedisSeries)) {
+    const rollups = repos.series.rebuildable();
+    if (!rollups) {
       write('This database keeps its rollups in the database (MongoDB profile): nothing to rebuild.\n');
       return 0;
     }
     if (values['mark-complete']) {
-      await repos.series.markComplete();
+      await rollups.markComplete();
       write('Rollups marked complete: processes no longer warn about them.\n');
       return 0;
     }

@@ -57,8 +57,6 @@ const configSchema = z.object({
   MAX_QUEUE_BACKLOG: whole(1).default(2_000_000),
   /** Which storage layout to use: `auto` picks by the server's buildInfo (see storage/profile.ts). */
   STORAGE_PROFILE: z.enum(['auto', 'mongodb', 'ferretdb']).default('auto'),
-  /** FerretDB profile only: aggregate updates per command; FerretDB 1.24 (SQLite) hangs at 100 (see storage/profile.ts). */
-  AGGREGATE_WRITE_BATCH: whole(1, 1000).default(50),
   /** FerretDB profile only: shard documents the statistics are spread over; unset: the database's, or 32 for a new one. */
   AGGREGATE_SHARDS: whole(1, 4096).optional(),
   /** FerretDB profile only: keys whose decoded statistics a process keeps between writes and reads (~200 bytes each). */

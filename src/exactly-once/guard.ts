@@ -1,5 +1,12 @@
 import { GUARD_KEEP_SLOTS, GUARD_SLOT_MS } from './window';
 
+/*
+ * The guard's rule (window.ts, "applied iff guarded"): job (slot, lane, seq) is applied to a document iff the
+ * document's guard holds seq or more for that lane, and it is checked and raised in the same atomic write as the
+ * counts. Here in both dialects the stores use: update clauses (guardClauses) and a guard read into memory
+ * (applyOnce); a group that meets a job applied before falls back to one job at a time (applyGroupOnce).
+ */
+
 /** Identifies one job's writes: lane `lane` of time slot `slot` applying its job number `seq` (see lane-pool.ts). */
 export interface JobGuard {
   slot: number;
@@ -69,20 +76,57 @@ export function laneOf(guard: JobGuard): string {
 }
 
 /** Whether the job of `guard` was applied to the document holding `guards`. */
-export function isApplied(guards: GuardMap, guard: JobGuard): boolean {
+function isApplied(guards: GuardMap, guard: JobGuard): boolean {
   return (guards[guard.slot]?.[guard.lane] ?? -1) >= guard.seq;
 }
 
 /** Raises the document's guard to `guard` (in place), as the `$max` of guardClauses does. */
-export function raiseGuard(guards: GuardMap, guard: JobGuard): void {
+function raiseGuard(guards: GuardMap, guard: JobGuard): void {
   guards[guard.slot] = { ...guards[guard.slot], [guard.lane]: Math.max(guards[guard.slot]?.[guard.lane] ?? -1, guard.seq) };
 }
 
 /** The guard without slots past the retention, as the `$unset`s of guardClauses drop them: never a slot `written` is in. */
-export function withoutOldSlots(guards: GuardMap, written: readonly JobGuard[], retention: GuardRetention): GuardMap {
+function withoutOldSlots(guards: GuardMap, written: readonly JobGuard[], retention: GuardRetention): GuardMap {
   const slots = new Set(written.map((guard) => guard.slot));
   const newest = Math.max(...slots);
   return Object.fromEntries(
     Object.entries(guards).filter(([slot]) => Number(slot) > newest - retention.keepSlots || slots.has(Number(slot))),
   );
+}
+
+/**
+ * The rule on a guard read into memory, for a store that rewrites a document whole: runs `apply` for each job not
+ * yet applied there, raising its guard (in place), and returns those jobs with the guard to write back, without slots
+ * past the retention. The store writes both in one write that fails if the document changed since it was read.
+ */
+export function applyOnce<T extends { guard: JobGuard }>(
+  guards: GuardMap,
+  jobs: readonly T[],
+  retention: GuardRetention,
+  apply: (job: T) => void,
+): { applied: T[]; guards: GuardMap } {
+  const applied = jobs.filter(({ guard }) => !isApplied(guards, guard));
+  if (applied.length === 0) return { applied, guards };
+  for (const job of applied) {
+    apply(job);
+    raiseGuard(guards, job.guard);
+  }
+  return {
+    applied,
+    guards: withoutOldSlots(
+      guards,
+      applied.map(({ guard }) => guard),
+      retention,
+    ),
+  };
+}
+
+/**
+ * Writes a group with one guarded write per document (`write` resolves whether every one matched). Where one matched
+ * nothing, a job of the group was applied there before (a re-run): each job is then written on its own, guarded, so
+ * those applied before change nothing and the others are added.
+ */
+export async function applyGroupOnce<T>(jobs: readonly T[], write: (jobs: readonly T[]) => Promise<boolean>): Promise<void> {
+  if ((await write(jobs)) || jobs.length === 1) return;
+  for (const job of jobs) await write([job]);
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { slotOf, type JobGuard } from './guard';
+import { laneOf, slotOf, type JobGuard } from './guard';
 
 /**
  * Exactly-once counting without transactions.
@@ -44,4 +44,28 @@ export class LanePool {
     this.leased.delete(guard.lane);
     if (succeeded) this.idle.push(lane);
   }
+}
+
+/**
+ * Takes out of `pending` (in place) its oldest entries up to `maxSize` in all, at most one per lane: one write raises
+ * a lane once (window.ts, "one lane per group"). The first entry is taken whatever its size.
+ */
+export function takeOnePerLane<T>(pending: T[], guardOf: (entry: T) => JobGuard, sizeOf: (entry: T) => number, maxSize: number): T[] {
+  const group: T[] = [];
+  const lanes = new Set<string>();
+  let size = 0;
+  for (let index = 0; index < pending.length;) {
+    const entry = pending[index] as T;
+    const lane = laneOf(guardOf(entry));
+    const entrySize = sizeOf(entry);
+    if (group.length > 0 && (lanes.has(lane) || size + entrySize > maxSize)) {
+      index += 1;
+      continue;
+    }
+    group.push(entry);
+    lanes.add(lane);
+    size += entrySize;
+    pending.splice(index, 1);
+  }
+  return group;
 }

@@ -17,8 +17,24 @@
  *   swap      the stored answer replacing the marker, in the same Redis transaction that commits a streamed batch
  *             (streamed-batch.ts, the only place a streamed batch is committed)
  *
- * Used by services/job-processor.ts (claim, then write under the guard), services/write-combiner.ts (several jobs'
- * guarded writes in one command) and services/ingest-service.ts (markers, keyed ids, streamed batches).
+ * The rules, each stated here once, and who relies on them:
+ *
+ *   applied iff guarded   job (slot, lane, seq) is applied to a document iff the document's guard holds seq or more
+ *             for that lane; the guard is checked and raised in the same atomic write as the counts (guard.ts).
+ *             Each store applies it in its own dialect: storage/mongodb/key-aggregate-repository.ts and
+ *             bucket-series-repository.ts (guardClauses in an upsert's filter; guarded-upserts.ts tells "applied
+ *             before" from "created meanwhile"), storage/ferretdb/packed-aggregate-repository.ts (applyOnce on the
+ *             shard it read, one conditional write under the shard's lock), lua/series-apply-0.lua (the FerretDB
+ *             profile's rollups: a guard hash per slot in Redis)
+ *   group, then alone   a group's write that misses a document (a job of the group was applied there) is written
+ *             again one job at a time (guard.ts applyGroupOnce): the stores of storage/mongodb/
+ *   one lane per group   one write raises a lane once, so a group holds at most one job per lane (lane-pool.ts
+ *             takeOnePerLane): services/write-combiner.ts
+ *   claim then record   a run claims its job before it reads the job's processed record, never both at once, and a
+ *             run that finishes writes its record before it drops its claim: services/job-processor.ts
+ *   retired on failure   a lane whose job failed is never used again (lane-pool.ts): services/job-processor.ts
+ *
+ * Markers, keyed ids and streamed batches are services/ingest-service.ts's.
  *
  * The window's constants are all here, derived from one.
  */

@@ -13,9 +13,7 @@ import {
   statsListQuerySchema,
 } from '../domain/query-schemas';
 import { bucketStart, isRetained, STEP_MS, STEPS, type SeriesRetention, type Step } from '../domain/series';
-import type { AggregateStore } from '../repositories/aggregate-store';
-import type { SeriesStore } from '../repositories/series-store';
-import type { HistoryStore } from '../repositories/history-repository';
+import type { AggregateStore, HistoryStore, SeriesStore } from '../storage/contract';
 import type { BatchStore } from '../exactly-once/batch-store';
 
 export interface QueryRouteDeps {

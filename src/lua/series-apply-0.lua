@@ -1,6 +1,6 @@
 --[[
   Adds a group of jobs' rollup buckets, each job once: a job whose lane's guard is at or above its sequence was
-  applied before. The jobs not applied yet are merged per bucket first, so each bucket is read and written once; a
+  applied before (the guard's rule, src/exactly-once/guard.ts, in Redis: checked and raised in the same script). The jobs not applied yet are merged per bucket first, so each bucket is read and written once; a
   set is trimmed and its expiry pushed back only when a bucket is added to it, the only time it grows.
 
   Per key and step a sorted set `<prefix>:series:<step>:{<key>}`: score the bucket's start (ms), member

@@ -3,10 +3,9 @@ import { z } from 'zod';
 /**
  * Messages on `<QUEUE_NAME>:events`, two per job: `stats` once its statistics are stored (`keys` changed; the API
  * sends `stats:update`), `done` once all its writes are (history too; `batchDone` when it was the batch's last job).
- * A message without `stage` (from a worker of an earlier version) is `done` and may carry keys.
  */
 export const jobEventSchema = z.object({
-  stage: z.enum(['stats', 'done']).default('done'),
+  stage: z.enum(['stats', 'done']),
   batchId: z.string(),
   jobId: z.string(),
   keys: z.array(z.string()),

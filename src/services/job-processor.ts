@@ -3,10 +3,7 @@ import type { Logger } from 'pino';
 import { jobIdOf, jobPayloadSchema, type JobPayload } from '../domain/job-payload';
 import { describeIssues } from '../domain/point-schema';
 import { groupByKey } from '../domain/stats';
-import type { AggregateStore } from '../repositories/aggregate-store';
-import type { HistoryStore } from '../repositories/history-repository';
-import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
-import type { SeriesStore } from '../repositories/series-store';
+import type { AggregateStore, HistoryStore, ProcessedRecordStore, SeriesStore } from '../storage/contract';
 import { bucketDeltas, newestMinutes, type SeriesRetention } from '../domain/series';
 import type { BatchDone, BatchStore } from '../exactly-once/batch-store';
 import type { JobEvent } from '../queue/events';
@@ -31,7 +28,7 @@ export type JobOutcome =
 export interface JobProcessorDeps {
   aggregates: AggregateStore;
   history: HistoryStore;
-  processed: ProcessedRecordRepository;
+  processed: ProcessedRecordStore;
   series: SeriesStore;
   batches: BatchStore;
   lanes: LanePool;
@@ -80,10 +77,9 @@ export class JobProcessor {
     const proposed = this.deps.lanes.acquire(started);
     let succeeded = false;
     try {
-      // Claim first, then look for the processed record; never both at once. A run that finishes writes its record
-      // before it drops its claim, so this run either adopts that claim or sees the record. In parallel, the record
-      // could be read just before it is written and the claim just after it is dropped: a fresh claim, a new lane,
-      // and the job counted twice.
+      // Claim first, then look for the processed record; never both at once (exactly-once/window.ts, "claim then
+      // record"). In parallel, the record could be read just before it is written and the claim just after it is
+      // dropped: a fresh claim, a new lane, and the job counted twice.
       const begun = await this.deps.batches.beginJob(job.id, payload.batchId, formatGuard(proposed), CLAIM_TTL_SECONDS);
       const done = await this.deps.processed.exists(job.id);
       if (begun.batchStatus === 'receiving') {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { isRedisUnavailable } from '../queue/redis';
-import { isRefusal, isUnanswered } from '../repositories/mongo-errors';
+import { isRefusal, isUnanswered } from '../storage/contract';
 import { PermanentJobError } from './job-errors';
 
 /** Answers (resolves) when one of the services a job needs is reachable; rejects or hangs when it is not. */

@@ -1,13 +1,17 @@
 import type { Point } from '../domain/point-schema';
 import type { BucketDelta } from '../domain/series';
 import type { KeyDelta } from '../domain/stats';
-import type { ProcessedRecordDocument } from '../models/processed-record-model';
-import type { AggregateStore } from '../repositories/aggregate-store';
-import { laneOf, type JobGuard } from '../exactly-once/guard';
-import type { HistoryStore } from '../repositories/history-repository';
-import { isRefusal, isRefusedData } from '../repositories/mongo-errors';
-import type { ProcessedRecordRepository } from '../repositories/processed-record-repository';
-import type { SeriesStore } from '../repositories/series-store';
+import {
+  isRefusal,
+  isRefusedData,
+  type AggregateStore,
+  type HistoryStore,
+  type ProcessedRecord,
+  type ProcessedRecordStore,
+  type SeriesStore,
+} from '../storage/contract';
+import type { JobGuard } from '../exactly-once/guard';
+import { takeOnePerLane } from '../exactly-once/lane-pool';
 import { PermanentJobError } from './job-errors';
 
 /** Everything one job writes to MongoDB. */
@@ -22,13 +26,13 @@ export interface JobWrites {
   /** When the job started: the record's duration runs from here to its write. */
   startedAt: number;
   /** Written last: a job with a record is done. */
-  record: Omit<ProcessedRecordDocument, 'processedAt' | 'durationMs'>;
+  record: Omit<ProcessedRecord, 'processedAt' | 'durationMs'>;
 }
 
 export interface WriteCombinerDeps {
   aggregates: AggregateStore;
   history: Pick<HistoryStore, 'insertJobs'>;
-  processed: ProcessedRecordRepository;
+  processed: ProcessedRecordStore;
   series: SeriesStore;
   clock: () => number;
   /** Most points written together; a single larger job is still written alone. */
@@ -159,26 +163,14 @@ export class WriteCombiner {
     return this.pending.reduce((total, entry) => total + entry.writes.points.length, 0);
   }
 
-  /** The oldest pending jobs up to `maxPoints`, at most one per lane (one update cannot raise a lane twice). */
+  /** The oldest pending jobs up to `maxPoints`, at most one per lane (exactly-once/window.ts, "one lane per group"). */
   private takeGroup(): Pending[] {
-    const group: Pending[] = [];
-    const lanes = new Set<string>();
-    let points = 0;
-    for (let index = 0; index < this.pending.length;) {
-      const entry = this.pending[index];
-      if (!entry) break;
-      const lane = laneOf(entry.writes.guard);
-      const size = entry.writes.points.length;
-      if (group.length > 0 && (lanes.has(lane) || points + size > this.deps.maxPoints)) {
-        index += 1;
-        continue;
-      }
-      group.push(entry);
-      lanes.add(lane);
-      points += size;
-      this.pending.splice(index, 1);
-    }
-    return group;
+    return takeOnePerLane(
+      this.pending,
+      (entry) => entry.writes.guard,
+      (entry) => entry.writes.points.length,
+      this.deps.maxPoints,
+    );
   }
 
   private async writeGroup(jobs: readonly JobWrites[]): Promise<void> {

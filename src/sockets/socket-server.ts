@@ -5,10 +5,9 @@ import { Server, type Socket } from 'socket.io';
 import type { ZodError } from 'zod';
 import { AppError } from '../domain/errors';
 import { presentedKey, type AccessControl } from '../http/access';
-import type { AggregateStore } from '../repositories/aggregate-store';
+import type { AggregateStore, SeriesStore } from '../storage/contract';
 import type { BucketView } from '../domain/series';
 import type { StatsView } from '../domain/stats';
-import type { SeriesStore } from '../repositories/series-store';
 import { jobEventSchema, type JobEvent } from '../queue/events';
 import type { ApiMetrics } from '../metrics';
 import {

@@ -1,12 +1,15 @@
 import type { Connection } from 'mongoose';
+import type { AggregateStore, HistoryStore, SeriesStore } from './contract';
 
 export type ServerKind = 'mongodb' | 'ferretdb';
 
 const MONGODB_WRITE_BATCH = 1000;
+// FerretDB 1.24 (SQLite) opens a cursor per update statement from a pool of 100 and hangs for good at 100 in one command.
+const FERRETDB_WRITE_BATCH = 50;
 
 /**
  * How the service stores its data on one kind of server. Production runs MongoDB; FerretDB 1.24 is the default
- * stack's stand-in, and every workaround it needs is named here and applied only in storage/ and repositories/.
+ * stack's stand-in: each workaround it needs is named here and lives in storage/ferretdb/ (its index.ts lists them).
  */
 export interface StorageProfile {
   name: ServerKind;
@@ -21,23 +24,31 @@ export interface StorageProfile {
   /** Secondary indexes: FerretDB v1 (SQLite) uses none but `_id`, and each one slows inserts. */
   indexes: boolean;
   /**
-   * Most statistics statements per command. A property of the server, whatever the layout: FerretDB 1.24 (SQLite)
-   * hangs for good at 100 statements in one command (AGGREGATE_WRITE_BATCH); on MongoDB the repository chunks
-   * itself, because the driver stops at the first of its own batches that has a write error.
+   * Most guarded upserts per command (the MongoDB profile's statistics and rollups). A property of the server: FerretDB
+   * 1.24 (SQLite) hangs for good at 100 statements in one command, which the MongoDB profile meets when forced on it
+   * (tests); on MongoDB the repository chunks itself, because the driver stops at the first of its own batches that
+   * has a write error.
    */
   writeBatch: number;
   /** How HISTORY_RETENTION is applied, by the server: MongoDB expires records itself, FerretDB v1 has no TTL indexes. */
   historyExpiry: 'ttl-index' | 'sweep';
   /**
    * Where a key's newest history pages are read: MongoDB's (key, timestamp, _id) index, or a bounded per-key tier in
-   * Redis (repositories/recent-history.ts), because FerretDB v1 decodes every history record for any filter.
+   * Redis (ferretdb/recent-history.ts), because FerretDB v1 decodes every history record for any filter.
    */
   recentHistory: 'index' | 'redis-tier';
   /**
    * Where rollups live: a guarded document per key, step and bucket (MongoDB), or in Redis, because FerretDB v1
-   * reads every document of a collection for a guarded update and for any window (repositories/redis-series.ts).
+   * reads every document of a collection for a guarded update and for any window (ferretdb/redis-series.ts).
    */
   series: 'documents' | 'redis';
+}
+
+/** What each profile folder builds (mongodb/, ferretdb/); history, processed records and models are shared. */
+export interface ProfileStores {
+  aggregates: AggregateStore;
+  series: SeriesStore;
+  history: HistoryStore;
 }
 
 export const PROFILES: Record<ServerKind, Omit<StorageProfile, 'writeBatch' | 'historyExpiry'>> = {
@@ -56,18 +67,18 @@ export async function detectServer(connection: Connection): Promise<ServerKind> 
  * tests of the production layout with a single writer (FerretDB would lose concurrent updates); forcing
  * `ferretdb` on MongoDB works but gives up what MongoDB offers.
  */
-export function chooseProfile(configured: 'auto' | ServerKind, server: ServerKind, ferretdbWriteBatch: number): StorageProfile {
+export function chooseProfile(configured: 'auto' | ServerKind, server: ServerKind): StorageProfile {
   const ferretdb = server === 'ferretdb';
   return {
     ...PROFILES[configured === 'auto' ? server : configured],
-    writeBatch: ferretdb ? ferretdbWriteBatch : MONGODB_WRITE_BATCH,
+    writeBatch: ferretdb ? FERRETDB_WRITE_BATCH : MONGODB_WRITE_BATCH,
     historyExpiry: ferretdb ? 'sweep' : 'ttl-index',
   };
 }
 
 /** Which statistics layouts a database already holds. */
 export interface StoredLayouts {
-  /** A `layout` document in `statshards`: written by the FerretDB profile or by versions before profiles. */
+  /** A `layout` document in `statshards`: written by the FerretDB profile. */
   shards: boolean;
   /** Documents in `stats`: written by the MongoDB profile. */
   perKey: boolean;
@@ -75,15 +86,12 @@ export interface StoredLayouts {
 
 /**
  * A database keeps the layout its statistics were written with: a profile that would not see them must not start
- * writing beside them. Under `auto`, a database written with shards (every MongoDB deployment before profiles) keeps
- * the shard layout, locks included; an explicit profile that contradicts the data, or per-key data under the shard
- * layout, stops the process with a message that says what to do.
+ * writing beside them, so start-up stops with a message that says which profile wrote them.
  */
-export function reconcileWithStored(profile: StorageProfile, stored: StoredLayouts, configured: 'auto' | ServerKind): StorageProfile {
+export function checkStoredLayout(profile: StorageProfile, stored: StoredLayouts, configured: 'auto' | ServerKind): void {
   if (profile.aggregates === 'per-key' && stored.shards) {
-    if (configured === 'auto') return { ...profile, aggregates: 'shards', locks: true };
     throw new Error(
-      'STORAGE_PROFILE is mongodb, but this database holds its statistics in shards (statshards, written by the FerretDB profile or an earlier version); unset STORAGE_PROFILE to keep using them.',
+      `STORAGE_PROFILE is ${configured}, which keeps statistics one document per key, but this database holds them in shards (statshards, the FerretDB profile); set STORAGE_PROFILE=ferretdb.`,
     );
   }
   if (profile.aggregates === 'shards' && stored.perKey) {
@@ -91,5 +99,4 @@ export function reconcileWithStored(profile: StorageProfile, stored: StoredLayou
       `STORAGE_PROFILE is ${configured}, which keeps statistics in shards, but this database holds them one document per key (stats, the MongoDB profile); set STORAGE_PROFILE=mongodb.`,
     );
   }
-  return profile;
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { HistoryStore } from '../repositories/history-repository';
+import type { HistoryStore } from './contract';
 import type { StorageProfile } from './profile';
 
 // A sweep runs this often at most (a tenth of the retention), and at least every minute.

@@ -3,10 +3,8 @@ import type { Logger } from 'pino';
 import { bucketDeltas, STEP_MS, STEPS, type Step } from '../domain/series';
 import type { Point } from '../domain/point-schema';
 import { slotOf } from '../exactly-once/guard';
-import type { Models } from '../models';
-import { KeyLockTimeoutError } from '../queue/key-locks';
-import { RedisSeries } from '../repositories/redis-series';
-import type { SeriesStore } from '../repositories/series-store';
+import type { RebuildableSeries, SeriesStore } from './contract';
+import type { Models } from './shared/models';
 
 /*
  * The FerretDB profile keeps its rollups in Redis (docs/storage.md, "Rollups"). A Redis that lost its data (no AOF,
@@ -23,10 +21,11 @@ const REBUILD_GROUP_POINTS = 5000;
  * processed record) starts them complete.
  */
 export async function checkRollups(series: SeriesStore, models: Models, logger: Logger): Promise<void> {
-  if (!(series instanceof RedisSeries) || (await series.isComplete())) return;
+  const rollups = series.rebuildable();
+  if (!rollups || (await rollups.isComplete())) return;
   const [history, processed] = await Promise.all([models.dataPoint.exists({}), models.processedRecord.exists({})]);
   if (history === null && processed === null) {
-    await series.markComplete();
+    await rollups.markComplete();
     return;
   }
   logger.warn(
@@ -51,14 +50,9 @@ export interface RebuildReport {
  * rollup write, or in neither.
  */
 export async function rebuildRollups(series: SeriesStore, models: Models, options: RebuildOptions): Promise<RebuildReport> {
-  if (!(series instanceof RedisSeries))
-    throw new Error('this database keeps its rollups in the database (MongoDB profile): nothing to rebuild');
-  try {
-    return await series.withRebuildLock(() => rebuild(series, models, options));
-  } catch (error) {
-    if (error instanceof KeyLockTimeoutError) throw new Error('another rollup rebuild of this queue is running');
-    throw error;
-  }
+  const rollups = series.rebuildable();
+  if (!rollups) throw new Error('this database keeps its rollups in the database (MongoDB profile): nothing to rebuild');
+  return rollups.withRebuildLock(() => rebuild(series, rollups, models, options));
 }
 
 export interface RebuildOptions {
@@ -68,12 +62,12 @@ export interface RebuildOptions {
   progress?: (records: number) => void;
 }
 
-async function rebuild(series: RedisSeries, models: Models, options: RebuildOptions): Promise<RebuildReport> {
+async function rebuild(series: SeriesStore, rollups: RebuildableSeries, models: Models, options: RebuildOptions): Promise<RebuildReport> {
   const now = Date.now();
   const from = rebuildFrom(options.historyRetentionMs, now);
   // Unmarked first: a rebuild that dies half-way leaves rollups that processes warn about.
-  await series.unmarkComplete();
-  const cleared = await series.clearBuckets(from);
+  await rollups.unmarkComplete();
+  const cleared = await rollups.clearBuckets(from);
   const guard = { slot: slotOf(now), lane: `rebuild${randomBytes(6).toString('hex')}`, seq: 0 };
   const groupPoints = options.groupPoints ?? REBUILD_GROUP_POINTS;
   let points: Point[] = [];
@@ -94,7 +88,7 @@ async function rebuild(series: RedisSeries, models: Models, options: RebuildOpti
     if (points.length >= groupPoints) await flush();
   }
   await flush();
-  await series.markComplete();
+  await rollups.markComplete();
   return { records, cleared, from };
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { MongoClient, type Collection } from 'mongodb';
-import { insertNew, isRefusal, isRefusedData } from '../../src/repositories/mongo-errors';
+import { insertNew, isRefusal, isRefusedData } from '../../src/storage/shared/mongo-errors';
 import { DEFAULT_MONGODB_URI } from '../../src/config/config';
 
 /**

@@ -1,4 +1,4 @@
-import type { HistoryStore } from '../../src/repositories/history-repository';
+import type { HistoryStore } from '../../src/storage/contract';
 import type { JobPayload } from '../../src/domain/job-payload';
 import { getJson, postJson, startHarness, waitFor, waitForBatch, type Harness } from '../support/harness';
 

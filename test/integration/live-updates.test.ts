@@ -1,5 +1,5 @@
 import type { BatchDone } from '../../src/exactly-once/batch-store';
-import type { HistoryStore } from '../../src/repositories/history-repository';
+import type { HistoryStore } from '../../src/storage/contract';
 import type { StatsUpdate } from '../../src/sockets/socket-events';
 import { postJson, startHarness, waitFor, type Harness } from '../support/harness';
 
@@ -66,24 +66,5 @@ describe('live updates while a job is written', () => {
     // One stats:update for the job, not a second one when it is done.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(updates.filter((candidate) => candidate.batchId === batchId)).toHaveLength(1);
-  });
-
-  it('when a worker of an earlier version publishes a message without a stage, then its keys still get stats:update', async () => {
-    const key = 'live/old-worker';
-    const accepted = await postJson(h.baseUrl, { points: [{ key, value: 4 }] });
-    const batchId = String(accepted.body.batchId);
-    const job = await h.api.queue.getJob(`${batchId}:0`);
-    if (!job) throw new Error('the batch has no job');
-    await (await h.buildProcessor()).process({ id: String(job.id), data: job.data, attempt: 1 });
-
-    const socket = await h.connect();
-    expect((await socket.emitWithAck('subscribe', { keys: [key] })).ok).toBe(true);
-    const updates: StatsUpdate[] = [];
-    socket.on('stats:update', (update) => updates.push(update));
-    const earlier = { batchId: 'from-old-worker', jobId: 'from-old-worker:0', keys: [key], receivedAt: 1, processedAt: 2, batchDone: null };
-    await h.redis.publish(`${h.config.QUEUE_NAME}:events`, JSON.stringify(earlier));
-
-    const update = await waitFor(() => updates.find((candidate) => candidate.batchId === 'from-old-worker'), 20_000, 'stats:update');
-    expect(update.stats).toMatchObject({ key, count: 1, sum: 4 });
   });
 });

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { MongoClient } from 'mongodb';
-import { insertNew, isRefusal, isUnanswered } from '../../src/repositories/mongo-errors';
+import { insertNew, isRefusal, isUnanswered } from '../../src/storage/shared/mongo-errors';
 import { mongoServerUri } from '../support/harness';
 
 /** The error a call fails with. */
@@ -24,7 +24,7 @@ async function closedPort(): Promise<number> {
 }
 
 /**
- * A tripwire for how the driver reports "no answer" (src/repositories/mongo-errors.ts isUnanswered): a worker waits
+ * A tripwire for how the driver reports "no answer" (src/storage/shared/mongo-errors.ts isUnanswered): a worker waits
  * such an outage out without using an attempt (services/outage-wait.ts), and must never wait out the server's answer.
  */
 describe('MongoDB errors as the worker tells them apart', () => {

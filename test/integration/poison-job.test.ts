@@ -1,3 +1,4 @@
+import { applyJob } from '../support/store-writes';
 import type { KeyDelta } from '../../src/domain/stats';
 import { PermanentJobError } from '../../src/services/job-errors';
 import type { JobProcessorDeps } from '../../src/services/job-processor';
@@ -27,7 +28,7 @@ afterAll(async () => {
 async function poisonAggregate(key: string, lane: string): Promise<void> {
   const max = Number.MAX_VALUE;
   const delta: KeyDelta = { key, count: 1, sum: max, min: max, max, firstTs: 1, lastTs: 1, lastValue: max };
-  await deps.aggregates.applyDeltas([delta], { slot: 1000, lane, seq: 1 }, new Date());
+  await applyJob(deps.aggregates, [delta], { slot: 1000, lane, seq: 1 });
 }
 
 const job = (lane: string, points: [string, number][]): JobWrites => jobWrites(lane, 1, points, 'poison-batch');

@@ -2,7 +2,6 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { connectMongo } from '../../src/storage/connect';
 import { createLogger } from '../../src/logger';
-import { RedisSeries } from '../../src/repositories/redis-series';
 import { createRepositories, type Repositories } from '../../src/storage';
 import { checkRollups, rebuildRollups } from '../../src/storage/rollup-rebuild';
 import { getJson, postJson, startHarness, waitForBatch, type Harness } from '../support/harness';
@@ -117,8 +116,8 @@ describe('rollups kept in Redis (FerretDB profile), after Redis lost them', () =
   });
 
   it('when a rebuild of the same queue is running, then another one is refused', async () => {
-    if (!(repos.series instanceof RedisSeries)) return;
-    const series = repos.series;
+    const series = repos.series.rebuildable();
+    if (!series) return;
     // A first rebuild holds the lock until released.
     let release = (): void => undefined;
     let held: Promise<void> = Promise.resolve();
@@ -129,7 +128,7 @@ describe('rollups kept in Redis (FerretDB profile), after Redis lost them', () =
       });
     });
     try {
-      await expect(rebuildRollups(series, repos.models, { historyRetentionMs: null })).rejects.toThrow(/another rollup rebuild/);
+      await expect(rebuildRollups(repos.series, repos.models, { historyRetentionMs: null })).rejects.toThrow(/another rollup rebuild/);
     } finally {
       release();
       await held;

@@ -1,6 +1,6 @@
 import { bucketStart, STEPS } from '../../src/domain/series';
 import type { SeriesUpdate, StatsUpdate } from '../../src/sockets/socket-events';
-import type { HistoryStore } from '../../src/repositories/history-repository';
+import type { HistoryStore } from '../../src/storage/contract';
 import { getJson, postJson, startHarness, waitFor, waitForBatch, type Harness } from '../support/harness';
 
 let h: Harness;

@@ -1,4 +1,5 @@
-import type { AggregateStore } from '../../src/repositories/aggregate-store';
+import { applyJob } from '../support/store-writes';
+import type { AggregateStore } from '../../src/storage/contract';
 import type { JobProcessorDeps } from '../../src/services/job-processor';
 import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
 import { countingAggregates, jobWrites } from '../support/group-writes';
@@ -57,7 +58,7 @@ describe('the write combiner (group commit of the jobs a worker runs at once)', 
       ['comb/rerun-other', 1000],
     ]);
     // The first run wrote its aggregates, then its worker died.
-    await deps.aggregates.applyDeltas(rerun.deltas, rerun.guard, new Date());
+    await applyJob(deps.aggregates, rerun.deltas, rerun.guard);
 
     const groups: number[] = [];
     const writer = combiner(countingAggregates(deps.aggregates, groups));

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Point } from '../../src/domain/point-schema';
 import { bucketDeltas } from '../../src/domain/series';
 import { groupByKey } from '../../src/domain/stats';
-import type { AggregateStore } from '../../src/repositories/aggregate-store';
+import type { AggregateStore } from '../../src/storage/contract';
 import type { JobGuard } from '../../src/exactly-once/guard';
 import type { JobWrites } from '../../src/services/write-combiner';
 

@@ -13,6 +13,8 @@ import { mongoServerUri } from './harness';
  */
 export interface OwnRepositories {
   open(settings?: Record<string, string>): Promise<{ config: Config; repos: Repositories }>;
+  /** Another process's repositories on the database and queue of `config` (from `open`). */
+  again(config: Config): Promise<Repositories>;
   /** The Redis client the repositories use (open between the hooks). */
   redis(): Redis;
 }
@@ -43,9 +45,12 @@ export function ownRepositories(name: string): OwnRepositories {
       STORAGE_PROFILE: process.env.STORAGE_PROFILE ?? 'auto',
       ...settings,
     });
-    const connection = await connectMongo(uri, logger, false);
-    opened.push(connection);
-    return { config, repos: await createRepositories({ connection, config, redis, logger }) };
+    return { config, repos: await again(config) };
   };
-  return { open, redis: () => redis };
+  const again = async (config: Config): Promise<Repositories> => {
+    const connection = await connectMongo(config.MONGODB_URI, logger, false);
+    opened.push(connection);
+    return createRepositories({ connection, config, redis, logger });
+  };
+  return { open, again, redis: () => redis };
 }

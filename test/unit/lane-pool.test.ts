@@ -1,5 +1,5 @@
 import { formatGuard, GUARD_RETENTION, parseGuard, slotOf } from '../../src/exactly-once/guard';
-import { LanePool } from '../../src/exactly-once/lane-pool';
+import { LanePool, takeOnePerLane } from '../../src/exactly-once/lane-pool';
 import { CLAIM_TTL_SECONDS, GUARD_SLOT_MS } from '../../src/exactly-once/window';
 
 const NOW = Date.parse('2026-01-01T01:00:00.000Z');
@@ -138,5 +138,28 @@ describe('formatGuard and parseGuard', () => {
     ['a trailing newline', '1.abc.2\n'],
   ])('when the text is %s, then parseGuard returns null', (_case, text) => {
     expect(parseGuard(text)).toBeNull();
+  });
+});
+
+describe('takeOnePerLane', () => {
+  const entry = (lane: string, seq: number, size: number) => ({ guard: { slot: 1, lane, seq }, size });
+  const take = (pending: ReturnType<typeof entry>[], max: number) =>
+    takeOnePerLane(
+      pending,
+      (e) => e.guard,
+      (e) => e.size,
+      max,
+    );
+
+  it('when two jobs of one lane wait, then a group takes the older and leaves the newer for the next', () => {
+    const pending = [entry('a', 1, 1), entry('a', 2, 1), entry('b', 1, 1)];
+    expect(take(pending, 100).map((e) => `${e.guard.lane}${e.guard.seq}`)).toEqual(['a1', 'b1']);
+    expect(pending.map((e) => `${e.guard.lane}${e.guard.seq}`)).toEqual(['a2']);
+  });
+
+  it('when jobs exceed the size, then the first is taken whatever its size and later ones only while they fit', () => {
+    const pending = [entry('a', 1, 50), entry('b', 1, 60), entry('c', 1, 40)];
+    expect(take(pending, 30).map((e) => e.guard.lane)).toEqual(['a']);
+    expect(take(pending, 100).map((e) => e.guard.lane)).toEqual(['b', 'c']);
   });
 });

@@ -1,6 +1,6 @@
 import { MongoNetworkError } from 'mongodb';
 import pino from 'pino';
-import { RefusedDataError } from '../../src/repositories/mongo-errors';
+import { RefusedDataError } from '../../src/storage/contract';
 import { PermanentJobError } from '../../src/services/job-errors';
 import { OutageWait, type HealthProbe } from '../../src/services/outage-wait';
 

@@ -1,8 +1,8 @@
-import { chooseProfile, reconcileWithStored } from '../../src/storage/profile';
+import { checkStoredLayout, chooseProfile } from '../../src/storage/profile';
 
 describe('chooseProfile', () => {
   it('when the server is MongoDB, then statistics are one document per key, with indexes, no locks and commands of 1,000 statements', () => {
-    expect(chooseProfile('auto', 'mongodb', 50)).toEqual({
+    expect(chooseProfile('auto', 'mongodb')).toEqual({
       name: 'mongodb',
       aggregates: 'per-key',
       locks: false,
@@ -14,8 +14,8 @@ describe('chooseProfile', () => {
     });
   });
 
-  it('when the server is FerretDB, then statistics live in shards behind locks, without secondary indexes, in commands of AGGREGATE_WRITE_BATCH', () => {
-    expect(chooseProfile('auto', 'ferretdb', 50)).toEqual({
+  it('when the server is FerretDB, then statistics live in shards behind locks, without secondary indexes, in commands of 50 statements', () => {
+    expect(chooseProfile('auto', 'ferretdb')).toEqual({
       name: 'ferretdb',
       aggregates: 'shards',
       locks: true,
@@ -28,7 +28,7 @@ describe('chooseProfile', () => {
   });
 
   it('when the MongoDB profile is forced on FerretDB, then it keeps its layout but FerretDB still gets commands below its limit and a retention sweep', () => {
-    expect(chooseProfile('mongodb', 'ferretdb', 50)).toEqual({
+    expect(chooseProfile('mongodb', 'ferretdb')).toEqual({
       name: 'mongodb',
       aggregates: 'per-key',
       locks: false,
@@ -41,31 +41,22 @@ describe('chooseProfile', () => {
   });
 });
 
-describe('reconcileWithStored', () => {
-  const mongodb = chooseProfile('auto', 'mongodb', 50);
-  const ferretdb = chooseProfile('auto', 'ferretdb', 50);
-  const nothing = { shards: false, perKey: false };
+describe('checkStoredLayout', () => {
+  const mongodb = chooseProfile('auto', 'mongodb');
+  const ferretdb = chooseProfile('auto', 'ferretdb');
 
-  it('when the database is new, then the chosen profile stands', () => {
-    expect(reconcileWithStored(mongodb, nothing, 'auto')).toEqual(mongodb);
-    expect(reconcileWithStored(ferretdb, nothing, 'auto')).toEqual(ferretdb);
+  it('when the database is new, then either profile may start', () => {
+    expect(() => checkStoredLayout(mongodb, { shards: false, perKey: false }, 'auto')).not.toThrow();
+    expect(() => checkStoredLayout(ferretdb, { shards: false, perKey: false }, 'auto')).not.toThrow();
   });
 
-  it('when a MongoDB database was written with shards (before profiles) and the profile is auto, then it keeps the shards, with their locks', () => {
-    expect(reconcileWithStored(mongodb, { shards: true, perKey: false }, 'auto')).toEqual({
-      ...mongodb,
-      aggregates: 'shards',
-      locks: true,
-    });
-  });
-
-  it('when STORAGE_PROFILE=mongodb meets a database written with shards, then start-up fails saying what to do', () => {
-    expect(() => reconcileWithStored(chooseProfile('mongodb', 'mongodb', 50), { shards: true, perKey: false }, 'mongodb')).toThrow(
-      /holds its statistics in shards .* unset STORAGE_PROFILE/,
+  it('when the per-key layout meets a database written with shards, then start-up fails naming STORAGE_PROFILE=ferretdb', () => {
+    expect(() => checkStoredLayout(chooseProfile('mongodb', 'mongodb'), { shards: true, perKey: false }, 'mongodb')).toThrow(
+      /holds them in shards .* set STORAGE_PROFILE=ferretdb/,
     );
   });
 
   it('when the shard layout meets a database written one document per key, then start-up fails naming STORAGE_PROFILE=mongodb', () => {
-    expect(() => reconcileWithStored(ferretdb, { shards: false, perKey: true }, 'auto')).toThrow(/set STORAGE_PROFILE=mongodb/);
+    expect(() => checkStoredLayout(ferretdb, { shards: false, perKey: true }, 'auto')).toThrow(/set STORAGE_PROFILE=mongodb/);
   });
 });

@@ -3,6 +3,7 @@ import { Checks, eventually, keyNames, retriedJobs, waitMs, type ScenarioResult 
 import type { Scenario } from '../support/lab';
 import { Ledger, startLoad } from '../support/load';
 import { ProcessorFactory } from '../support/processor';
+import { applyJob } from '../../support/store-writes';
 import { settle, verify } from '../support/verify';
 
 const SETTLE_TIMEOUT_MS = 150_000;
@@ -17,7 +18,7 @@ async function poisonAggregate(scenario: Scenario): Promise<void> {
   try {
     const max = Number.MAX_VALUE;
     const delta: KeyDelta = { key: POISONED_KEY, count: 1, sum: max, min: max, max, firstTs: 1, lastTs: 1, lastValue: max };
-    await factory.aggregates().applyDeltas([delta], { slot: 1, lane: 'seed', seq: 1 }, new Date());
+    await applyJob(factory.aggregates(), [delta], { slot: 1, lane: 'seed', seq: 1 });
   } finally {
     await factory.close();
   }

@@ -131,19 +131,15 @@ async function interruptThenRerun(scenario: Scenario, prefix: string, firstValue
     };
 
     const interrupted = Array.from({ length: INTERRUPTED_JOBS }, (_, n) => jobOf(`${prefix}-interrupted-${n}`, 10, T0));
-    const shards = factory.aggregates().documentsOf(keys);
+    const documentOf = await factory.documentOf();
+    const shards = [...new Set(keys.map(documentOf))];
     const dyingAfter = new Set(shards.slice(0, Math.ceil(shards.length / 2)));
-    const writtenKeys = keys.filter((key) =>
-      factory
-        .aggregates()
-        .documentsOf([key])
-        .every((shard) => dyingAfter.has(shard)),
-    );
+    const writtenKeys = keys.filter((key) => dyingAfter.has(documentOf(key)));
     const pointsWrittenBeforeDying = new Map<string, number>();
     for (const job of interrupted) {
       const dying = factory.build(
         () => T0,
-        (deps) => ({ aggregates: dyingHalfWay(deps.aggregates, dyingAfter) }),
+        (deps) => ({ aggregates: dyingHalfWay(deps.aggregates, documentOf, dyingAfter) }),
       );
       await dying.process({ id: job.id, data: job.data, attempt: 1 }).then(
         () => {

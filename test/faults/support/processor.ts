@@ -1,13 +1,15 @@
 import type Redis from 'ioredis';
 import { createRedis } from '../../../src/queue/redis';
+import type { Db } from 'mongodb';
 import type { Connection } from 'mongoose';
 import { loadConfig, type Config } from '../../../src/config/config';
 import { createJobProcessor } from '../../../src/composition';
 import { connectMongo } from '../../../src/storage/connect';
 import { createLogger } from '../../../src/logger';
 import type { JobProcessor, JobProcessorDeps } from '../../../src/services/job-processor';
-import type { AggregateStore } from '../../../src/repositories/aggregate-store';
+import type { AggregateStore } from '../../../src/storage/contract';
 import { createRepositories, type Repositories } from '../../../src/storage';
+import { applyJob, statisticsDocumentOf } from '../../support/store-writes';
 import type { Scenario } from './lab';
 
 /**
@@ -46,6 +48,11 @@ export class ProcessorFactory {
     return this.repos.aggregates;
   }
 
+  /** Which statistics document holds a key (see test/support/store-writes.ts). */
+  documentOf(): Promise<(key: string) => string> {
+    return statisticsDocumentOf(this.repos, this.connection.db as Db);
+  }
+
   async close(): Promise<void> {
     await this.connection.close();
     await this.redis.quit();
@@ -56,12 +63,12 @@ export class ProcessorFactory {
  * An aggregate repository that writes the shards of `dyingAfter` and then "dies": a worker killed between two
  * statements of its aggregate write. (A shard is one statement: it is written entirely or not at all.)
  */
-export function dyingHalfWay(real: AggregateStore, dyingAfter: ReadonlySet<string>): AggregateStore {
+export function dyingHalfWay(real: AggregateStore, documentOf: (key: string) => string, dyingAfter: ReadonlySet<string>): AggregateStore {
   const dying = Object.create(real) as AggregateStore;
   dying.applyGroup = async (jobs, now) => {
     for (const { deltas, guard } of jobs) {
-      const written = deltas.filter((delta) => real.documentsOf([delta.key]).every((shard) => dyingAfter.has(shard)));
-      await real.applyDeltas(written, guard, now);
+      const written = deltas.filter((delta) => dyingAfter.has(documentOf(delta.key)));
+      await applyJob(real, written, guard, now);
     }
     throw new Error('worker killed half-way through the aggregate writes');
   };

@@ -1,20 +1,8 @@
 import { Schema, type Connection, type Model } from 'mongoose';
+import type { ProcessedRecord } from '../../contract';
 
-/**
- * One document per job whose writes are all durable: the audit trail of the
- * worker, and the fast "already done" check when Bull runs a job again.
- */
-export interface ProcessedRecordDocument {
-  _id: string;
-  batchId: string;
-  chunk: number;
-  points: number;
-  keys: number;
-  guard: string;
-  attempt: number;
-  durationMs: number;
-  processedAt: Date;
-}
+/** The document of one processed record (see the contract). */
+export type ProcessedRecordDocument = ProcessedRecord;
 
 const processedRecordSchema = new Schema<ProcessedRecordDocument>(
   {

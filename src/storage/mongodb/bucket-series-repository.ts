@@ -8,10 +8,10 @@ import {
   type BucketView,
   type SeriesRetention,
   type Step,
-} from '../domain/series';
-import { guardClauses, type GuardRetention, type JobGuard } from '../exactly-once/guard';
+} from '../../domain/series';
+import { applyGroupOnce, guardClauses, type GuardRetention, type JobGuard } from '../../exactly-once/guard';
+import type { GuardedBuckets, SeriesStore } from '../contract';
 import { runGuardedUpserts } from './guarded-upserts';
-import type { GuardedBuckets, SeriesStore } from './series-store';
 
 /**
  * One bucket of one key: `_id` is `<step>|<start ms>|<key>`; `k`, `s`, `t` repeat it for the range reads
@@ -57,33 +57,18 @@ export class BucketSeriesRepository implements SeriesStore {
   }
 
   /**
-   * One guarded upsert per bucket for all the jobs. Where one matches nothing (some job was applied to that bucket
-   * before: a re-run), each job is applied on its own, guarded: those already applied change nothing.
+   * One guarded upsert per bucket for all the jobs, one job at a time where a bucket had one of them (applyGroupOnce).
    */
   async applyGroup(jobs: readonly GuardedBuckets[]): Promise<void> {
-    const writes = new Map<string, { bucket: BucketDelta; guards: JobGuard[] }>();
-    for (const { buckets, guard } of jobs) {
-      for (const bucket of buckets) {
-        const id = bucketId(bucket.step, bucket.start, bucket.key);
-        const write = writes.get(id);
-        if (write) {
-          write.bucket = mergeBucket(write.bucket, bucket);
-          write.guards.push(guard);
-        } else {
-          writes.set(id, { bucket, guards: [guard] });
-        }
-      }
-    }
-    const operations = [...writes.values()].map(({ bucket, guards }) => this.update(bucket, guards));
-    const applied = await runGuardedUpserts(this.collection, operations, this.writeBatchSize);
-    if (applied === operations.length || jobs.length === 1) return;
-    for (const { buckets, guard } of jobs) {
-      await runGuardedUpserts(
-        this.collection,
-        buckets.map((bucket) => this.update(bucket, [guard])),
-        this.writeBatchSize,
-      );
-    }
+    await applyGroupOnce(jobs, async (group) => {
+      const operations = byBucket(group).map(({ bucket, guards }) => this.update(bucket, guards));
+      return (await runGuardedUpserts(this.collection, operations, this.writeBatchSize)) === operations.length;
+    });
+  }
+
+  /** The rollups live in the database with the statistics and history: nothing to rebuild. */
+  rebuildable(): null {
+    return null;
   }
 
   async read(keys: readonly string[], step: Step, from: number, to: number): Promise<Map<string, BucketView[]>> {
@@ -126,4 +111,22 @@ export class BucketSeriesRepository implements SeriesStore {
 
 function toView(doc: SeriesBucketDocument): BucketView {
   return toBucketView({ start: doc.t.getTime(), count: doc.count, sum: doc.sum, min: doc.min, max: doc.max });
+}
+
+/** The jobs' buckets merged per bucket, with the guard of every job that touches it. */
+function byBucket(jobs: readonly GuardedBuckets[]): { bucket: BucketDelta; guards: JobGuard[] }[] {
+  const writes = new Map<string, { bucket: BucketDelta; guards: JobGuard[] }>();
+  for (const { buckets, guard } of jobs) {
+    for (const bucket of buckets) {
+      const id = bucketId(bucket.step, bucket.start, bucket.key);
+      const write = writes.get(id);
+      if (write) {
+        write.bucket = mergeBucket(write.bucket, bucket);
+        write.guards.push(guard);
+      } else {
+        writes.set(id, { bucket, guards: [guard] });
+      }
+    }
+  }
+  return [...writes.values()];
 }

@@ -1,6 +1,6 @@
 import type Redis from 'ioredis';
-import type { HistoryPage, HistoryQuery, HistoryRecord, HistoryStore, HistoryJob } from './history-repository';
-import { queued, withScripts, type ScriptCommands } from '../queue/lua-scripts';
+import type { HistoryPage, HistoryQuery, HistoryRecord, HistoryStore, HistoryJob } from '../contract';
+import { queued, withScripts, type ScriptCommands } from '../../queue/lua-scripts';
 
 /*
  * The recent-history tier: the newest records of each key, in Redis, for the FerretDB profile (see docs/storage.md).

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
-import { withScripts, type ScriptCommands } from './lua-scripts';
+import { withScripts, type ScriptCommands } from '../../queue/lua-scripts';
 
 export interface KeyLockSettings {
   /** A lock left by a worker that died frees itself after this (the worker uses JOB_LOCK_MS); a live holder renews it every third of it. */

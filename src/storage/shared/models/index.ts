@@ -1,24 +1,22 @@
 import type { Collection, Document } from 'mongodb';
 import type { Connection, Model } from 'mongoose';
-import { createAggregateModel, type AggregateModel } from './aggregate-model';
 import { createDataPointModel, type DataPointModel } from './data-point-model';
 import { createProcessedRecordModel, type ProcessedRecordModel } from './processed-record-model';
 
+/** The models both profiles share: history and processed records (each profile builds its own statistics). */
 export interface Models {
-  aggregate: AggregateModel;
   dataPoint: DataPointModel;
   processedRecord: ProcessedRecordModel;
 }
 
 export function createModels(connection: Connection): Models {
   return {
-    aggregate: createAggregateModel(connection),
     dataPoint: createDataPointModel(connection),
     processedRecord: createProcessedRecordModel(connection),
   };
 }
 
-/** Creates the secondary indexes (idempotent); the storage profile decides whether (see storage/profile.ts). */
+/** Creates the secondary indexes (idempotent); the storage profile decides whether (see ../../profile.ts). */
 export async function ensureIndexes(models: Models): Promise<void> {
   await Promise.all([models.dataPoint.createIndexes(), models.processedRecord.createIndexes()]);
 }

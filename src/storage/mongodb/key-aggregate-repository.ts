@@ -1,10 +1,11 @@
 import type { AnyBulkWriteOperation, Collection } from 'mongodb';
-import { mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
-import type { AggregateModel, KeyStatsDocument } from '../models/aggregate-model';
-import { nativeCollection } from '../models';
-import { guardedUpdate, prefixPattern, toStatsView, type AggregatePage, type AggregateStore, type GuardedDeltas } from './aggregate-store';
-import type { GuardRetention, JobGuard } from '../exactly-once/guard';
+import { mergeDeltas, type KeyDelta, type StatsView } from '../../domain/stats';
+import { applyGroupOnce, guardClauses, type GuardRetention, type JobGuard } from '../../exactly-once/guard';
+import type { AggregatePage, AggregateStore, GuardedDeltas } from '../contract';
+import { nativeCollection } from '../shared/models';
+import { prefixPattern, toStatsView } from '../shared/stats-view';
 import { runGuardedUpserts } from './guarded-upserts';
+import type { KeyStatsDocument, KeyStatsModel } from './key-stats-model';
 
 /** One key's merged deltas, with the guard of every job that touches it. */
 interface KeyWrite {
@@ -27,32 +28,22 @@ export class KeyAggregateRepository implements AggregateStore {
 
   /** `writeBatchSize`: most updates per command (see storage/profile.ts). */
   constructor(
-    model: AggregateModel,
+    model: KeyStatsModel,
     private readonly retention: GuardRetention,
     private readonly writeBatchSize: number,
   ) {
-    this.collection = nativeCollection(model.perKey);
+    this.collection = nativeCollection(model);
   }
 
   /** Nothing to create: a key's document is created by its first update. */
   async prepare(): Promise<void> {}
 
-  documentsOf(keys: readonly string[]): string[] {
-    return [...new Set(keys)];
-  }
-
-  async applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<void> {
-    await this.write(deltas.map((delta) => this.update({ delta, guards: [guard] }, now)));
-  }
-
-  /**
-   * One guarded update per key for all the jobs. Where one matches nothing (some job was applied to that key
-   * before: a re-run), each job is applied on its own, guarded: those already applied change nothing.
-   */
+  /** One guarded update per key for all the jobs, one job at a time where a key had one of them (applyGroupOnce). */
   async applyGroup(jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
-    const operations = this.byKey(jobs).map((write) => this.update(write, now));
-    if ((await this.write(operations)) === operations.length || jobs.length === 1) return;
-    for (const { deltas, guard } of jobs) await this.applyDeltas(deltas, guard, now);
+    await applyGroupOnce(jobs, async (group) => {
+      const operations = this.byKey(group).map((write) => this.update(write, now));
+      return (await this.write(operations)) === operations.length;
+    });
   }
 
   async findByKey(key: string): Promise<StatsView | null> {
@@ -101,10 +92,35 @@ export class KeyAggregateRepository implements AggregateStore {
 
   /** A key's guarded upsert: a new key's document is created by it. */
   private update({ delta, guards }: KeyWrite, now: Date): AnyBulkWriteOperation<KeyStatsDocument> {
-    return { updateOne: { ...guardedUpdate(delta.key, [['', delta]], guards, this.retention, now), upsert: true } };
+    return { updateOne: { ...guardedUpdate(delta, guards, this.retention, now), upsert: true } };
   }
 
   private write(operations: readonly AnyBulkWriteOperation<KeyStatsDocument>[]): Promise<number> {
     return runGuardedUpserts(this.collection, operations, this.writeBatchSize);
   }
+}
+
+/**
+ * The guarded update of one key's document: the filter matches only while none of `guards` was applied to it; the
+ * update adds the delta (count and sum guarded by that filter, the rest idempotent by nature), raises every guard and
+ * drops guard slots past the retention, all in one statement (the rule: exactly-once/guard.ts).
+ */
+function guardedUpdate(
+  delta: KeyDelta,
+  guards: readonly JobGuard[],
+  retention: GuardRetention,
+  now: Date,
+): { filter: Record<string, unknown>; update: Record<string, Record<string, unknown>> } {
+  const guard = guardClauses(guards, retention);
+  return {
+    filter: { _id: delta.key, ...guard.filter },
+    update: {
+      $inc: { count: delta.count, sum: delta.sum },
+      $min: { min: delta.min, first: new Date(delta.firstTs) },
+      // Field order matters: BSON compares t first, then v.
+      $max: { max: delta.max, lastTs: new Date(delta.lastTs), last: { t: new Date(delta.lastTs), v: delta.lastValue }, ...guard.max },
+      $set: { updatedAt: now },
+      $unset: guard.unset,
+    },
+  };
 }

@@ -1,57 +1,9 @@
 import { MongoServerError, type Collection, type Filter } from 'mongodb';
-import type { DataPointDocument, DataPointModel } from '../models/data-point-model';
-import type { Point } from '../domain/point-schema';
-import { AppError } from '../domain/errors';
-import { nativeCollection } from '../models';
+import type { DataPointDocument, DataPointModel } from './models/data-point-model';
+import { AppError } from '../../domain/errors';
+import type { HistoryJob, HistoryPage, HistoryQuery, HistoryRecord, HistoryStore } from '../contract';
+import { nativeCollection } from './models';
 import { insertNew } from './mongo-errors';
-
-export interface HistoryRecord {
-  key: string;
-  value: number;
-  timestamp: string;
-  type: string | null;
-  meta: Record<string, unknown> | null;
-  batchId: string;
-  receivedAt: string;
-  processedAt: string;
-}
-
-export interface HistoryQuery {
-  key?: string;
-  batchId?: string;
-  from?: number;
-  to?: number;
-  limit: number;
-  /** The last record of the previous page: newest-first order is (timestamp desc, _id desc). */
-  after?: { t: number; id: string };
-}
-
-export interface HistoryPage {
-  items: HistoryRecord[];
-  next: { t: number; id: string } | null;
-}
-
-/** One job's points as history receives them. */
-export interface HistoryJob {
-  batchId: string;
-  points: readonly Point[];
-  receivedAt: Date;
-}
-
-/** Where history is kept: the store itself (MongoDB), or the store behind the recent tier (FerretDB, recent-history.ts). */
-export interface HistoryStore {
-  /**
-   * Writes one record per point; records already there (a job run again) stay as they are. `counted: false` for
-   * points whose statistics the store refused.
-   */
-  insertJobs(jobs: readonly HistoryJob[], processedAt: Date, options?: { counted?: boolean }): Promise<number>;
-  page(query: HistoryQuery): Promise<HistoryPage>;
-  /** Deletes the records whose timestamp is before `cutoff`; returns how many. */
-  deleteOlderThan(cutoff: Date): Promise<number>;
-  /** Makes the server expire records `seconds` after their timestamp (a TTL index), or keep them (`null`). */
-  setExpiry(seconds: number | null): Promise<void>;
-  countByBatch(batchId: string): Promise<number>;
-}
 
 export function historyId(batchId: string, index: number): string {
   return `${batchId}:${index}`;
@@ -76,6 +28,7 @@ const TTL_INDEX = 'history_retention';
 // MongoDB's (and FerretDB's) code for a command stopped by maxTimeMS.
 const MAX_TIME_EXPIRED = 50;
 
+/** History in the database: MongoDB reads it by index; the FerretDB profile puts a tier in front (ferretdb/recent-history.ts). */
 export class HistoryRepository implements HistoryStore {
   private readonly collection: Collection<DataPointDocument>;
 

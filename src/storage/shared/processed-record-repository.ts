@@ -1,9 +1,10 @@
-import type { ProcessedRecordDocument, ProcessedRecordModel } from '../models/processed-record-model';
 import type { Collection } from 'mongodb';
-import { nativeCollection } from '../models';
+import type { ProcessedRecordStore } from '../contract';
+import type { ProcessedRecordDocument, ProcessedRecordModel } from './models/processed-record-model';
+import { nativeCollection } from './models';
 import { insertNew } from './mongo-errors';
 
-export class ProcessedRecordRepository {
+export class ProcessedRecordRepository implements ProcessedRecordStore {
   private readonly collection: Collection<ProcessedRecordDocument>;
 
   constructor(model: ProcessedRecordModel) {

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { Binary, type Collection, type Db } from 'mongodb';
-import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../domain/stats';
+import { chunk, mergeDeltas, type KeyDelta, type StatsView } from '../../domain/stats';
 import type Redis from 'ioredis';
-import type { KeyLocks } from '../queue/key-locks';
-import { withScripts, type ScriptCommands } from '../queue/lua-scripts';
-import { toStatsView, type AggregatePage, type AggregateStore, type GuardedDeltas } from './aggregate-store';
-import { isApplied, raiseGuard, withoutOldSlots, type GuardMap, type GuardRetention, type JobGuard } from '../exactly-once/guard';
-import { insertNew, RefusedDataError } from './mongo-errors';
+import { withScripts, type ScriptCommands } from '../../queue/lua-scripts';
+import { applyOnce, type GuardMap, type GuardRetention } from '../../exactly-once/guard';
+import type { AggregatePage, AggregateStore, GuardedDeltas } from '../contract';
+import { insertNew, RefusedDataError } from '../shared/mongo-errors';
+import { toStatsView } from '../shared/stats-view';
+import type { KeyLocks } from './key-locks';
 import { keysByShard, shardOf } from './shard-layout';
 
 /** One key's statistics inside a packed shard: count, sum, min, max, first and last timestamp (ms), last value, updated (ms). */
@@ -83,14 +84,6 @@ export class PackedAggregateRepository implements AggregateStore {
 
   /** Shard documents are created on first use (see `ensureShards`). */
   async prepare(): Promise<void> {}
-
-  documentsOf(keys: readonly string[]): string[] {
-    return [...new Set(keys.map((key) => shardId(shardOf(key, this.shards))))];
-  }
-
-  async applyDeltas(deltas: readonly KeyDelta[], guard: JobGuard, now: Date): Promise<void> {
-    await this.applyGroup([{ deltas, guard }], now);
-  }
 
   /** Per shard the jobs touch: one read (unless cached), the jobs not yet applied there added, one conditional write. */
   async applyGroup(jobs: readonly GuardedDeltas[], now: Date): Promise<void> {
@@ -281,26 +274,20 @@ export class PackedAggregateRepository implements AggregateStore {
 
   /** One conditional write from `state` (changed in place); the new version, or null when the store holds another. */
   private async tryWrite(index: number, state: ShardState, jobs: readonly GuardedDeltas[], now: Date): Promise<string | number | null> {
-    const { stats, guards } = state;
-    const pending = jobs.filter(({ guard }) => !isApplied(guards, guard));
-    if (pending.length === 0) {
-      this.remember(index, state);
-      return state.v;
-    }
-    for (const { deltas, guard } of pending) {
+    const { stats } = state;
+    // The guard and the statistics travel in the same document, written by one conditional write (exactly-once/guard.ts).
+    const { applied, guards: kept } = applyOnce(state.guards, jobs, this.retention, ({ deltas }) => {
       for (const delta of deltas) {
         const added = addDelta(stats.get(delta.key), delta, now.getTime());
         // JSON would store an infinite sum as null; MongoDB and FerretDB refuse such an update (BadValue), as this does.
         if (!Number.isFinite(added[1])) throw new RefusedDataError(`the sum of key ${JSON.stringify(delta.key)} would not be finite`);
         stats.set(delta.key, added);
       }
-      raiseGuard(guards, guard);
+    });
+    if (applied.length === 0) {
+      this.remember(index, state);
+      return state.v;
     }
-    const kept = withoutOldSlots(
-      guards,
-      pending.map(({ guard }) => guard),
-      this.retention,
-    );
     const packed = pack(stats);
     if (packed.length > MAX_PACKED_BYTES) {
       throw new Error(

@@ -1,10 +1,10 @@
 import type { AnyBulkWriteOperation, BulkWriteResult, Collection, Document, Filter } from 'mongodb';
-import { chunk } from '../domain/stats';
-import { bulkWriteErrors, DUPLICATE_KEY } from './mongo-errors';
+import { chunk } from '../../domain/stats';
+import { bulkWriteErrors, DUPLICATE_KEY } from '../shared/mongo-errors';
 
 /**
- * Runs guarded upserts (see aggregate-store.ts's `guardedUpdate`) in commands of at most `batchSize`; returns how
- * many applied. An upsert whose guard does not match an existing document tries to insert a second document with
+ * Runs guarded upserts (exactly-once/guard.ts's guardClauses in the filter) in commands of at most `batchSize`;
+ * returns how many applied. An upsert whose guard does not match an existing document tries to insert a second document with
  * its `_id`: a duplicate-key error. It is sent once more without the upsert: if it then matches, it applies now
  * (another writer had just created the document); if not, it was applied before.
  */

@@ -1,10 +1,10 @@
 import type Redis from 'ioredis';
-import { STEPS, toBucketView, type BucketView, type SeriesRetention, type Step } from '../domain/series';
-import { REDIS_GUARD_TTL_SECONDS } from '../exactly-once/window';
-import { KeyLocks } from '../queue/key-locks';
-import { withScripts, type ScriptCommands } from '../queue/lua-scripts';
-import { execOrThrow } from '../queue/redis';
-import type { GuardedBuckets, SeriesStore } from './series-store';
+import { STEPS, toBucketView, type BucketView, type SeriesRetention, type Step } from '../../domain/series';
+import { REDIS_GUARD_TTL_SECONDS } from '../../exactly-once/window';
+import { withScripts, type ScriptCommands } from '../../queue/lua-scripts';
+import { execOrThrow } from '../../queue/redis';
+import { RebuildRunningError, type GuardedBuckets, type RebuildableSeries, type SeriesStore } from '../contract';
+import { KeyLocks, KeyLockTimeoutError } from './key-locks';
 
 /*
  * The FerretDB profile's rollups, in Redis (see docs/storage.md). On FerretDB v1 an update whose filter is more than
@@ -25,7 +25,7 @@ const REBUILD_LOCK_TTL_MS = 30_000;
 const SEP = '\u0001';
 const END = '\u0002';
 
-export class RedisSeries implements SeriesStore {
+export class RedisSeries implements SeriesStore, RebuildableSeries {
   private readonly redis: Redis & ScriptCommands;
 
   constructor(
@@ -37,6 +37,11 @@ export class RedisSeries implements SeriesStore {
   }
 
   async prepare(): Promise<void> {}
+
+  /** Redis can lose the rollups while the database keeps history: they can be rebuilt from it. */
+  rebuildable(): RebuildableSeries {
+    return this;
+  }
 
   async applyGroup(jobs: readonly GuardedBuckets[], now: Date): Promise<void> {
     const packed = jobs
@@ -74,7 +79,7 @@ export class RedisSeries implements SeriesStore {
     return buckets;
   }
 
-  /** Whether the sets were complete from the database's start, or rebuilt (see storage/rollup-rebuild.ts). */
+  /** Whether the sets were complete from the database's start, or rebuilt (see ../rollup-rebuild.ts). */
   async isComplete(): Promise<boolean> {
     return (await this.redis.exists(this.completeKey())) === 1;
   }
@@ -89,10 +94,15 @@ export class RedisSeries implements SeriesStore {
 
   /**
    * Runs `work` as the only rebuild of these rollups (a lock beside the shard locks, renewed while it runs); throws
-   * KeyLockTimeoutError at once when another rebuild holds it.
+   * RebuildRunningError at once when another rebuild holds it.
    */
-  withRebuildLock<T>(work: () => Promise<T>): Promise<T> {
-    return new KeyLocks(this.redis, this.prefix, { ttlMs: REBUILD_LOCK_TTL_MS, waitMs: 0 }).withLocks(['series-rebuild'], work);
+  async withRebuildLock<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await new KeyLocks(this.redis, this.prefix, { ttlMs: REBUILD_LOCK_TTL_MS, waitMs: 0 }).withLocks(['series-rebuild'], work);
+    } catch (error) {
+      if (error instanceof KeyLockTimeoutError) throw new RebuildRunningError('another rollup rebuild of this queue is running');
+      throw error;
+    }
   }
 
   /**

@@ -1,6 +1,6 @@
-import { DEFAULT_AGGREGATE_SHARDS } from '../config/config';
+import { DEFAULT_AGGREGATE_SHARDS } from '../../config/config';
 import type { Db } from 'mongodb';
-import { insertNew } from './mongo-errors';
+import { insertNew } from '../shared/mongo-errors';
 
 const LAYOUT_COLLECTION = 'statshards';
 const LAYOUT_ID = 'layout';
@@ -8,10 +8,6 @@ const LAYOUT_ID = 'layout';
 /** How a database's shard statistics are laid out, fixed by the first process that writes it (the `layout` document). */
 export interface ShardLayout {
   shards: number;
-  /** Each shard document in a collection of its own (`statshards_<n>`); the first databases held all in `statshards`. */
-  ownCollections: boolean;
-  /** Each shard's statistics packed into one binary field (packed-aggregate-repository.ts) instead of a field per key. */
-  packed: boolean;
 }
 
 /** FNV-1a over the key's UTF-8 bytes: a stable spread of keys over shards, the same in every process. */
@@ -42,23 +38,14 @@ export function keysByShard(keys: readonly string[], shards: number): Map<number
  * another number of shards than the data was written with.
  */
 export async function resolveShardLayout(db: Db, requestedShards: number | undefined, now: Date): Promise<ShardLayout> {
-  const collection = db.collection<{ _id: string; shards?: number; ownCollections?: boolean; packed?: boolean; createdAt: Date }>(
-    LAYOUT_COLLECTION,
-  );
-  const proposed = {
-    _id: LAYOUT_ID,
-    shards: requestedShards ?? DEFAULT_AGGREGATE_SHARDS,
-    ownCollections: true,
-    packed: true,
-    createdAt: now,
-  };
-  await insertNew(collection, [proposed]);
-  const stored = await collection.findOne({ _id: LAYOUT_ID }, { projection: { shards: 1, ownCollections: 1, packed: 1 } });
+  const collection = db.collection<{ _id: string; shards?: number; createdAt: Date }>(LAYOUT_COLLECTION);
+  await insertNew(collection, [{ _id: LAYOUT_ID, shards: requestedShards ?? DEFAULT_AGGREGATE_SHARDS, createdAt: now }]);
+  const stored = await collection.findOne({ _id: LAYOUT_ID }, { projection: { shards: 1 } });
   if (typeof stored?.shards !== 'number') throw new Error('the statistics layout document has no number of shards');
   if (requestedShards !== undefined && stored.shards !== requestedShards) {
     throw new Error(
       `AGGREGATE_SHARDS is ${requestedShards}, but this database holds statistics written with ${stored.shards} shards; set it back to that, or leave it unset.`,
     );
   }
-  return { shards: stored.shards, ownCollections: stored.ownCollections === true, packed: stored.packed === true };
+  return { shards: stored.shards };
 }
