@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { MongoClient, type Binary, type Db } from 'mongodb';
 import type { Connection } from 'mongoose';
-import { connectMongo } from '../../src/composition';
+import { connectMongo } from '../../src/storage/connect';
 import { createLogger } from '../../src/logger';
 import { DEFAULT_REDIS_URL, loadConfig } from '../../src/config/config';
 import type { AggregateStore } from '../../src/storage/contract';

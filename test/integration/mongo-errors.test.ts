@@ -1,27 +1,7 @@
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { MongoClient } from 'mongodb';
 import { insertNew, isRefusal, isUnanswered } from '../../src/storage/shared/mongo-errors';
 import { mongoServerUri } from '../support/harness';
-
-/** The error a call fails with. */
-async function failure(call: Promise<unknown>): Promise<unknown> {
-  try {
-    await call;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('the call succeeded');
-}
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { closedPort, failure } from '../support/failures';
 
 /**
  * A tripwire for how the driver reports "no answer" (src/storage/shared/mongo-errors.ts isUnanswered): a worker waits

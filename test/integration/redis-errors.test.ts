@@ -1,30 +1,10 @@
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import Redis from 'ioredis';
 import { createLogger } from '../../src/logger';
 import { createRedis, isRedisUnavailable } from '../../src/queue/redis';
 import { DEFAULT_REDIS_URL } from '../../src/config/config';
+import { closedPort, failure } from '../support/failures';
 
 const REDIS_URL = process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
-
-/** The error a command fails with. */
-async function failure(command: Promise<unknown>): Promise<Error> {
-  try {
-    await command;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('the command succeeded');
-}
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /**
  * A tripwire for how ioredis reports a Redis out of reach (src/queue/redis.ts): an API request that meets one of
