@@ -19,15 +19,19 @@ function cells(row: Row): string[] {
   ];
 }
 
-/** The table as Markdown, columns padded (Prettier's own layout, so the generated file passes `prettier --check`). */
-export function formatTable(rows: readonly Row[]): string {
-  const lines = [[...COLUMNS], ...rows.map(cells)];
-  const widths = COLUMNS.map((_, column) => Math.max(...lines.map((line) => (line[column] ?? '').length)));
-  const format = (line: string[]): string =>
+/** A Markdown table, columns padded as Prettier lays them out (the first column left-aligned, the others right). */
+function markdownTable(header: readonly string[], body: readonly (readonly string[])[]): string {
+  const lines = [header, ...body];
+  const widths = header.map((_, column) => Math.max(...lines.map((line) => (line[column] ?? '').length)));
+  const format = (line: readonly string[]): string =>
     `| ${line.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join(' | ')} |`;
   const rule = `| ${widths.map((width, column) => (column === 0 ? '-'.repeat(width) : `${'-'.repeat(width - 1)}:`)).join(' | ')} |`;
-  const [header = [], ...body] = lines;
   return [format(header), rule, ...body.map(format)].join('\n');
+}
+
+/** The table as Markdown, columns padded (Prettier's own layout, so the generated file passes `prettier --check`). */
+export function formatTable(rows: readonly Row[]): string {
+  return markdownTable(COLUMNS, rows.map(cells));
 }
 
 function redisVersion(): string {
@@ -140,9 +144,10 @@ ${notes}
 
 Scenario 9, this run: how long after the last fault each view held every accepted point (target: 90 s).
 
-| view | complete after the last fault |
-| ---- | ----------------------------: |
-${VIEWS.map((view) => `| ${view} | ${seconds(input.consistentAfter.times[view])} |`).join('\n')}
+${markdownTable(
+  ['view', 'complete after the last fault'],
+  VIEWS.map((view) => [view, seconds(input.consistentAfter.times[view])]),
+)}
 
 From the first fault until every view was complete, looking every 0.5 s, the statistics counted points that history
 did not hold yet for at most ${seconds(input.consistentAfter.ahead.longestMs)} in a row, by at most
