@@ -4,8 +4,8 @@ import { pipeline, Transform, type Readable } from 'node:stream';
 import { AppError } from '../domain/errors';
 import type { IngestBody, IngestKind } from '../services/ingest-service';
 import type { TextLine } from '../domain/ingest-body';
-import { readLines } from './line-reader';
-import { bodyTooLarge, readNdjson, type NdjsonLine } from './ndjson';
+import { bodyTooLarge, readLines } from './line-reader';
+import { readNdjson, type NdjsonLine } from './ndjson';
 
 // pipeline's own callback: the error also reaches the reader of the last stream, which handles it.
 const ignoreError = (): void => undefined;

@@ -67,24 +67,34 @@ export function toAppError(error: unknown): AppError {
   return new AppError(500, 'INTERNAL', 'Something went wrong on our side; the error was logged.');
 }
 
-// Express recognises an error handler by its four parameters, so `next` stays although it is unused.
-// eslint-disable-next-line @typescript-eslint/no-unused-vars
-export const errorMiddleware: ErrorRequestHandler = (error, req, res, _next) => {
-  const appError = toAppError(error);
-  if (appError.status === 503) req.log.warn({ code: appError.code, err: (error as Error).message }, 'dependency unavailable');
-  else if (appError.status >= 500) req.log.error({ err: error }, 'request failed');
-  else req.log.info({ code: appError.code, status: appError.status }, 'request rejected');
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  for (const [name, value] of Object.entries(appError.headers ?? {})) res.setHeader(name, value);
+/**
+ * An error handler that answers every error with `render(appError)` as JSON, with its status and headers; the
+ * contract's `{"error": {...}}` by default (errorMiddleware), InfluxDB's shape on its write endpoints.
+ */
+export function errorHandler(render: (appError: AppError) => unknown): ErrorRequestHandler {
+  // Express recognises an error handler by its four parameters, so `next` stays although it is unused.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  return (error, req, res, _next) => {
+    const appError = toAppError(error);
+    if (appError.status === 503) req.log.warn({ code: appError.code, err: (error as Error).message }, 'dependency unavailable');
+    else if (appError.status >= 500) req.log.error({ err: error }, 'request failed');
+    else req.log.info({ code: appError.code, status: appError.status }, 'request rejected');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    for (const [name, value] of Object.entries(appError.headers ?? {})) res.setHeader(name, value);
+    // Set outright: a handler that failed half-way (the file sender) may have set another type already, which json() keeps.
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.status(appError.status).json(render(appError));
+  };
+}
+
+export const errorMiddleware = errorHandler((appError) => {
   const body: { code: string; message: string; details?: unknown[] } = { code: appError.code, message: appError.message };
   if (appError.details) body.details = appError.details;
-  // Set outright: a handler that failed half-way (the file sender) may have set another type already, which json() keeps.
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.status(appError.status).json({ error: body });
-};
+  return { error: body };
+});
 
 export const notFoundMiddleware: RequestHandler = (req, _res, next) => {
   next(new AppError(404, 'NOT_FOUND', `No route for ${req.method} ${req.path}; see the API reference in the README.`));

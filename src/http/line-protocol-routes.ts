@@ -1,10 +1,10 @@
-import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { Precision } from '../domain/line-protocol';
 import { AppError } from '../domain/errors';
 import type { ApiMetrics } from '../metrics';
 import type { IngestService } from '../services/ingest-service';
 import { callerOf } from './access';
-import { toAppError } from './error-middleware';
+import { errorHandler } from './error-middleware';
 import { decodedBody, idempotencyKeyOf } from './ingest-routes';
 
 export interface LineProtocolRouteDeps {
@@ -44,19 +44,11 @@ const INFLUX_CODES: Record<number, string> = {
 };
 
 /** Errors in InfluxDB's shape, `{"code", "message"[, "line"]}`, with the service's own messages and headers. */
-export const lineProtocolErrors: ErrorRequestHandler = (error, req, res, next) => {
-  if (res.headersSent) {
-    next(error);
-    return;
-  }
-  const appError = toAppError(error);
-  if (appError.status >= 500 && appError.status !== 503) req.log.error({ err: error }, 'request failed');
-  else req.log.info({ code: appError.code, status: appError.status, err: appError.message }, 'request rejected');
-  for (const [name, value] of Object.entries(appError.headers ?? {})) res.setHeader(name, value);
+export const lineProtocolErrors = errorHandler((appError) => {
   const line = (appError.details?.[0] as { line?: unknown } | undefined)?.line;
   const body = { code: INFLUX_CODES[appError.status] ?? 'internal error', message: appError.message };
-  res.status(appError.status).json(typeof line === 'number' ? { ...body, line } : body);
-};
+  return typeof line === 'number' ? { ...body, line } : body;
+});
 
 /**
  * InfluxDB's write endpoints (`POST /api/v2/write`, `POST /write`): the body is line protocol whatever its

@@ -1,12 +1,11 @@
 import { AppError } from '../domain/errors';
+import type { TextLine } from '../domain/ingest-body';
+
+export type { TextLine } from '../domain/ingest-body';
 
 // A valid point is far below this (key 200 chars, meta 4 KiB); longer lines are rejected without being buffered.
 export const MAX_LINE_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
-
-import type { TextLine } from '../domain/ingest-body';
-
-export type { TextLine } from '../domain/ingest-body';
 
 /** Collects the bytes of one line, dropping them once the line is too long to be a valid point. */
 class LineBuffer {

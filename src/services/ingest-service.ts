@@ -357,6 +357,12 @@ export class IngestService {
 /** One item of a streamed body, in order: a valid point, or why one was refused. */
 export type StreamedItem = { point: Point } | { rejection: Rejection };
 
+/** A raw point of item `index`, validated: the point, or why it was refused. */
+function itemOf(raw: unknown, index: number, receivedAt: number): StreamedItem {
+  const result = validatePoint(raw, index, receivedAt);
+  return 'point' in result ? { point: result.point } : { rejection: result.rejection };
+}
+
 /** An NDJSON body's lines as points and refusals (index: the line's, from 0). */
 async function* ndjsonItems(body: IngestBody, receivedAt: number): AsyncGenerator<StreamedItem> {
   for await (const line of body.lines()) {
@@ -365,8 +371,7 @@ async function* ndjsonItems(body: IngestBody, receivedAt: number): AsyncGenerato
       yield { rejection: { index, message: line.error } };
       continue;
     }
-    const result = validatePoint(line.value, index, receivedAt);
-    yield 'point' in result ? { point: result.point } : { rejection: result.rejection };
+    yield itemOf(line.value, index, receivedAt);
   }
 }
 
@@ -392,10 +397,7 @@ async function* lineProtocolItems(
       continue;
     }
     if (!parsed.timestamped) seen.untimestamped = true;
-    for (const point of parsed.points) {
-      const result = validatePoint(point, index, options.receivedAt);
-      yield 'point' in result ? { point: result.point } : { rejection: result.rejection };
-    }
+    for (const point of parsed.points) yield itemOf(point, index, options.receivedAt);
   }
 }
 
