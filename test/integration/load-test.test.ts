@@ -3,7 +3,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApiComponents, type ApiComponents } from '../../src/composition';
 import { createLogger } from '../../src/logger';
-import { startHarness, type Harness } from '../support/harness';
+import { postJson, startHarness, type Harness } from '../support/harness';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -106,8 +106,12 @@ describe('npm run load-test against a real API', () => {
   });
 
   it('when the API refuses every request with 503 (its backlog full), then it gives up --timeout after the last accepted one and exits 1 saying why', async () => {
-    // No worker, and room for two requests of 500 points in the backlog.
+    // No worker, and a backlog already over its limit: two jobs (counted as 1000 points each) wait, the limit is 1000.
     h = await startHarness({ MAX_QUEUE_BACKLOG: '1000' }, { workers: 0 });
+    const fill = Array.from({ length: 1001 }, (_, value) => ({ key: 'load-test-fill', value }));
+    expect((await postJson(h.baseUrl, { points: fill })).status).toBe(202);
+    // The API reads the backlog at most every 250 ms: the load test must meet a fresh read, not the one before the fill.
+    await sleep(400);
 
     const exit = await runLoadTest(
       ['--url', h.baseUrl, '--points', '10000', '--batch', '500', '--concurrency', '1', '--timeout', '3'],
