@@ -23,7 +23,7 @@ const REBUILD_GROUP_POINTS = 5000;
 export async function checkRollups(series: SeriesStore, models: Models, logger: Logger): Promise<void> {
   const rollups = series.rebuildable();
   if (!rollups || (await rollups.isComplete())) return;
-  const [history, processed] = await Promise.all([models.dataPoint.exists({}), models.processedRecord.exists({})]);
+  const [history, processed] = await Promise.all([models.history.exists({}), models.processedRecord.exists({})]);
   if (history === null && processed === null) {
     await rollups.markComplete();
     return;
@@ -44,7 +44,7 @@ export interface RebuildReport {
 
 /**
  * Recomputes the Redis rollups from history: deletes the buckets history can fill again (all of them, or with
- * HISTORY_RETENTION only those starting within it), adds every history record's buckets there under a lane of its
+ * HISTORY_RETENTION only those starting within it), adds every point of history's buckets there under a lane of its
  * own, then marks the rollups complete. The caller makes sure no job is processed meanwhile (see
  * scripts/rebuild-rollups.ts): a job applied during the rebuild would be in both the history read and its own
  * rollup write, or in neither.
@@ -82,9 +82,11 @@ async function rebuild(series: SeriesStore, rollups: RebuildableSeries, models: 
     points = [];
     options.progress?.(records);
   };
-  const cursor = models.dataPoint.collection.find({}, { projection: { _id: 0, key: 1, value: 1, timestamp: 1 }, batchSize: 5000 });
-  for await (const record of cursor) {
-    points.push({ i: 0, key: String(record.key), value: Number(record.value), ts: (record.timestamp as Date).getTime() });
+  const cursor = models.history.collection.find({}, { projection: { _id: 0, key: 1, t: 1, v: 1 }, batchSize: 500 });
+  for await (const bucket of cursor) {
+    const times = bucket.t as Date[];
+    const values = bucket.v as number[];
+    for (let j = 0; j < times.length; j++) points.push({ i: 0, key: String(bucket.key), value: Number(values[j]), ts: (times[j] as Date).getTime() });
     if (points.length >= groupPoints) await flush();
   }
   await flush();

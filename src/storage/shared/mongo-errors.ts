@@ -76,22 +76,27 @@ export function isRefusedData(error: unknown): boolean {
 }
 
 /**
- * Inserts documents in one unordered command and returns how many are new.
+ * Inserts documents in one unordered command and returns how many are new (or the sum of their `weight`).
  * Documents already there (a job run again) are duplicate-key errors, which
  * an unordered insert reports per document and which mean "done"; any other
  * error is thrown.
  */
-export async function insertNew<T extends Document>(collection: Collection<T>, documents: readonly OptionalId<T>[]): Promise<number> {
+export async function insertNew<T extends Document>(
+  collection: Collection<T>,
+  documents: readonly OptionalId<T>[],
+  weight: (document: OptionalId<T>) => number = () => 1,
+): Promise<number> {
   if (documents.length === 0) return 0;
+  let failed = new Set<number>();
   try {
-    const result = await collection.bulkWrite(
+    await collection.bulkWrite(
       documents.map((document): AnyBulkWriteOperation<T> => ({ insertOne: { document } })),
       { ordered: false },
     );
-    return result.insertedCount;
   } catch (error) {
     const failures = bulkWriteErrors(error);
     if (!failures || failures.some((failure) => failure.code !== DUPLICATE_KEY)) throw error;
-    return documents.length - failures.length;
+    failed = new Set(failures.map((failure) => failure.index));
   }
+  return documents.reduce((total, document, index) => (failed.has(index) ? total : total + weight(document)), 0);
 }

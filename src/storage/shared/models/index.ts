@@ -1,24 +1,24 @@
 import type { Collection, Document } from 'mongodb';
 import type { Connection, Model } from 'mongoose';
-import { createDataPointModel, type DataPointModel } from './data-point-model';
+import { createHistoryBucketModel, type HistoryBucketModel } from './history-bucket-model';
 import { createProcessedRecordModel, type ProcessedRecordModel } from './processed-record-model';
 
 /** The models both profiles share: history and processed records (each profile builds its own statistics). */
 export interface Models {
-  dataPoint: DataPointModel;
+  history: HistoryBucketModel;
   processedRecord: ProcessedRecordModel;
 }
 
 export function createModels(connection: Connection): Models {
   return {
-    dataPoint: createDataPointModel(connection),
+    history: createHistoryBucketModel(connection),
     processedRecord: createProcessedRecordModel(connection),
   };
 }
 
 /** Creates the secondary indexes (idempotent); the storage profile decides whether (see ../../profile.ts). */
 export async function ensureIndexes(models: Models): Promise<void> {
-  await Promise.all([models.dataPoint.createIndexes(), models.processedRecord.createIndexes()]);
+  await Promise.all([models.history.createIndexes(), models.processedRecord.createIndexes()]);
 }
 
 /**

@@ -1,0 +1,59 @@
+import { Schema, type Connection, type Model } from 'mongoose';
+
+/** Every bucket holds points whose timestamps fall in one aligned window of this span (docs/storage.md, "History"). */
+export const HISTORY_BUCKET_SPAN_MS = 60_000;
+
+/**
+ * One history bucket: the points of one key that one job carries within one aligned minute, as parallel arrays
+ * (index j of each array is one point). `_id` is `<batchId>:<i of its first point>`, fixed by the job's own
+ * points, so a job run again, in any group, writes the same buckets and a re-insert is a no-op.
+ */
+export interface HistoryBucketDocument {
+  _id: string;
+  key: string;
+  batchId: string;
+  /** The oldest and newest timestamp of its points. */
+  min: Date;
+  max: Date;
+  /** Its number of points. */
+  n: number;
+  /** Each point's index in its batch: with the batch id, its record id. */
+  i: number[];
+  t: Date[];
+  v: number[];
+  /** Types and meta, present only when a point has one (null for the others). */
+  y?: (string | null)[];
+  m?: (Record<string, unknown> | null)[];
+  receivedAt: Date;
+  processedAt: Date;
+}
+
+const historyBucketSchema = new Schema<HistoryBucketDocument>(
+  {
+    _id: { type: String, required: true },
+    key: { type: String, required: true },
+    batchId: { type: String, required: true },
+    min: { type: Date, required: true },
+    max: { type: Date, required: true },
+    n: { type: Number, required: true },
+    i: [Number],
+    t: [Date],
+    v: [Number],
+    y: { type: [Schema.Types.Mixed], default: undefined },
+    m: { type: [Schema.Types.Mixed], default: undefined },
+    receivedAt: { type: Date, required: true },
+    processedAt: { type: Date, required: true },
+  },
+  { collection: 'history', versionKey: false, autoIndex: false },
+);
+// Newest buckets first per key (the common read), per batch, and across all keys; `min` lets a page past a cursor
+// skip, inside the index, the buckets of the cursor's window that hold only newer points.
+historyBucketSchema.index({ key: 1, max: -1, min: -1 });
+historyBucketSchema.index({ batchId: 1, max: -1, min: -1 });
+historyBucketSchema.index({ max: -1, min: -1 });
+
+export type HistoryBucketModel = Model<HistoryBucketDocument>;
+
+export function createHistoryBucketModel(connection: Connection): HistoryBucketModel {
+  return connection.model<HistoryBucketDocument>('HistoryBucket', historyBucketSchema);
+}
