@@ -1,48 +1,48 @@
 --[[
-  Adds a key's records to its recent-history tier: each record id once, then trims the tier to its cap (remembering
-  the newest trimmed record as the floor). A record at or below the floor may have been here and trimmed, so the
-  key is marked bad: the tier stops answering for it.
+  Adds a key's history buckets to its recent tier: each bucket once, then trims the oldest buckets (lowest newest
+  point) while the rest still hold the cap, remembering the highest trimmed `max` as the floor. A bucket whose
+  newest point is at or below the floor may have been here and trimmed, so the key is marked bad: the tier stops
+  answering for it.
 
   Input:
-    KEYS[1]  z: sorted set of record ids by timestamp
-    KEYS[2]  d: hash of record id -> record (JSON)
-    KEYS[3]  m: hash of seen, ft/fid (the floor), bad
-    ARGV[1]  the cap: records kept per key
-    ARGV[2]  the records, each `id SEP timestamp SEP record END` (SEP is \1, END is \2)
+    KEYS[1]  z: sorted set of bucket ids by their newest timestamp
+    KEYS[2]  d: hash of bucket id -> `n SEP min SEP bucket JSON`
+    KEYS[3]  m: hash of seen (points ever added), held (points here), floor, bad
+    ARGV[1]  the cap: points kept per key
+    ARGV[2]  the buckets, each `id SEP max SEP n SEP min SEP json END` (SEP is \1, END is \2)
 
   Output:
-    how many records were new
+    how many points were new
 ]]
---- @include "includes/recent-history-helpers.lua"
-local meta = redis.call('HMGET', KEYS[3], 'ft', 'fid', 'bad')
-if meta[3] then return 0 end
-local ft, fid = tonumber(meta[1]), meta[2]
-local members, records = {}, {}
-for id, ts, record in string.gmatch(ARGV[2], '([^\1]*)\1([^\1]*)\1([^\2]*)\2') do
-  local t = tonumber(ts)
-  if ft and (t < ft or (t == ft and not before(fid, id))) then
-    -- At or below the floor: it may have been here and trimmed, so 'seen' can no longer be trusted.
+local meta = redis.call('HMGET', KEYS[3], 'floor', 'bad', 'held')
+if meta[2] then return 0 end
+local floor = tonumber(meta[1])
+local held = tonumber(meta[3]) or 0
+local added = 0
+for id, max, n, min, json in string.gmatch(ARGV[2], '([^\1]*)\1([^\1]*)\1([^\1]*)\1([^\1]*)\1([^\2]*)\2') do
+  if floor and tonumber(max) <= floor then
     redis.call('HSET', KEYS[3], 'bad', 1)
     return 0
   end
-  members[#members + 1] = ts; members[#members + 1] = id
-  records[#records + 1] = id; records[#records + 1] = record
+  -- A job run again: a bucket already here keeps what it was first written with.
+  if redis.call('ZADD', KEYS[1], 'NX', max, id) == 1 then
+    redis.call('HSET', KEYS[2], id, n .. '\1' .. min .. '\1' .. json)
+    added = added + tonumber(n)
+  end
 end
-local added = in_slices(members, function(...) return redis.call('ZADD', KEYS[1], 'NX', ...) end)
-if added == #records / 2 then
-  in_slices(records, function(...) return redis.call('HSET', KEYS[2], ...) end)
-elseif added > 0 then
-  -- A job run again: the records already here keep what they were first written with.
-  for j = 1, #records, 2 do redis.call('HSETNX', KEYS[2], records[j], records[j + 1]) end
+held = held + added
+local cap = tonumber(ARGV[1])
+while true do
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #oldest == 0 then break end
+  local n = tonumber(string.match(redis.call('HGET', KEYS[2], oldest[1]), '^(%d+)'))
+  if held - n < cap then break end
+  redis.call('ZREM', KEYS[1], oldest[1])
+  redis.call('HDEL', KEYS[2], oldest[1])
+  held = held - n
+  if not floor or tonumber(oldest[2]) > floor then floor = tonumber(oldest[2]) end
+  redis.call('HSET', KEYS[3], 'floor', oldest[2])
 end
 redis.call('HINCRBY', KEYS[3], 'seen', added)
-local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
-if over > 0 then
-  local gone = redis.call('ZRANGE', KEYS[1], 0, over - 1, 'WITHSCORES')
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
-  local ids = {}
-  for j = 1, #gone, 2 do ids[#ids + 1] = gone[j] end
-  in_slices(ids, function(...) return redis.call('HDEL', KEYS[2], ...) end)
-  redis.call('HSET', KEYS[3], 'ft', gone[#gone], 'fid', gone[#gone - 1])
-end
+redis.call('HSET', KEYS[3], 'held', held)
 return added

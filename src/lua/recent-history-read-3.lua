@@ -1,40 +1,43 @@
 --[[
-  Reads a page of a key's recent-history tier, newest first.
+  Reads the buckets of a key's recent tier that a page may need, newest `max` first. It stops once the buckets it
+  returned hold, between the bounds, at least the page's records, and the next bucket's newest point is older than
+  the oldest of those: no bucket further down can hold a record of the page.
 
   Input:
-    KEYS[1]  z: sorted set of record ids by timestamp
-    KEYS[2]  d: hash of record id -> record (JSON)
-    KEYS[3]  m: hash of seen, ft/fid (the floor), bad
-    ARGV[1]  the newest timestamp (inclusive)
-    ARGV[2]  the oldest timestamp (inclusive, or -inf)
-    ARGV[3]  an id: at ARGV[1] only ids before it count ('' for all)
-    ARGV[4]  how many records
+    KEYS[1]  z: sorted set of bucket ids by their newest timestamp
+    KEYS[2]  d: hash of bucket id -> `n SEP min SEP bucket JSON`
+    KEYS[3]  m: hash of seen, held, floor, bad
+    ARGV[1]  the highest `max` a bucket may have (or +inf)
+    ARGV[2]  the oldest timestamp of the page (or -inf)
+    ARGV[3]  the newest timestamp of the page (or +inf)
+    ARGV[4]  how many records the page needs
 
   Output:
-    seen, floor timestamp, floor id, bad ('' when unset), then (id, timestamp, record) of each record, newest first
+    seen, floor, bad ('' when unset), then each bucket's JSON
 ]]
---- @include "includes/recent-history-helpers.lua"
-local meta = redis.call('HMGET', KEYS[3], 'seen', 'ft', 'fid', 'bad')
-local out = { meta[1] or '0', meta[2] or '', meta[3] or '', meta[4] or '' }
-if meta[4] then return out end
-local want = tonumber(ARGV[4])
-local ids, scores = {}, {}
-local max = ARGV[1]
-if ARGV[3] ~= '' then
-  local ties = redis.call('ZRANGEBYSCORE', KEYS[1], max, max)
-  for i = #ties, 1, -1 do
-    if #ids >= want then break end
-    if before(ties[i], ARGV[3]) then ids[#ids + 1] = ties[i]; scores[#ids] = max end
+local meta = redis.call('HMGET', KEYS[3], 'seen', 'floor', 'bad')
+local out = { meta[1] or '0', meta[2] or '', meta[3] or '' }
+if meta[3] then return out end
+local lower, upper, want = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Points of whole buckets between the bounds, and the oldest point among them.
+local whole, oldest = 0, nil
+local offset = 0
+while true do
+  local chunk = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', offset, 32)
+  if #chunk == 0 then return out end
+  for j = 1, #chunk, 2 do
+    local max = tonumber(chunk[j + 1])
+    if whole >= want and max < oldest then return out end
+    local n, min, json = string.match(redis.call('HGET', KEYS[2], chunk[j]), '^(%d+)\1([^\1]*)\1(.*)$')
+    min = tonumber(min)
+    if min <= upper then
+      out[#out + 1] = json
+      -- Strictly below `upper`: at `upper` itself the cursor may leave some points out.
+      if min >= lower and max < upper then
+        whole = whole + tonumber(n)
+        if not oldest or min < oldest then oldest = min end
+      end
+    end
   end
-  max = '(' .. max
+  offset = offset + 32
 end
-if #ids < want then
-  local rest = redis.call('ZREVRANGEBYSCORE', KEYS[1], max, ARGV[2], 'WITHSCORES', 'LIMIT', 0, want - #ids)
-  for j = 1, #rest, 2 do ids[#ids + 1] = rest[j]; scores[#ids] = rest[j + 1] end
-end
-if #ids == 0 then return out end
-local records = redis.call('HMGET', KEYS[2], unpack(ids))
-for i = 1, #ids do
-  out[#out + 1] = ids[i]; out[#out + 1] = scores[i]; out[#out + 1] = records[i]
-end
-return out

@@ -1,38 +1,44 @@
 import type Redis from 'ioredis';
-import type { HistoryPage, HistoryQuery, HistoryRecord, HistoryStore, HistoryJob } from '../contract';
+import type { HistoryPage, HistoryQuery, HistoryStore, HistoryJob } from '../contract';
 import { queued, withScripts, type ScriptCommands } from '../../queue/lua-scripts';
+import { bucketsOf, PageMerge, windowEnd, type HistoryBucket } from '../shared/history-buckets';
 
 /*
- * The recent-history tier: the newest records of each key, in Redis, for the FerretDB profile (see docs/storage.md).
- * FerretDB v1 reads and decodes every history record for any filter but `{_id}`, so a key's newest page costs
- * O(all history) there; from this tier it costs O(page). MongoDB reads its (key, timestamp, _id) index instead.
+ * The recent-history tier: the newest history buckets of each key, in Redis, for the FerretDB profile (see
+ * docs/storage.md). FerretDB v1 reads and decodes every history bucket for any filter, so a key's newest page costs
+ * O(all history) there; from this tier it costs O(page). MongoDB reads its (key, max, min) index instead.
  *
- * Per key, three Redis keys:
- *   z  sorted set: record id → timestamp, ordered like the API (timestamp, then id, bytewise)
- *   d  hash: record id → [value, type, meta, batchId, receivedAt, processedAt] as JSON
- *   m  hash: seen  records ever added (each id once), trimmed ones included
- *            ft/fid  the floor: the highest (timestamp, id) trimmed to keep the set at its cap
- *            bad  set when the tier may miss a record (a late one at or below the floor, or uncounted points)
+ * Per key, three Redis keys, holding the same buckets as the database (../shared/history-buckets.ts):
+ *   z  sorted set: bucket id → its newest timestamp
+ *   d  hash: bucket id → `n SEP min SEP` and the bucket as JSON (BucketJson)
+ *   m  hash: seen  points ever added (each bucket once), trimmed ones included
+ *            held  points here now; the oldest buckets are trimmed while the rest hold HISTORY_RECENT_PER_KEY
+ *            floor the highest newest-timestamp of a trimmed bucket: every point above it is here
+ *            bad  set when the tier may miss a point (a late bucket at or below the floor, or uncounted points)
  *
- * It answers a query only when it holds every record the query could return: the key's count of points in its
+ * It answers a query only when it holds every point the query could return: the key's count of points in its
  * statistics equals `seen` (the tier is written after the statistics, so equal counts mean it has seen every counted
- * record: nothing lost with Redis, nothing in flight), and the answer does not reach below the floor.
+ * point: nothing lost with Redis, nothing in flight), and the answer does not reach down to the floor.
  */
 
-// Separators of the records sent to recent-history-add-3.lua: JSON escapes both inside strings, and ids and numbers hold neither.
+// Separators of the buckets sent to recent-history-add-3.lua: JSON escapes both inside strings, and ids and numbers hold neither.
 const SEP = '\u0001';
 const END = '\u0002';
 
-/** [value, type, meta, batchId, receivedAt ms, processedAt ms]: the record without its key, id and timestamp. */
-type StoredRecord = [number, string | null, Record<string, unknown> | null, string, number, number];
+/** A bucket without its key, id, min and max, which the tier keeps beside it: [i, t, v, y, m, batchId, receivedAt, processedAt]. */
+type BucketJson = [number[], number[], number[], HistoryBucket['y'] | null, HistoryBucket['m'] | null, string, number, number];
 
 /** What the tier holds for one query, or why it cannot answer. */
 export type RecentAnswer = { page: HistoryPage; seen: number } | null;
 
+// Bounds for the read script, which compares them as numbers too.
+const NO_LOWER = '-1e300';
+const NO_UPPER = '1e300';
+
 export class RecentHistory {
   private readonly redis: Redis & ScriptCommands;
 
-  /** `cap`: records kept per key (HISTORY_RECENT_PER_KEY). */
+  /** `cap`: points kept per key (HISTORY_RECENT_PER_KEY). */
   constructor(
     redis: Redis,
     private readonly prefix: string,
@@ -41,30 +47,26 @@ export class RecentHistory {
     this.redis = withScripts(redis);
   }
 
-  /** Adds the jobs' records (already in the store, their points already counted); records already here stay. */
+  /** Adds the jobs' buckets (already in the store, their points already counted); buckets already here stay. */
   async add(jobs: readonly HistoryJob[], processedAt: Date): Promise<void> {
     const byKey = new Map<string, string[]>();
-    const processed = processedAt.getTime();
-    for (const { batchId, points, receivedAt } of jobs) {
-      const tail = `,"${batchId}",${receivedAt.getTime()},${processed}]`;
-      for (const point of points) {
-        // A StoredRecord as JSON, built by hand: a number's text is its JSON, a batch id needs no escaping.
-        const type = point.type === undefined ? 'null' : JSON.stringify(point.type);
-        const meta = point.meta === undefined ? 'null' : JSON.stringify(point.meta);
-        let records = byKey.get(point.key);
-        if (!records) byKey.set(point.key, (records = []));
-        records.push(`${batchId}:${point.i}${SEP}${point.ts}${SEP}[${point.value},${type},${meta}${tail}${END}`);
+    for (const job of jobs) {
+      for (const bucket of bucketsOf(job, processedAt)) {
+        const json: BucketJson = [bucket.i, bucket.t, bucket.v, bucket.y ?? null, bucket.m ?? null, bucket.batchId, bucket.receivedAt, bucket.processedAt];
+        let entries = byKey.get(bucket.key);
+        if (!entries) byKey.set(bucket.key, (entries = []));
+        entries.push(`${bucket.id}${SEP}${bucket.max}${SEP}${bucket.n}${SEP}${bucket.min}${SEP}${JSON.stringify(json)}${END}`);
       }
     }
     const pipeline = queued(this.redis.pipeline());
-    // One script call per key (recent-history-add-3.lua): each record id once, then the tier trimmed to its cap.
-    for (const [key, records] of byKey) pipeline.recentHistoryAdd(...this.keysOf(key), this.cap, records.join(''));
+    // One script call per key (recent-history-add-3.lua): each bucket once, then the tier trimmed to its cap.
+    for (const [key, entries] of byKey) pipeline.recentHistoryAdd(...this.keysOf(key), this.cap, entries.join(''));
     const replies = (await pipeline.exec()) ?? [];
     const failed = replies.find(([error]) => error !== null);
     if (failed?.[0]) throw failed[0];
   }
 
-  /** Marks keys whose stored records may not all be counted: the tier stops answering for them. */
+  /** Marks keys whose stored points may not all be counted: the tier stops answering for them. */
   async invalidate(keys: Iterable<string>): Promise<void> {
     const pipeline = this.redis.pipeline();
     for (const key of new Set(keys)) pipeline.hset(this.keysOf(key)[2], 'bad', 1);
@@ -73,45 +75,25 @@ export class RecentHistory {
 
   /** One page of `query.key`'s records newest first, if the tier holds all it could contain; `cutoff` hides older ones. */
   async page(query: HistoryQuery & { key: string }, cutoff: number | undefined): Promise<RecentAnswer> {
-    const from = Math.max(query.from ?? -Infinity, cutoff ?? -Infinity);
-    let newest = query.to ?? Infinity;
-    let beforeId = '';
-    if (query.after && query.after.t <= newest) {
-      newest = query.after.t;
-      beforeId = query.after.id;
-    }
-    // An empty window: no ties at `newest` either (they would be older than `from`).
-    if (newest < from) beforeId = '';
-    const reply = <string[]>(
-      await this.redis.recentHistoryRead(...this.keysOf(query.key), bound(newest), bound(from), beforeId, query.limit + 1)
-    );
-    const [seen, floorT, , bad] = reply;
+    const merge = new PageMerge({ ...query, from: Math.max(query.from ?? -Infinity, cutoff ?? -Infinity) });
+    if (merge.empty) return null;
+    const highest = merge.upper === Infinity ? '+inf' : `(${windowEnd(merge.upper)}`;
+    const lower = merge.lower === -Infinity ? NO_LOWER : String(merge.lower);
+    const upper = merge.upper === Infinity ? NO_UPPER : String(merge.upper);
+    const reply = <string[]>await this.redis.recentHistoryRead(...this.keysOf(query.key), highest, lower, upper, query.limit + 1);
+    const [seen, floor, bad] = reply;
     if (bad !== '') return null;
-    const records: HistoryRecord[] = [];
-    const positions: { t: number; id: string }[] = [];
-    for (let index = 4; index < reply.length; index += 3) {
-      const id = reply[index] as string;
-      const t = Number(reply[index + 1]);
-      const [value, type, meta, batchId, receivedAt, processedAt] = JSON.parse(reply[index + 2] as string) as StoredRecord;
-      positions.push({ t, id });
-      records.push({
-        key: query.key,
-        value,
-        timestamp: new Date(t).toISOString(),
-        type,
-        meta,
-        batchId,
-        receivedAt: new Date(receivedAt).toISOString(),
-        processedAt: new Date(processedAt).toISOString(),
-      });
+    for (let index = 3; index < reply.length; index += 1) {
+      const [i, t, v, y, m, batchId, receivedAt, processedAt] = JSON.parse(reply[index] as string) as BucketJson;
+      const bucket: HistoryBucket = { id: '', key: query.key, batchId, min: 0, max: Math.max(...t), n: t.length, i, t, v, receivedAt, processedAt };
+      if (y) bucket.y = y;
+      if (m) bucket.m = m;
+      if (!merge.add(bucket)) break;
     }
-    if (records.length > query.limit) {
-      const last = positions[query.limit - 1];
-      return { seen: Number(seen), page: { items: records.slice(0, query.limit), next: last ?? null } };
-    }
-    // Fewer than a page: exact only if nothing in the window was trimmed.
-    if (floorT !== '' && Number(floorT) >= from) return null;
-    return { seen: Number(seen), page: { items: records, next: null } };
+    const { page, reach, full } = merge.finish();
+    // Exact when every point it had to consider is above the floor; with fewer than a page, the whole window must be.
+    if (floor !== '' && (full ? (reach ?? -Infinity) : merge.lower) <= Number(floor)) return null;
+    return { seen: Number(seen), page };
   }
 
   private keysOf(key: string): [string, string, string] {
@@ -119,10 +101,6 @@ export class RecentHistory {
     const base = `${this.prefix}:recent:{${key}}`;
     return [`${base}:z`, `${base}:d`, `${base}:m`];
   }
-}
-
-function bound(ms: number): string {
-  return ms === Infinity ? '+inf' : ms === -Infinity ? '-inf' : String(ms);
 }
 
 /**

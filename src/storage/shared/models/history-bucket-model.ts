@@ -1,12 +1,8 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
-/** Every bucket holds points whose timestamps fall in one aligned window of this span (docs/storage.md, "History"). */
-export const HISTORY_BUCKET_SPAN_MS = 60_000;
-
 /**
- * One history bucket: the points of one key that one job carries within one aligned minute, as parallel arrays
- * (index j of each array is one point). `_id` is `<batchId>:<i of its first point>`, fixed by the job's own
- * points, so a job run again, in any group, writes the same buckets and a re-insert is a no-op.
+ * One history bucket as stored (../history-buckets.ts has what a bucket is): `_id` is its id, timestamps are dates.
+ * A job run again, in any group, writes the same `_id`s, so a re-insert is a no-op.
  */
 export interface HistoryBucketDocument {
   _id: string;
