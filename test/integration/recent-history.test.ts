@@ -5,6 +5,7 @@ import { groupByKey } from '../../src/domain/stats';
 import type { HistoryQuery } from '../../src/storage/contract';
 import { HistoryRepository } from '../../src/storage/shared/history-repository';
 import { RecentHistory } from '../../src/storage/ferretdb/recent-history';
+import { BatchStore } from '../../src/exactly-once/batch-store';
 import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
 import type { Repositories } from '../../src/storage';
 import { ownRepositories } from '../support/own-repositories';
@@ -25,7 +26,7 @@ interface Setup {
 async function open(cap = CAP): Promise<Setup> {
   const { config, repos } = await own.open({ HISTORY_RECENT_PER_KEY: String(cap) });
   const combiner = new WriteCombiner({ ...repos, clock: Date.now, maxPoints: 10_000 });
-  return { config, repos, store: new HistoryRepository(repos.models.dataPoint, config.HISTORY_QUERY_TIMEOUT_MS), combiner };
+  return { config, repos, store: new HistoryRepository(repos.models.history, config.HISTORY_QUERY_TIMEOUT_MS), combiner };
 }
 
 let seq = 0;
@@ -167,6 +168,37 @@ describe('history pages with the recent tier (FerretDB profile) and without it',
     await expectSameAsStore(setup, { key: 'rh/g', limit: 5, after: cursor ?? undefined, from: T0 + 3000 });
     await expectSameAsStore(setup, { key: 'rh/g', limit: 5, after: cursor ?? undefined });
     expect((await setup.repos.history.page({ key: 'rh/g', limit: 5, after: cursor ?? undefined, from: T0 + 3000 })).items).toEqual([]);
+  });
+
+  it('when a batch is read by batchId, then its pages equal the store’s, from the tier while it holds every bucket of the batch', async () => {
+    const setup = await open(100);
+    const batchId = `rhbatch${randomBytes(4).toString('hex')}`;
+    const points = Array.from({ length: 30 }, (_, i): [string, number, number] => [`rh/batch${i % 3}`, i, T0 + Math.floor(i / 4) * 1000]);
+    await new BatchStore(own.redis(), setup.config.QUEUE_NAME).create(batchId, { points: 30, chunks: 2, keys: 3, receivedAt: T0 });
+    // Two jobs of the batch; the first twice, as a re-run.
+    const first = job(points.slice(0, 17), batchId);
+    await setup.combiner.write(first);
+    await setup.combiner.write({ ...first, startedAt: Date.now() });
+    const tier = tierOf(setup);
+    if (setup.repos.profile.recentHistory === 'redis-tier') {
+      // Half the batch is stored: the tier does not answer for it.
+      expect(await tier.batchPage({ batchId, limit: 10 }, undefined, 30)).toBeNull();
+    }
+    const rest = job(points.slice(17), batchId);
+    await setup.combiner.write({ ...rest, points: rest.points.map((point, i) => ({ ...point, i: 17 + i })) });
+    for (const query of [{ limit: 7 }, { limit: 100 }, { limit: 3, key: 'rh/batch1' }, { limit: 2, from: T0 + 2000, to: T0 + 5000 }]) {
+      await expectSameAsStore(setup, { ...query, batchId });
+    }
+    const all = await setup.repos.history.page({ batchId, limit: 100 });
+    expect(all.items).toHaveLength(30);
+    expect(new Set(all.items.map((item) => item.batchId))).toEqual(new Set([batchId]));
+    if (setup.repos.profile.recentHistory === 'redis-tier') {
+      expect((await tier.batchPage({ batchId, limit: 100 }, undefined, 30))?.items).toEqual(all.items);
+      // A bucket trimmed from its key's tier: the store answers.
+      await setup.combiner.write(job(Array.from({ length: 150 }, (_, i): [string, number, number] => ['rh/batch0', i, T0 + 100_000 + i])));
+      expect(await tier.batchPage({ batchId, limit: 100 }, undefined, 30)).toBeNull();
+      expect(await setup.repos.history.page({ batchId, limit: 100 })).toEqual(all);
+    }
   });
 
   it('when a key has no points, then its page is empty', async () => {

@@ -9,8 +9,8 @@
  *   key-locks.ts                    concurrent updates of one document lose writes: one writer per shard (Redis lock)
  *   redis-series.ts                 a guarded bucket document per key and minute would cost a scan per bucket, and
  *                                   windows a scan per read: rollups live in Redis, guarded by a Lua script
- *   recent-history.ts               any history filter but `{_id}` decodes every record: a key's newest pages come
- *                                   from a bounded per-key tier in Redis
+ *   recent-history.ts               any history filter decodes every bucket: a key's newest pages, and a batch's
+ *                                   pages while its status lasts, come from a bounded per-key tier in Redis
  *
  * History and processed records themselves are shared with the MongoDB profile (../shared/); FerretDB has no TTL
  * indexes, so history retention is swept by the worker (../retention.ts).
@@ -20,6 +20,7 @@ import type { Db } from 'mongodb';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/config';
 import type { SeriesRetention } from '../../domain/series';
+import { BatchStore } from '../../exactly-once/batch-store';
 import { GUARD_RETENTION } from '../../exactly-once/guard';
 import type { AggregateStore, HistoryStore } from '../contract';
 import type { ProfileStores } from '../profile';
@@ -46,10 +47,12 @@ export async function createFerretdbStores(settings: FerretdbStoreSettings): Pro
   const series = new RedisSeries(redis, config.QUEUE_NAME, settings.seriesRetention);
   if (config.HISTORY_RECENT_PER_KEY === 0) return { aggregates, series, history };
   const recent = new RecentHistory(redis, config.QUEUE_NAME, config.HISTORY_RECENT_PER_KEY);
+  const batches = new BatchStore(redis, config.QUEUE_NAME);
   const tiered = new TieredHistory(
     history,
     recent,
     async (key) => (await aggregates.findByKey(key))?.count ?? null,
+    async (batchId) => (await batches.get(batchId))?.points ?? null,
     config.HISTORY_RETENTION,
   );
   return { aggregates, series, history: tiered };

@@ -1,6 +1,7 @@
 import type Redis from 'ioredis';
 import type { HistoryPage, HistoryQuery, HistoryStore, HistoryJob } from '../contract';
 import { queued, withScripts, type ScriptCommands } from '../../queue/lua-scripts';
+import { BATCH_TTL_SECONDS } from '../../exactly-once/window';
 import { bucketsOf, PageMerge, windowEnd, type HistoryBucket } from '../shared/history-buckets';
 
 /*
@@ -16,9 +17,13 @@ import { bucketsOf, PageMerge, windowEnd, type HistoryBucket } from '../shared/h
  *            floor the highest newest-timestamp of a trimmed bucket: every point above it is here
  *            bad  set when the tier may miss a point (a late bucket at or below the floor, or uncounted points)
  *
- * It answers a query only when it holds every point the query could return: the key's count of points in its
+ * Per batch, one more: a hash of its bucket ids → `key SEP n`, kept as long as the batch's status, so that a
+ * `batchId` page reads its buckets from the key tiers.
+ *
+ * A key's page is answered only when the tier holds every point it could return: the key's count of points in its
  * statistics equals `seen` (the tier is written after the statistics, so equal counts mean it has seen every counted
- * point: nothing lost with Redis, nothing in flight), and the answer does not reach down to the floor.
+ * point: nothing lost with Redis, nothing in flight), and the answer does not reach down to the floor. A batch's page
+ * is answered only when its index lists all of the batch's points and every listed bucket is still in its key's tier.
  */
 
 // Separators of the buckets sent to recent-history-add-3.lua: JSON escapes both inside strings, and ids and numbers hold neither.
@@ -50,15 +55,29 @@ export class RecentHistory {
   /** Adds the jobs' buckets (already in the store, their points already counted); buckets already here stay. */
   async add(jobs: readonly HistoryJob[], processedAt: Date): Promise<void> {
     const byKey = new Map<string, string[]>();
+    const pipeline = queued(this.redis.pipeline());
     for (const job of jobs) {
+      const index: string[] = [];
       for (const bucket of bucketsOf(job, processedAt)) {
-        const json: BucketJson = [bucket.i, bucket.t, bucket.v, bucket.y ?? null, bucket.m ?? null, bucket.batchId, bucket.receivedAt, bucket.processedAt];
+        const json: BucketJson = [
+          bucket.i,
+          bucket.t,
+          bucket.v,
+          bucket.y ?? null,
+          bucket.m ?? null,
+          bucket.batchId,
+          bucket.receivedAt,
+          bucket.processedAt,
+        ];
         let entries = byKey.get(bucket.key);
         if (!entries) byKey.set(bucket.key, (entries = []));
         entries.push(`${bucket.id}${SEP}${bucket.max}${SEP}${bucket.n}${SEP}${bucket.min}${SEP}${JSON.stringify(json)}${END}`);
+        index.push(bucket.id, `${bucket.key}${SEP}${bucket.n}`);
       }
+      // A job run again writes the same fields.
+      const batchKey = this.batchKeyOf(job.batchId);
+      pipeline.hset(batchKey, ...index).expire(batchKey, BATCH_TTL_SECONDS);
     }
-    const pipeline = queued(this.redis.pipeline());
     // One script call per key (recent-history-add-3.lua): each bucket once, then the tier trimmed to its cap.
     for (const [key, entries] of byKey) pipeline.recentHistoryAdd(...this.keysOf(key), this.cap, entries.join(''));
     const replies = (await pipeline.exec()) ?? [];
@@ -84,11 +103,7 @@ export class RecentHistory {
     const [seen, floor, bad] = reply;
     if (bad !== '') return null;
     for (let index = 3; index < reply.length; index += 1) {
-      const [i, t, v, y, m, batchId, receivedAt, processedAt] = JSON.parse(reply[index] as string) as BucketJson;
-      const bucket: HistoryBucket = { id: '', key: query.key, batchId, min: 0, max: Math.max(...t), n: t.length, i, t, v, receivedAt, processedAt };
-      if (y) bucket.y = y;
-      if (m) bucket.m = m;
-      if (!merge.add(bucket)) break;
+      if (!merge.add(decode(query.key, reply[index] as string))) break;
     }
     const { page, reach, full } = merge.finish();
     // Exact when every point it had to consider is above the floor; with fewer than a page, the whole window must be.
@@ -96,11 +111,74 @@ export class RecentHistory {
     return { seen: Number(seen), page };
   }
 
+  /**
+   * One page of a batch's records newest first (narrowed to `query.key` if set), if the tier holds all of them: its
+   * index lists `batchPoints` points and each listed bucket is still in its key's tier.
+   */
+  async batchPage(query: HistoryQuery & { batchId: string }, cutoff: number | undefined, batchPoints: number): Promise<HistoryPage | null> {
+    const merge = new PageMerge({ ...query, from: Math.max(query.from ?? -Infinity, cutoff ?? -Infinity) });
+    const index = await this.redis.hgetall(this.batchKeyOf(query.batchId));
+    const byKey = new Map<string, string[]>();
+    let points = 0;
+    for (const [id, entry] of Object.entries(index)) {
+      const [key, n] = entry.split(SEP) as [string, string];
+      points += Number(n);
+      if (query.key !== undefined && key !== query.key) continue;
+      let ids = byKey.get(key);
+      if (!ids) byKey.set(key, (ids = []));
+      ids.push(id);
+    }
+    if (points !== batchPoints) return null;
+    if (merge.empty || byKey.size === 0) return { items: [], next: null };
+    const pipeline = this.redis.pipeline();
+    for (const [key, ids] of byKey) pipeline.hmget(this.keysOf(key)[1], ...ids);
+    const replies = (await pipeline.exec()) ?? [];
+    const buckets: HistoryBucket[] = [];
+    let position = 0;
+    for (const key of byKey.keys()) {
+      const [error, values] = replies[position++] ?? [new Error('no reply')];
+      if (error) throw error;
+      for (const value of values as (string | null)[]) {
+        // Trimmed from its key's tier: the store answers.
+        if (value === null) return null;
+        buckets.push(decode(key, value.slice(value.indexOf(SEP, value.indexOf(SEP) + 1) + 1)));
+      }
+    }
+    buckets.sort((a, b) => b.max - a.max);
+    for (const bucket of buckets) if (!merge.add(bucket)) break;
+    return merge.finish().page;
+  }
+
+  private batchKeyOf(batchId: string): string {
+    return `${this.prefix}:recent:batch:${batchId}`;
+  }
+
   private keysOf(key: string): [string, string, string] {
     // One hash tag per key keeps its three keys in one slot (Redis Cluster).
     const base = `${this.prefix}:recent:{${key}}`;
     return [`${base}:z`, `${base}:d`, `${base}:m`];
   }
+}
+
+/** A bucket of `key` from its JSON in the tier. */
+function decode(key: string, json: string): HistoryBucket {
+  const [i, t, v, y, m, batchId, receivedAt, processedAt] = JSON.parse(json) as BucketJson;
+  const bucket: HistoryBucket = {
+    id: '',
+    key,
+    batchId,
+    min: Math.min(...t),
+    max: Math.max(...t),
+    n: t.length,
+    i,
+    t,
+    v,
+    receivedAt,
+    processedAt,
+  };
+  if (y) bucket.y = y;
+  if (m) bucket.m = m;
+  return bucket;
 }
 
 /**
@@ -113,6 +191,8 @@ export class TieredHistory implements HistoryStore {
     private readonly recent: RecentHistory,
     /** The key's count of points in its statistics, null when it has none. */
     private readonly countOf: (key: string) => Promise<number | null>,
+    /** The batch's number of points, null when its status is unknown (expired, or still receiving). */
+    private readonly batchPoints: (batchId: string) => Promise<number | null>,
     private readonly retentionMs: number | null,
     private readonly clock: () => number = Date.now,
   ) {}
@@ -130,9 +210,14 @@ export class TieredHistory implements HistoryStore {
   }
 
   async page(query: HistoryQuery): Promise<HistoryPage> {
-    if (query.key !== undefined && query.batchId === undefined) {
-      const cutoff = this.retentionMs === null ? undefined : this.clock() - this.retentionMs;
-      // Redis unavailable: the store answers, as it would without the tier.
+    const cutoff = this.retentionMs === null ? undefined : this.clock() - this.retentionMs;
+    // Redis unavailable: the store answers, as it would without the tier.
+    if (query.batchId !== undefined) {
+      const batchId = query.batchId;
+      const points = await this.batchPoints(batchId).catch(() => null);
+      const page = points === null ? null : await this.recent.batchPage({ ...query, batchId }, cutoff, points).catch(() => null);
+      if (page) return page;
+    } else if (query.key !== undefined) {
       const answer = await this.recent.page({ ...query, key: query.key }, cutoff).catch(() => null);
       if (answer && answer.seen === ((await this.countOf(query.key)) ?? 0)) return answer.page;
     }
