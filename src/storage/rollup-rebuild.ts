@@ -86,7 +86,8 @@ async function rebuild(series: SeriesStore, rollups: RebuildableSeries, models: 
   for await (const bucket of cursor) {
     const times = bucket.t as Date[];
     const values = bucket.v as number[];
-    for (let j = 0; j < times.length; j++) points.push({ i: 0, key: String(bucket.key), value: Number(values[j]), ts: (times[j] as Date).getTime() });
+    for (let j = 0; j < times.length; j++)
+      points.push({ i: 0, key: String(bucket.key), value: Number(values[j]), ts: (times[j] as Date).getTime() });
     if (points.length >= groupPoints) await flush();
   }
   await flush();

@@ -57,7 +57,8 @@ describe.each(STORAGE_PROFILES)('history buckets of the %s profile', (profile) =
           await repos.history.insertJobs([job], new Date(T0));
           // Every job twice: a re-run must change nothing.
           await repos.history.insertJobs([job], new Date(T0 + 1));
-          for (const point of points) all.push({ id: historyId(batchId, point.i), t: point.ts, key: point.key, batchId, value: point.value });
+          for (const point of points)
+            all.push({ id: historyId(batchId, point.i), t: point.ts, key: point.key, batchId, value: point.value });
         }
         const step = HISTORY_BUCKET_SPAN_MS / 6;
         const query: HistoryQuery = { limit: querySpec.limit };
