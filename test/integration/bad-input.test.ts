@@ -511,7 +511,7 @@ describe('bad input, on real Redis and the MongoDB-compatible server', () => {
         expect({ batchId, status: (await getJson(h.baseUrl, `/api/data/batches/${batchId}`)).status }).toEqual({ batchId, status: 404 });
       }
 
-      for (const collection of ['stats', 'datapoints', 'processedrecords']) {
+      for (const collection of ['stats', 'history', 'processedrecords']) {
         expect({ collection, documents: await h.db.collection(collection).countDocuments() }).toEqual({ collection, documents: 0 });
       }
       for (const { name } of await h.db.listCollections({ name: /^statshards/ }, { nameOnly: true }).toArray()) {

@@ -1,6 +1,7 @@
 import type { HistoryStore } from '../../src/storage/contract';
 import type { JobPayload } from '../../src/domain/job-payload';
 import { getJson, postJson, startHarness, waitFor, waitForBatch, type Harness } from '../support/harness';
+import { storedPoints } from '../support/stored-history';
 
 const HOUR = 3600 * 1000;
 
@@ -49,7 +50,7 @@ describe('exactly-once effect under at-least-once delivery', () => {
       expect(await processor.process({ id: job.jobId, data: job.data, attempt })).toEqual({ status: 'already-processed' });
     }
     expect(await countOf(h, 'replay')).toEqual({ count: 2, sum: 5 });
-    expect(await h.db.collection('datapoints').countDocuments({ key: 'replay' })).toBe(2);
+    expect(await storedPoints(h.db, { key: 'replay' })).toBe(2);
   });
 
   it('when a worker dies after the aggregates but before the history, then the re-run stores the history and counts nothing twice', async () => {
@@ -68,7 +69,7 @@ describe('exactly-once effect under at-least-once delivery', () => {
     expect(batch).toMatchObject({ status: 'completed', processedPoints: 2 });
     expect(await countOf(h, 'crash/a')).toEqual({ count: 1, sum: 10 });
     expect(await countOf(h, 'crash/b')).toEqual({ count: 1, sum: 1 });
-    expect(await h.db.collection('datapoints').countDocuments({ batchId: job.batchId })).toBe(2);
+    expect(await storedPoints(h.db, { batchId: job.batchId })).toBe(2);
     await Promise.all(h.workers.splice(0).map((worker) => worker.close()));
   });
 
@@ -116,7 +117,7 @@ describe('exactly-once effect under at-least-once delivery', () => {
         const sent = requests.flat().filter((point) => point.key === key);
         expect(await countOf(h, key)).toEqual({ count: sent.length, sum: sent.reduce((total, point) => total + point.value, 0) });
       }
-      const stored = await h.db.collection('datapoints').countDocuments({ key: { $in: keys } });
+      const stored = await storedPoints(h.db, { key: { $in: keys } });
       expect(stored).toBe(30 * 200);
       const jobsPerWorker = await waitFor(async () => {
         const records = await h.db.collection('processedrecords').countDocuments({ batchId: { $in: answers.map((a) => a.body.batchId) } });

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { IdempotencyStore } from '../../src/exactly-once/idempotency-store';
 import { getJson, startHarness, waitFor, type Harness } from '../support/harness';
+import { storedPoints } from '../support/stored-history';
 import { DEFAULT_REDIS_URL } from '../../src/config/config';
 
 const REDIS_URL = process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
@@ -128,7 +129,7 @@ describe('a streamed batch whose Idempotency-Key was taken over while it stalled
     // Its chunks ran and found the batch uncommitted: nothing counted, nothing stored.
     await waitFor(async () => ((await h.api.queue.getJobCounts()).completed >= 1 ? true : undefined), 20_000, 'its chunk to run');
     expect((await getJson(h.baseUrl, `/api/data/stats/${encodeURIComponent(key)}`)).status).toBe(404);
-    expect(await h.db.collection('datapoints').countDocuments({ key })).toBe(0);
+    expect(await storedPoints(h.db, { key })).toBe(0);
     // The later request's marker is left as it was.
     expect(JSON.parse((await h.redis.get(idemKey)) ?? '{}')).toEqual({ inFlight: true, id: 'a-later-request' });
   });

@@ -2,6 +2,7 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { getJson, startHarness, waitForBatch, type Harness } from '../support/harness';
 import { isPlainObject, labelledItemArb, objectOf, oracleAccepts, propertySeed, toJsonText, validKeyArb } from '../support/hostile-input';
+import { storedPoints } from '../support/stored-history';
 
 const seed = propertySeed('ingest.property');
 const RUNS = 40;
@@ -61,7 +62,7 @@ async function unsafeFieldNames(h: Harness, collection: string): Promise<string[
       if (node.constructor.name === 'ObjectId') continue;
       for (const [name, child] of Object.entries(node)) {
         if (name.startsWith('$') || name.includes('.')) found.push(`${collection}: ${name}`);
-        if (collection === 'datapoints' && ['__proto__', 'constructor', 'prototype'].includes(name)) found.push(`${collection}: ${name}`);
+        if (collection === 'history' && ['__proto__', 'constructor', 'prototype'].includes(name)) found.push(`${collection}: ${name}`);
         stack.push(child);
       }
     }
@@ -157,11 +158,11 @@ describe('ingest over HTTP, property-based, on real Redis and the MongoDB-compat
     }
     const listed = await getJson(h.baseUrl, '/api/data/stats?limit=1000');
     expect(listed.body.items.map((item: { key: string }) => item.key).sort()).toEqual([...tallies.keys()].sort());
-    expect(await h.db.collection('datapoints').countDocuments()).toBe(acceptedTotal);
+    expect(await storedPoints(h.db)).toBe(acceptedTotal);
 
     const collections = (await h.db.listCollections({}, { nameOnly: true }).toArray()).map((collection) => collection.name);
     // Statistics live in `stats` (MongoDB profile) or `statshards*` (FerretDB profile): either way they are checked.
-    expect(collections).toContain('datapoints');
+    expect(collections).toContain('history');
     expect(collections.some((name) => name === 'stats' || name.startsWith('statshards'))).toBe(true);
     const stored = await Promise.all(collections.map((collection) => unsafeFieldNames(h, collection)));
     expect(stored.flat()).toEqual([]);

@@ -1,5 +1,6 @@
 import type { BatchDone } from '../../src/exactly-once/batch-store';
 import { getJson, startHarness, waitFor, waitForBatch, type Harness } from '../support/harness';
+import { storedPoints } from '../support/stored-history';
 
 describe('jobs that can never succeed', () => {
   let h: Harness;
@@ -46,6 +47,6 @@ describe('jobs that can never succeed', () => {
     await waitFor(() => done.find((event) => event.batchId === batchId));
     expect(done.find((event) => event.batchId === batchId)).toMatchObject({ status: 'failed', points: 1 });
     expect((await getJson(h.baseUrl, '/api/data/stats/forged')).status).toBe(404);
-    expect(await h.db.collection('datapoints').countDocuments({ batchId })).toBe(0);
+    expect(await storedPoints(h.db, { batchId })).toBe(0);
   });
 });

@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { InfluxDB, Point, setLogger } from '@influxdata/influxdb-client';
 import { getJson, startHarness, waitFor, type Harness } from '../support/harness';
+import { storedPoints } from '../support/stored-history';
 
 const INGEST_KEY = 'lp-ingest-key';
 const READ_KEY = 'lp-read-key';
@@ -264,7 +265,7 @@ describe('InfluxDB line protocol, hostile bodies', () => {
     expect(answer.status).toBe(400);
     expect(answer.json).toMatchObject({ code: 'invalid', line: 1 });
     expect(answer.json.message).toMatch(message);
-    expect(await h.db.collection('datapoints').countDocuments({})).toBe(0);
+    expect(await storedPoints(h.db)).toBe(0);
   });
 
   it('when a line is not valid UTF-8, then it is refused, not merged to U+FFFD', async () => {

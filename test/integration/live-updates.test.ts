@@ -2,6 +2,7 @@ import type { BatchDone } from '../../src/exactly-once/batch-store';
 import type { HistoryStore } from '../../src/storage/contract';
 import type { StatsUpdate } from '../../src/sockets/socket-events';
 import { postJson, startHarness, waitFor, type Harness } from '../support/harness';
+import { storedPoints } from '../support/stored-history';
 
 let h: Harness;
 
@@ -54,7 +55,7 @@ describe('live updates while a job is written', () => {
     const update = await waitFor(() => updates.find((candidate) => candidate.batchId === batchId), 20_000, 'stats:update');
     expect(update.stats).toMatchObject({ key, count: 3, sum: 6, min: 1, max: 3 });
     // Not yet in history, so the batch is not done either.
-    expect(await h.db.collection('datapoints').countDocuments({ key })).toBe(0);
+    expect(await storedPoints(h.db, { key })).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(done.filter((event) => event.batchId === batchId)).toEqual([]);
 
@@ -62,7 +63,7 @@ describe('live updates while a job is written', () => {
     await expect(running).resolves.toMatchObject({ status: 'processed', points: 3 });
     const finished = await waitFor(() => done.find((event) => event.batchId === batchId), 20_000, 'batch:done');
     expect(finished).toMatchObject({ status: 'completed', points: 3, keys: 1 });
-    expect(await h.db.collection('datapoints').countDocuments({ key })).toBe(3);
+    expect(await storedPoints(h.db, { key })).toBe(3);
     // One stats:update for the job, not a second one when it is done.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(updates.filter((candidate) => candidate.batchId === batchId)).toHaveLength(1);

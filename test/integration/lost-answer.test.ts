@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { getJson, postJson, startHarness, waitFor, type Harness } from '../support/harness';
+import { storedPoints } from '../support/stored-history';
 import { DEFAULT_REDIS_URL } from '../../src/config/config';
 
 /** What the API gets of Redis' answers to the transaction that commits a batch. */
@@ -151,7 +152,7 @@ describe('an answer lost after Redis committed a streamed batch', () => {
       await new Promise((resolve) => setTimeout(resolve, 1500));
       const stats = await getJson(h.baseUrl, `/api/data/stats/${encodeURIComponent(key)}`);
       expect({ count: stats.body.count, sum: stats.body.sum }).toEqual({ count: 300, sum: 45_150 });
-      expect(await h.db.collection('datapoints').countDocuments({ key })).toBe(300);
+      expect(await storedPoints(h.db, { key })).toBe(300);
     },
   );
 });

@@ -11,7 +11,7 @@ describe('MongoDB errors as the worker tells them apart', () => {
   it('when the server is out of reach, then a bulk write and a command fail unanswered, not refused', async () => {
     const client = new MongoClient(`mongodb://127.0.0.1:${await closedPort()}/nobody`, { serverSelectionTimeoutMS: 300 });
     try {
-      const collection = client.db().collection<{ _id: string }>('datapoints');
+      const collection = client.db().collection<{ _id: string }>('history');
       const bulk = await failure(collection.bulkWrite([{ insertOne: { document: { _id: 'a' } } }], { ordered: false }));
       const command = await failure(client.db().admin().ping());
 
@@ -35,6 +35,28 @@ describe('MongoDB errors as the worker tells them apart', () => {
 
       expect(isUnanswered(duplicate)).toBe(false);
       expect(isUnanswered(badUpdate)).toBe(false);
+      await db.dropDatabase();
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('when some documents of an insert are already there (a job run again), then the others are inserted and only they are counted, by their weight', async () => {
+    const client = await MongoClient.connect(`${mongoServerUri()}/test_mongo_errors_new_${process.pid}`);
+    try {
+      const db = client.db();
+      const collection = db.collection<{ _id: string; n: number }>('buckets');
+      const weight = (document: { n: number }): number => document.n;
+      const [a, b, c] = [
+        { _id: 'a', n: 2 },
+        { _id: 'b', n: 3 },
+        { _id: 'c', n: 4 },
+      ];
+      expect(await insertNew(collection, [a])).toBe(1);
+      expect(await insertNew(collection, [b, a, c], weight)).toBe(b.n + c.n);
+      expect(await insertNew(collection, [c, b], weight)).toBe(0);
+      expect(await insertNew(collection, [], weight)).toBe(0);
+      expect((await collection.find().sort({ _id: 1 }).toArray()).map((document) => document._id)).toEqual(['a', 'b', 'c']);
       await db.dropDatabase();
     } finally {
       await client.close();

@@ -13,7 +13,7 @@ describe("the MongoDB profile's statistics layout", () => {
       keys.map((key, i) => delta(key, i)),
       { slot: 10, lane: 'laned', seq: 1 },
     );
-    const docs = await repos.models.dataPoint.db
+    const docs = await repos.models.history.db
       .collection<{ _id: string }>('stats')
       .find({ _id: { $regex: /^pk\/many\// } })
       .toArray();

@@ -5,6 +5,7 @@ import type { JobProcessorDeps } from '../../src/services/job-processor';
 import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
 import { countingAggregates, jobWrites } from '../support/group-writes';
 import { getJson, postJson, startHarness, waitForBatch, type Harness } from '../support/harness';
+import { storedPoints } from '../support/stored-history';
 
 let h: Harness;
 let deps: JobProcessorDeps;
@@ -91,8 +92,7 @@ describe('a job whose data the store refuses, grouped with healthy jobs', () => 
     // One try as a group, then each job alone.
     expect(groups).toEqual([3, 1, 1, 1]);
     expect((await stats('poison/healthy-b')).body).toMatchObject({ count: 1, sum: 5 });
-    const points = h.db.collection('datapoints');
-    expect(await points.countDocuments({ batchId: { $in: [healthyA.batchId, healthyB.batchId, bad.batchId] } })).toBe(5);
+    expect(await storedPoints(h.db, { batchId: { $in: [healthyA.batchId, healthyB.batchId, bad.batchId] } })).toBe(5);
     const records = h.db.collection('processedrecords');
     expect(await records.countDocuments({ batchId: { $in: [healthyA.batchId, healthyB.batchId] } })).toBe(2);
     expect(await records.countDocuments({ batchId: bad.batchId })).toBe(0);
@@ -123,6 +123,6 @@ describe('a job whose data the store refuses, grouped with healthy jobs', () => 
     const records = await h.db.collection('processedrecords').find({ batchId: healthy.body.batchId }).toArray();
     expect(records.map((record) => record.attempt)).toEqual([1]);
     // Its point is kept for audit.
-    expect(await h.db.collection('datapoints').countDocuments({ batchId: bad.body.batchId })).toBe(1);
+    expect(await storedPoints(h.db, { batchId: bad.body.batchId })).toBe(1);
   });
 });

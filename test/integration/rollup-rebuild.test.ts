@@ -5,6 +5,7 @@ import { createLogger } from '../../src/logger';
 import { createRepositories, type Repositories } from '../../src/storage';
 import { checkRollups, rebuildRollups } from '../../src/storage/rollup-rebuild';
 import { getJson, postJson, startHarness, waitForBatch, type Harness } from '../support/harness';
+import { historyBuckets, storedPoints } from '../support/stored-history';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -107,11 +108,14 @@ describe('rollups kept in Redis (FerretDB profile), after Redis lost them', () =
     // With HISTORY_RETENTION, history lost its older records: their buckets stay as they are, the rest is rebuilt.
     const withLate = await allSeries(keys);
     const retentionMs = 2 * HOUR;
-    // The sweep lags: records up to an hour past the retention are still there, and must not be added again.
-    const swept = await h.db.collection('datapoints').deleteMany({ timestamp: { $lt: new Date(Date.now() - retentionMs - HOUR) } });
-    expect(swept.deletedCount).toBeGreaterThan(0);
+    // The sweep lags: records up to an hour past the retention are still there, and must not be added again. It
+    // deletes whole buckets, those whose newest point is older than its cutoff.
+    const sweptBuckets = { max: { $lt: new Date(Date.now() - retentionMs - HOUR) } };
+    const swept = await storedPoints(h.db, sweptBuckets);
+    expect(swept).toBeGreaterThan(0);
+    await historyBuckets(h.db).deleteMany(sweptBuckets);
     const bounded = await rebuildRollups(repos.series, repos.models, { historyRetentionMs: retentionMs, groupPoints: 7 });
-    expect(bounded.records).toBe(112 - swept.deletedCount);
+    expect(bounded.records).toBe(112 - swept);
     expect(await allSeries(keys)).toEqual(withLate);
   });
 

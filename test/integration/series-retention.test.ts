@@ -48,15 +48,15 @@ describe('rollup retention (SERIES_RETENTION_*)', () => {
       expect(ttl).toBeGreaterThan(0);
       expect(ttl).toBeLessThanOrEqual(HOUR + MINUTE + 24 * HOUR);
     } else {
-      const doc = await repos.models.dataPoint.db
+      const doc = await repos.models.history.db
         .collection('series')
         .findOne({ k: 'ret/trim', s: '1m', t: new Date(bucketStart(early, '1m')) });
       expect(doc?.x).toEqual(new Date(bucketStart(early, '1m') + MINUTE + HOUR));
-      const day = await repos.models.dataPoint.db.collection('series').findOne({ k: 'ret/trim', s: '1d' });
+      const day = await repos.models.history.db.collection('series').findOne({ k: 'ret/trim', s: '1d' });
       expect(day).not.toBeNull();
       expect(day?.x).toBeUndefined();
       if (repos.profile.historyExpiry === 'ttl-index') {
-        const indexes = await repos.models.dataPoint.db.collection('series').indexes();
+        const indexes = await repos.models.history.db.collection('series').indexes();
         expect(indexes.find((index) => index.name === 'series_expiry')?.expireAfterSeconds).toBe(0);
       }
     }

@@ -4,6 +4,7 @@ import type { JobProcessorDeps } from '../../src/services/job-processor';
 import { WriteCombiner, type JobWrites } from '../../src/services/write-combiner';
 import { countingAggregates, jobWrites } from '../support/group-writes';
 import { getJson, startHarness, type Harness } from '../support/harness';
+import { storedPoints } from '../support/stored-history';
 
 let h: Harness;
 let deps: JobProcessorDeps;
@@ -48,7 +49,7 @@ describe('the write combiner (group commit of the jobs a worker runs at once)', 
     expect(groups).toEqual([3]);
     expect(await stats('comb/a')).toEqual({ count: 3, sum: 7, min: 1, max: 4 });
     expect(await stats('comb/b')).toEqual({ count: 1, sum: 5, min: 5, max: 5 });
-    expect(await h.db.collection('datapoints').countDocuments({ key: { $in: ['comb/a', 'comb/b'] } })).toBe(4);
+    expect(await storedPoints(h.db, { key: { $in: ['comb/a', 'comb/b'] } })).toBe(4);
     expect(await h.db.collection('processedrecords').countDocuments({ batchId: { $regex: '^combiner-batch-' } })).toBe(3);
   });
 

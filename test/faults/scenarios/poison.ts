@@ -4,6 +4,7 @@ import type { Scenario } from '../support/lab';
 import { Ledger, startLoad } from '../support/load';
 import { ProcessorFactory } from '../support/processor';
 import { applyJob } from '../../support/store-writes';
+import { storedPoints } from '../../support/stored-history';
 import { settle, verify } from '../support/verify';
 
 const SETTLE_TIMEOUT_MS = 150_000;
@@ -74,7 +75,7 @@ export async function poisonAmidLoad(scenario: Scenario): Promise<ScenarioResult
 
   const retried = await retriedJobs(scenario);
   const slowestFailure = Math.max(0, ...failedAfterMs);
-  const kept = await scenario.db.collection('datapoints').countDocuments({ key: POISONED_KEY });
+  const kept = await storedPoints(scenario.db, { key: POISONED_KEY });
   checks.expect(failedAfterMs.length === POISON_BATCHES, `${failedAfterMs.length} of ${POISON_BATCHES} poison batches ended failed`);
   checks.expect(
     slowestFailure <= FAILED_WITHIN_MS,

@@ -1,3 +1,4 @@
+import { storedPoints } from '../../support/stored-history';
 import { waitMs } from './kit';
 import type { Scenario } from './lab';
 import type { Ledger } from './load';
@@ -15,7 +16,7 @@ async function completeViews(scenario: Scenario, ledger: Ledger, since: number):
   const keys = ledger.keys;
   const [counted, stored, minutes, statuses] = await Promise.all([
     countedPoints(scenario, ledger),
-    scenario.db.collection('datapoints').countDocuments({ key: { $in: keys } }),
+    storedPoints(scenario.db, { key: { $in: [...keys] } }),
     rolledUp(scenario.baseUrl, keys, '1m', since),
     Promise.all([...ledger.batchIds].map((batchId) => scenario.batchStatus(batchId))),
   ]);
@@ -77,10 +78,9 @@ export function watchAheadOfHistory(scenario: Scenario, ledger: Ledger, keys: re
   const watching = (async () => {
     while (!stopped.signal.aborted) {
       const looked = Date.now();
-      const seen = await Promise.all([
-        countedPoints(scenario, ledger, keys),
-        scenario.db.collection('datapoints').countDocuments({ key: { $in: [...keys] } }),
-      ]).catch(() => undefined);
+      const seen = await Promise.all([countedPoints(scenario, ledger, keys), storedPoints(scenario.db, { key: { $in: [...keys] } })]).catch(
+        () => undefined,
+      );
       // A look that failed (Redis or FerretDB restarting) leaves the stretch as it was.
       if (seen) {
         const [counted, stored] = seen;
