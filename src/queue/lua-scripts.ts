@@ -5,7 +5,7 @@ import type { ChainableCommander, Redis } from 'ioredis';
 /*
  * The service's Lua scripts live in src/lua/ (copied to dist/lua/ by the build), one per file, each opening with a
  * header that says what it takes and returns. As in BullMQ, `<name>-<n>.lua` takes n keys, and `<name>.lua` takes
- * the number of keys as its first argument; `--- @include "<file>"` lines are replaced by that file.
+ * the number of keys as its first argument.
  * Each is defined once per client (`defineCommand`): sent whole once per connection, by its SHA after that.
  */
 const LUA_DIR = path.join(__dirname, '..', 'lua');
@@ -34,11 +34,9 @@ export type ScriptCommands = { [Name in ScriptName]: (...args: ScriptArgument[])
 /** The same commands queued in a pipeline or a transaction. */
 export type QueuedScriptCommands = { [Name in ScriptName]: (...args: ScriptArgument[]) => ChainableCommander };
 
-/** A script's source, its includes inlined. */
+/** A script's source. */
 export function scriptSource(file: string): string {
-  return fs
-    .readFileSync(path.join(LUA_DIR, file), 'utf8')
-    .replace(/^--- @include "([^"]+)"$/gm, (_, included: string) => scriptSource(included).trimEnd());
+  return fs.readFileSync(path.join(LUA_DIR, file), 'utf8');
 }
 
 /** The number of keys a file's name gives, or undefined when the caller passes it. */

@@ -109,18 +109,20 @@ export interface HistoryJob {
   receivedAt: Date;
 }
 
-/** Every accepted point, one record each. */
+/** Every accepted point, as history records; stored in buckets of one job, key and minute (shared/history-buckets.ts). */
 export interface HistoryStore {
   /**
-   * Writes one record per point; records already there (a job run again) stay as they are. `counted: false` for
-   * points whose statistics the store refused.
+   * Writes each job's buckets; buckets already there (a job run again) stay as they are. Returns how many points
+   * were new. `counted: false` for points whose statistics the store refused.
    */
   insertJobs(jobs: readonly HistoryJob[], processedAt: Date, options?: { counted?: boolean }): Promise<number>;
+  /** Per-point records, newest first, merged from the buckets that can hold them. */
   page(query: HistoryQuery): Promise<HistoryPage>;
-  /** Deletes the records whose timestamp is before `cutoff`; returns how many. */
+  /** Deletes the buckets whose newest point is before `cutoff`; returns how many points they held (read just before). */
   deleteOlderThan(cutoff: Date): Promise<number>;
-  /** Makes the server expire records `seconds` after their timestamp (a TTL index), or keep them (`null`). */
+  /** Makes the server expire a bucket `seconds` after its newest point (a TTL index), or keep them (`null`). */
   setExpiry(seconds: number | null): Promise<void>;
+  /** How many points of the batch history holds. */
   countByBatch(batchId: string): Promise<number>;
 }
 

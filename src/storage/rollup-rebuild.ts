@@ -4,7 +4,9 @@ import { bucketDeltas, STEP_MS, STEPS, type Step } from '../domain/series';
 import type { Point } from '../domain/point-schema';
 import { slotOf } from '../exactly-once/guard';
 import type { RebuildableSeries, SeriesStore } from './contract';
+import { fromDocument } from './shared/history-repository';
 import type { Models } from './shared/models';
+import type { HistoryBucketDocument } from './shared/models/history-bucket-model';
 
 /*
  * The FerretDB profile keeps its rollups in Redis (docs/storage.md, "Rollups"). A Redis that lost its data (no AOF,
@@ -82,12 +84,10 @@ async function rebuild(series: SeriesStore, rollups: RebuildableSeries, models: 
     points = [];
     options.progress?.(records);
   };
-  const cursor = models.history.collection.find({}, { projection: { _id: 0, key: 1, t: 1, v: 1 }, batchSize: 500 });
-  for await (const bucket of cursor) {
-    const times = bucket.t as Date[];
-    const values = bucket.v as number[];
-    for (let j = 0; j < times.length; j++)
-      points.push({ i: 0, key: String(bucket.key), value: Number(values[j]), ts: (times[j] as Date).getTime() });
+  const cursor = models.history.collection.find<HistoryBucketDocument>({}, { projection: { y: 0, m: 0 }, batchSize: 500 });
+  for await (const doc of cursor) {
+    const bucket = fromDocument(doc);
+    for (let j = 0; j < bucket.n; j++) points.push({ i: 0, key: bucket.key, value: bucket.v[j] as number, ts: bucket.t[j] as number });
     if (points.length >= groupPoints) await flush();
   }
   await flush();

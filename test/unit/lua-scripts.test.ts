@@ -27,10 +27,4 @@ describe('the Lua scripts (src/lua)', () => {
     if (declared === undefined) expect(body).toMatch(/#KEYS|ipairs\(KEYS\)/);
     else expect(Math.max(0, ...used)).toBe(declared);
   });
-
-  it('when a script includes another, then its source holds the included code and no include line', () => {
-    const source = scriptSource(SCRIPT_FILES.recentHistoryAdd);
-    expect(source).not.toContain('@include');
-    expect(source).toContain('local function before(a, b)');
-  });
 });

@@ -10,6 +10,7 @@ describe('chooseProfile', () => {
       writeBatch: 1000,
       historyExpiry: 'ttl-index',
       recentHistory: 'index',
+      historyColumns: 'arrays',
       series: 'documents',
     });
   });
@@ -23,6 +24,7 @@ describe('chooseProfile', () => {
       writeBatch: 50,
       historyExpiry: 'sweep',
       recentHistory: 'redis-tier',
+      historyColumns: 'packed',
       series: 'redis',
     });
   });
@@ -36,6 +38,7 @@ describe('chooseProfile', () => {
       writeBatch: 50,
       historyExpiry: 'sweep',
       recentHistory: 'index',
+      historyColumns: 'arrays',
       series: 'documents',
     });
   });

@@ -6,30 +6,59 @@ import { nativeCollection } from './models';
 import type { HistoryBucketDocument, HistoryBucketModel } from './models/history-bucket-model';
 import { insertNew } from './mongo-errors';
 
-function toDocument(bucket: HistoryBucket): HistoryBucketDocument {
-  const { id, min, max, t, receivedAt, processedAt, ...rest } = bucket;
-  return {
+/** How a bucket's points are stored: native arrays, or one string of JSON (see StorageProfile.historyColumns). */
+export type HistoryColumns = 'arrays' | 'packed';
+
+/** The packed columns: [i, t, v, y, m], as JSON. */
+type PackedColumns = [number[], number[], number[], HistoryBucket['y'] | null, HistoryBucket['m'] | null];
+
+function toDocument(bucket: HistoryBucket, columns: HistoryColumns): HistoryBucketDocument {
+  const { id, key, batchId, n, i, t, v, y, m } = bucket;
+  const doc: HistoryBucketDocument = {
     _id: id,
-    ...rest,
-    min: new Date(min),
-    max: new Date(max),
-    t: t.map((ms) => new Date(ms)),
-    receivedAt: new Date(receivedAt),
-    processedAt: new Date(processedAt),
+    key,
+    batchId,
+    min: new Date(bucket.min),
+    max: new Date(bucket.max),
+    n,
+    receivedAt: new Date(bucket.receivedAt),
+    processedAt: new Date(bucket.processedAt),
   };
+  if (columns === 'packed') {
+    doc.p = JSON.stringify([i, t, v, y ?? null, m ?? null] satisfies PackedColumns);
+    return doc;
+  }
+  Object.assign(doc, { i, t: t.map((ms) => new Date(ms)), v });
+  if (y) doc.y = y;
+  if (m) doc.m = m;
+  return doc;
 }
 
-function fromDocument(doc: HistoryBucketDocument): HistoryBucket {
-  const { _id, min, max, t, receivedAt, processedAt, ...rest } = doc;
-  return {
-    id: _id,
-    ...rest,
-    min: min.getTime(),
-    max: max.getTime(),
-    t: t.map((date) => date.getTime()),
-    receivedAt: receivedAt.getTime(),
-    processedAt: processedAt.getTime(),
+/** A stored bucket, either way its columns are stored. */
+export function fromDocument(doc: HistoryBucketDocument): HistoryBucket {
+  const bucket: HistoryBucket = {
+    id: doc._id,
+    key: doc.key,
+    batchId: doc.batchId,
+    min: doc.min.getTime(),
+    max: doc.max.getTime(),
+    n: doc.n,
+    i: doc.i ?? [],
+    t: doc.t?.map((date) => date.getTime()) ?? [],
+    v: doc.v ?? [],
+    receivedAt: doc.receivedAt.getTime(),
+    processedAt: doc.processedAt.getTime(),
   };
+  if (doc.p !== undefined) {
+    const [i, t, v, y, m] = JSON.parse(doc.p) as PackedColumns;
+    Object.assign(bucket, { i, t, v });
+    if (y) bucket.y = y;
+    if (m) bucket.m = m;
+    return bucket;
+  }
+  if (doc.y) bucket.y = doc.y;
+  if (doc.m) bucket.m = doc.m;
+  return bucket;
 }
 
 const NAMESPACE_NOT_FOUND = 26;
@@ -52,13 +81,14 @@ export class HistoryRepository implements HistoryStore {
     model: HistoryBucketModel,
     /** HISTORY_QUERY_TIMEOUT_MS */
     private readonly queryTimeoutMs: number,
+    private readonly columns: HistoryColumns = 'arrays',
   ) {
     this.collection = nativeCollection(model);
   }
 
   /** Several jobs' buckets in one unordered insert; buckets already there (a job run again) stay as they are. */
   insertJobs(jobs: readonly HistoryJob[], processedAt: Date): Promise<number> {
-    const documents = jobs.flatMap((job) => bucketsOf(job, processedAt).map(toDocument));
+    const documents = jobs.flatMap((job) => bucketsOf(job, processedAt).map((bucket) => toDocument(bucket, this.columns)));
     return insertNew(this.collection, documents, (document) => document.n);
   }
 

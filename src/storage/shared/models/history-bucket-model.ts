@@ -13,13 +13,15 @@ export interface HistoryBucketDocument {
   max: Date;
   /** Its number of points. */
   n: number;
-  /** Each point's index in its batch: with the batch id, its record id. */
-  i: number[];
-  t: Date[];
-  v: number[];
+  /** The points as parallel arrays (index j of each is one point): each point's index in its batch, timestamp, value. */
+  i?: number[];
+  t?: Date[];
+  v?: number[];
   /** Types and meta, present only when a point has one (null for the others). */
   y?: (string | null)[];
   m?: (Record<string, unknown> | null)[];
+  /** The same columns packed in one string, instead of the arrays (the FerretDB profile: StorageProfile.historyColumns). */
+  p?: string;
   receivedAt: Date;
   processedAt: Date;
 }
@@ -32,11 +34,12 @@ const historyBucketSchema = new Schema<HistoryBucketDocument>(
     min: { type: Date, required: true },
     max: { type: Date, required: true },
     n: { type: Number, required: true },
-    i: [Number],
-    t: [Date],
-    v: [Number],
+    i: { type: [Number], default: undefined },
+    t: { type: [Date], default: undefined },
+    v: { type: [Number], default: undefined },
     y: { type: [Schema.Types.Mixed], default: undefined },
     m: { type: [Schema.Types.Mixed], default: undefined },
+    p: String,
     receivedAt: { type: Date, required: true },
     processedAt: { type: Date, required: true },
   },
