@@ -17,8 +17,8 @@ import { bucketsOf, PageMerge, windowEnd, type HistoryBucket } from '../shared/h
  *            floor the highest newest-timestamp of a trimmed bucket: every point above it is here
  *            bad  set when the tier may miss a point (a late bucket at or below the floor, or uncounted points)
  *
- * Per batch, one more: a hash of its bucket ids → `key SEP n`, kept as long as the batch's status, so that a
- * `batchId` page reads its buckets from the key tiers.
+ * Per batch, one more: a hash of its bucket ids → `key SEP n`, kept as long as the batch's status and deleted once
+ * one of its buckets is trimmed, so that a recent batch's `batchId` page reads its buckets from the key tiers.
  *
  * A key's page is answered only when the tier holds every point it could return: the key's count of points in its
  * statistics equals `seen` (the tier is written after the statistics, so equal counts mean it has seen every counted
@@ -83,6 +83,13 @@ export class RecentHistory {
     const replies = (await pipeline.exec()) ?? [];
     const failed = replies.find(([error]) => error !== null);
     if (failed?.[0]) throw failed[0];
+    // A batch with a bucket trimmed from its key's tier can no longer be read from the tier: its index goes too.
+    const trimmed = new Set<string>();
+    for (const [, reply] of replies.slice(replies.length - byKey.size)) {
+      for (const id of (reply as (number | string)[]).slice(1))
+        trimmed.add(this.batchKeyOf(String(id).slice(0, String(id).lastIndexOf(':'))));
+    }
+    if (trimmed.size > 0) await this.redis.del(...trimmed);
   }
 
   /** Marks keys whose stored points may not all be counted: the tier stops answering for them. */

@@ -120,7 +120,7 @@ export class HistoryRepository implements HistoryStore {
         throw new AppError(
           503,
           'QUERY_TIMEOUT',
-          `The history query did not finish within ${this.queryTimeoutMs / 1000} s. Narrow it (key with from/to, or batchId); on FerretDB every history query reads all records.`,
+          `The history query did not finish within ${this.queryTimeoutMs / 1000} s. On FerretDB (the default stack) a query the recent tier in Redis cannot answer reads all of history: a key's pages beyond its newest HISTORY_RECENT_PER_KEY points, a batch no longer in the tier, or neither key nor batchId. Read a key's or a recent batch's newest pages, or run MongoDB, whose indexes serve every history query.`,
         );
       }
       throw error;
