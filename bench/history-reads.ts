@@ -31,6 +31,7 @@ import { connectMongo } from '../src/storage/connect';
 import { databaseUri, dropDatabase, log, newRunId, percentile, withoutDatabase } from './common';
 import { UsageError } from './options';
 import { BenchProcess, freePort, ROOT, waitForHttp } from './processes';
+import { serviceEnv } from './service-run';
 import { deleteRunKeys, readRedisUsage, redisVersion, type RedisUsage } from './redis-usage';
 
 const HELP = `Usage: npm run bench:history -- [options]
@@ -570,19 +571,7 @@ async function run(options: Options, results: HistoryReadsResults): Promise<void
 
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    api = BenchProcess.start('api', ['dist/server.js'], {
-      ...process.env,
-      PORT: String(port),
-      MONGODB_URI: config.MONGODB_URI,
-      REDIS_URL: stack.redisUrl,
-      QUEUE_NAME: queueName,
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_PER_MINUTE: '0',
-      METRICS_PORT: '0',
-      // Set and empty, so a developer's .env cannot close the API to the bench (dotenv never overrides a set variable).
-      INGEST_API_KEYS: '',
-      READ_API_KEYS: '',
-    });
+    api = BenchProcess.start('api', ['dist/server.js'], serviceEnv(port, config.MONGODB_URI, stack.redisUrl, queueName));
     await waitForHttp(`${url}/readyz`, api, START_TIMEOUT_MS);
     results.reads = await measureReads(data, url, options.requests, config, redis);
     if (!api.running) throw new Error(`the API exited during the reads.\n${api.describe()}`);

@@ -70,12 +70,12 @@ const READ_TIMEOUT_MS = 60_000;
 const READS_SECONDS = { stats: 10, history: 30, series: 10 };
 
 /** The service's variables for one run; the rest of the environment (JOB_CHUNK_SIZE, WORKER_CONCURRENCY, ...) passes through. */
-function serviceEnv(ctx: BenchContext, port: number, dbName: string, queueName: string): NodeJS.ProcessEnv {
+export function serviceEnv(port: number, mongoUri: string, redisUrl: string, queueName: string): NodeJS.ProcessEnv {
   return {
     ...process.env,
     PORT: String(port),
-    MONGODB_URI: databaseUri(ctx.mongoBase, dbName),
-    REDIS_URL: ctx.redisUrl,
+    MONGODB_URI: mongoUri,
+    REDIS_URL: redisUrl,
     QUEUE_NAME: queueName,
     LOG_LEVEL: 'warn',
     RATE_LIMIT_PER_MINUTE: '0',
@@ -218,7 +218,7 @@ export async function runService(ctx: BenchContext, size: number, options: Servi
   };
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const env = serviceEnv(ctx, port, dbName, queueName);
+  const env = serviceEnv(port, databaseUri(ctx.mongoBase, dbName), ctx.redisUrl, queueName);
   const processes: BenchProcess[] = [];
   let step = performance.now();
   const lap = (name: string): void => {
