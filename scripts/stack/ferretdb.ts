@@ -33,7 +33,7 @@ export function ferretdbArgs(place: FerretdbPlace): string[] {
   if ('sqliteDir' in place.backend) {
     // FerretDB requires the directory to exist and the URL to end with '/'. In its WAL mode, synchronous=normal syncs
     // the log at checkpoints instead of at every commit: a FerretDB crash loses nothing, an OS crash the last commits,
-    // as MongoDB's default write concern (journal flushed every 100 ms) does (docs/storage.md, "Durability").
+    // as MongoDB's default write concern (journal flushed every 100 ms) does (docs/storage.md, "Durability of the default stack").
     return ['--handler=sqlite', `--sqlite-url=file:${place.backend.sqliteDir}/?_pragma=synchronous(normal)`, ...args];
   }
   const url = place.backend.postgresqlUrl;
