@@ -384,6 +384,9 @@ async function* lineProtocolItems(
   options: { precision: Precision; receivedAt: number },
   seen: { untimestamped: boolean },
 ): AsyncGenerator<StreamedItem> {
+  // A line carries a point per field, so points are numbered on their own (a point's `i` names its history record);
+  // refusals keep the line's index.
+  let next = 0;
   for await (const line of body.textLines()) {
     const index = line.lineNumber - 1;
     if ('error' in line) {
@@ -397,7 +400,11 @@ async function* lineProtocolItems(
       continue;
     }
     if (!parsed.timestamped) seen.untimestamped = true;
-    for (const point of parsed.points) yield itemOf(point, index, options.receivedAt);
+    for (const point of parsed.points) {
+      const item = itemOf(point, index, options.receivedAt);
+      if ('point' in item) item.point.i = next++;
+      yield item;
+    }
   }
 }
 

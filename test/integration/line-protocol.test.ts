@@ -109,6 +109,21 @@ describe('InfluxDB line protocol in (POST /api/v2/write, POST /write)', () => {
     expect(await counted(h, 'lp_ok/value', 2)).toMatchObject({ count: 2, sum: 3 });
   });
 
+  it('when a line carries several fields, then each field is its own point in history, counted and listed once', async () => {
+    const now = Date.now();
+    expect((await write(h, `lp_multi usage=1,idle=2 ${now}\nlp_multi usage=3,idle=4 ${now + 1}\n`)).status).toBe(204);
+    for (const [field, values] of [
+      ['usage', [3, 1]],
+      ['idle', [4, 2]],
+    ] as const) {
+      const key = `lp_multi/${field}`;
+      expect(await counted(h, key, 2)).toMatchObject({ count: 2, sum: values[0] + values[1] });
+      await waitFor(async () => ((await storedPoints(h.db, { key })) === 2 ? true : undefined));
+      const history = await getJson(h.baseUrl, `/api/data/history?key=${encodeURIComponent(key)}`, auth);
+      expect((history.body as { items: { value: number }[] }).items.map((item) => item.value)).toEqual(values);
+    }
+  });
+
   it('when no line is valid, then it is a 400 "invalid" naming the first bad line, and nothing is stored', async () => {
     const answer = await write(h, '# a comment\nlp_bad value="text"\nlp_bad value=\n');
     expect(answer.status).toBe(400);
