@@ -9,6 +9,12 @@ import type { HistoryJob, HistoryPage, HistoryQuery, HistoryRecord } from '../co
 /** Every bucket holds points whose timestamps fall in one aligned window of this span. */
 export const HISTORY_BUCKET_SPAN_MS = 60_000;
 
+/**
+ * Most points with `meta` in one bucket: a meta of 4 KiB of JSON (MAX_META_BYTES) can take ~26 KB as BSON, and 256
+ * of them stay far below MongoDB's 16 MiB document limit; points without meta take ~40 bytes each.
+ */
+export const MAX_BUCKET_METAS = 256;
+
 /** The points of one key that one job carries within one window, as parallel arrays (index j is one point). */
 export interface HistoryBucket {
   /** `<batchId>:<i of its first point>`: fixed by the job's own points. */
@@ -41,21 +47,27 @@ export function windowEnd(t: number): number {
 }
 
 /**
- * A job's buckets: its points grouped by key and window, each bucket named by its first point. The names depend
- * only on the job's own points, so a job run again (alone, in another group, after a crash) makes the same buckets.
+ * A job's buckets: its points grouped by key and window (a new bucket after MAX_BUCKET_METAS points with meta), each
+ * bucket named by its first point. The names depend only on the job's own points, in their order, so a job run
+ * again (alone, in another group, after a crash) makes the same buckets.
  */
 export function bucketsOf(job: HistoryJob, processedAt: Date): HistoryBucket[] {
-  const groups = new Map<string, Point[]>();
+  const open = new Map<string, { points: Point[]; metas: number }>();
+  const groups: Point[][] = [];
   for (const point of job.points) {
-    const group = `${Math.floor(point.ts / HISTORY_BUCKET_SPAN_MS)}\u0000${point.key}`;
-    let points = groups.get(group);
-    if (!points) groups.set(group, (points = []));
-    points.push(point);
+    const name = `${Math.floor(point.ts / HISTORY_BUCKET_SPAN_MS)}\u0000${point.key}`;
+    let group = open.get(name);
+    if (!group || (point.meta !== undefined && group.metas === MAX_BUCKET_METAS)) {
+      open.set(name, (group = { points: [], metas: 0 }));
+      groups.push(group.points);
+    }
+    group.points.push(point);
+    if (point.meta !== undefined) group.metas += 1;
   }
   const receivedAt = job.receivedAt.getTime();
   const processed = processedAt.getTime();
   const buckets: HistoryBucket[] = [];
-  for (const points of groups.values()) {
+  for (const points of groups) {
     const first = points[0] as Point;
     let min = first.ts;
     let max = first.ts;
