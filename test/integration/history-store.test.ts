@@ -73,6 +73,13 @@ describe.each(STORAGE_PROFILES)('history of the %s profile', (profile) => {
     expect(batch.items.map((record) => record.value)).toEqual([3]);
   });
 
+  it('when a page is bounded at the last date JavaScript can hold, then it lists the records below it', async () => {
+    const repos = await open();
+    await store(repos, historyJob('hist-max', 'hist/max', [0, 1]));
+    const page = await repos.history.page({ key: 'hist/max', to: 8.64e15, limit: 10 });
+    expect(page.items.map((record) => record.value)).toEqual([2, 1]);
+  });
+
   it('when records are stored without being counted (statistics refused), then they are listed all the same', async () => {
     const repos = await open();
     await repos.history.insertJobs([historyJob('hist-d', 'hist/d', [0], [7])], new Date(), { counted: false });

@@ -1,5 +1,6 @@
 import { MongoServerError, type Collection, type Filter } from 'mongodb';
 import { AppError } from '../../domain/errors';
+import { MAX_EPOCH_MS } from '../../domain/point-schema';
 import type { HistoryJob, HistoryPage, HistoryQuery, HistoryStore } from '../contract';
 import { bucketsOf, PageMerge, windowEnd, type HistoryBucket } from './history-buckets';
 import { nativeCollection } from './models';
@@ -106,7 +107,8 @@ export class HistoryRepository implements HistoryStore {
     const max: { $gte?: Date; $lt?: Date } = {};
     if (merge.lower > -Infinity) max.$gte = new Date(merge.lower);
     if (merge.upper < Infinity) {
-      max.$lt = new Date(windowEnd(merge.upper));
+      // Past the last date JavaScript can hold, a bound is no bound (an invalid date would be sent as 1970).
+      if (windowEnd(merge.upper) <= MAX_EPOCH_MS) max.$lt = new Date(windowEnd(merge.upper));
       filter.min = { $lte: new Date(merge.upper) };
     }
     if (max.$gte || max.$lt) filter.max = max;
