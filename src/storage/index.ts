@@ -55,7 +55,7 @@ export async function createRepositories({ connection, config, redis, logger }: 
   checkStoredLayout(profile, await storedLayouts(db), config.STORAGE_PROFILE);
   const models = createModels(connection);
   if (profile.indexes) await ensureIndexes(models);
-  const history = new HistoryRepository(models.history, config.HISTORY_QUERY_TIMEOUT_MS, profile.historyColumns);
+  const history = new HistoryRepository(models.history, config.HISTORY_QUERY_TIMEOUT_MS, profile.historyColumns, config.HISTORY_RETENTION);
   const settings = { connection, db, config, redis, logger, profile, history, seriesRetention: seriesRetention(config) };
   const stores = profile.name === 'mongodb' ? createMongodbStores(settings) : await createFerretdbStores(settings);
   await stores.aggregates.prepare(new Date());

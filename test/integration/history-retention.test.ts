@@ -30,6 +30,19 @@ describe('HISTORY_RETENTION', () => {
     expect(await agesKept(repos, 'ret/a')).toEqual([1, 29]);
   });
 
+  it('when a point is past retention but its bucket is not (or not swept yet), then pages leave it out', async () => {
+    const repos = await open('30d');
+    // One bucket: the same minute 30 days back, one point a little past retention, one just within it.
+    const edge = Date.now() - 30 * DAY;
+    const start = edge - (edge % 60_000);
+    const points: Point[] = [
+      { i: 0, key: 'ret/d', value: 1, ts: Math.max(start, edge - 20_000) },
+      { i: 1, key: 'ret/d', value: 2, ts: edge + 50_000 },
+    ];
+    await repos.history.insertJobs([{ batchId: 'retention-ret/d', points, receivedAt: new Date() }], new Date());
+    expect((await repos.history.page({ key: 'ret/d', limit: 10 })).items.map((item) => item.value)).toEqual([2]);
+  });
+
   it('when history is kept (the default), then a sweep deletes nothing', async () => {
     const repos = await open('keep');
     await storeAged(repos, 'ret/b', [1, 4000]);

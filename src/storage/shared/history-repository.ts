@@ -83,6 +83,9 @@ export class HistoryRepository implements HistoryStore {
     /** HISTORY_QUERY_TIMEOUT_MS */
     private readonly queryTimeoutMs: number,
     private readonly columns: HistoryColumns = 'arrays',
+    /** HISTORY_RETENTION: points older are left out of pages before their bucket expires, as the recent tier does. */
+    private readonly retentionMs: number | null = null,
+    private readonly clock: () => number = Date.now,
   ) {
     this.collection = nativeCollection(model);
   }
@@ -99,7 +102,8 @@ export class HistoryRepository implements HistoryStore {
    * below that bound; `min` (in the index) leaves out those of that window holding only newer points.
    */
   async page(query: HistoryQuery): Promise<HistoryPage> {
-    const merge = new PageMerge(query);
+    const cutoff = this.retentionMs === null ? -Infinity : this.clock() - this.retentionMs;
+    const merge = new PageMerge({ ...query, from: Math.max(query.from ?? -Infinity, cutoff) });
     if (merge.empty) return { items: [], next: null };
     const filter: Filter<HistoryBucketDocument> = {};
     if (query.key !== undefined) filter.key = query.key;
