@@ -96,11 +96,11 @@ describe('history pages with the recent tier (FerretDB profile) and without it',
     for (const query of queries('rh/a')) await expectSameAsStore(setup, query);
     expect(await expectSameAsStore(setup, { key: 'rh/a', limit: 2 })).toBe(6);
     if (setup.repos.profile.recentHistory === 'redis-tier') {
-      const newest = await tierOf(setup).page({ key: 'rh/a', limit: 4 }, undefined);
+      const newest = await tierOf(setup).page({ key: 'rh/a', limit: 4 });
       expect(newest?.seen).toBe(12);
       expect(newest?.page.items.map((item) => item.value)).toEqual([11, 10, 9, 8]);
       // Below the floor the tier declines and the store answers.
-      expect(await tierOf(setup).page({ key: 'rh/a', limit: 4, to: T0 + 2000 }, undefined)).toBeNull();
+      expect(await tierOf(setup).page({ key: 'rh/a', limit: 4, to: T0 + 2000 })).toBeNull();
     }
   });
 
@@ -117,7 +117,7 @@ describe('history pages with the recent tier (FerretDB profile) and without it',
     expect(page.items.map((item) => item.value)).toEqual([2, 1]);
     await expectSameAsStore(setup, { key: 'rh/b', limit: 1 });
     if (setup.repos.profile.recentHistory === 'redis-tier') {
-      expect((await tierOf(setup).page({ key: 'rh/b', limit: 10 }, undefined))?.seen).toBe(2);
+      expect((await tierOf(setup).page({ key: 'rh/b', limit: 10 }))?.seen).toBe(2);
     }
   });
 
@@ -182,7 +182,7 @@ describe('history pages with the recent tier (FerretDB profile) and without it',
     const tier = tierOf(setup);
     if (setup.repos.profile.recentHistory === 'redis-tier') {
       // Half the batch is stored: the tier does not answer for it.
-      expect(await tier.batchPage({ batchId, limit: 10 }, undefined, 30)).toBeNull();
+      expect(await tier.batchPage({ batchId, limit: 10 }, 30)).toBeNull();
     }
     const rest = job(points.slice(17), batchId);
     await setup.combiner.write({ ...rest, points: rest.points.map((point, i) => ({ ...point, i: 17 + i })) });
@@ -193,10 +193,10 @@ describe('history pages with the recent tier (FerretDB profile) and without it',
     expect(all.items).toHaveLength(30);
     expect(new Set(all.items.map((item) => item.batchId))).toEqual(new Set([batchId]));
     if (setup.repos.profile.recentHistory === 'redis-tier') {
-      expect((await tier.batchPage({ batchId, limit: 100 }, undefined, 30))?.items).toEqual(all.items);
+      expect((await tier.batchPage({ batchId, limit: 100 }, 30))?.items).toEqual(all.items);
       // A bucket trimmed from its key's tier: the store answers.
       await setup.combiner.write(job(Array.from({ length: 150 }, (_, i): [string, number, number] => ['rh/batch0', i, T0 + 100_000 + i])));
-      expect(await tier.batchPage({ batchId, limit: 100 }, undefined, 30)).toBeNull();
+      expect(await tier.batchPage({ batchId, limit: 100 }, 30)).toBeNull();
       expect(await setup.repos.history.page({ batchId, limit: 100 })).toEqual(all);
     }
   });

@@ -1,4 +1,5 @@
 import type { Collection, Db, Filter } from 'mongodb';
+import { HISTORY_BUCKET_SPAN_MS, historyId } from '../../src/storage/shared/history-buckets';
 import { fromDocument } from '../../src/storage/shared/history-repository';
 import type { HistoryBucketDocument } from '../../src/storage/shared/models/history-bucket-model';
 
@@ -8,14 +9,6 @@ import type { HistoryBucketDocument } from '../../src/storage/shared/models/hist
  * filter on `key` or `batchId` (or `key: {$in: [...]}`) selects whole buckets, and with them exactly the points of
  * those keys or batches.
  */
-
-/** The aligned window of one bucket (HISTORY_BUCKET_SPAN_MS). */
-const BUCKET_SPAN_MS = 60_000;
-
-/** A point's record id: its batch and its index there. */
-export function recordId(batchId: string, index: number): string {
-  return `${batchId}:${index}`;
-}
 
 /** The collection of history buckets. */
 export function historyBuckets(db: Db): Collection<HistoryBucketDocument> {
@@ -57,7 +50,7 @@ export function recordsOf(doc: HistoryBucketDocument): StoredRecord[] {
     }
   }
   return bucket.i.map((index, j) => ({
-    _id: recordId(bucket.batchId, index),
+    _id: historyId(bucket.batchId, index),
     key: bucket.key,
     batchId: bucket.batchId,
     value: bucket.v[j] as number,
@@ -80,9 +73,10 @@ export function historyBucket(
   const first = points[0];
   if (!first) throw new Error('a bucket holds at least one point');
   const times = points.map((point) => point.ts);
-  if (new Set(times.map((ts) => Math.floor(ts / BUCKET_SPAN_MS))).size > 1) throw new Error('a bucket holds points of one aligned minute');
+  if (new Set(times.map((ts) => Math.floor(ts / HISTORY_BUCKET_SPAN_MS))).size > 1)
+    throw new Error('a bucket holds points of one aligned minute');
   return {
-    _id: recordId(batchId, first.i),
+    _id: historyId(batchId, first.i),
     key,
     batchId,
     min: new Date(Math.min(...times)),

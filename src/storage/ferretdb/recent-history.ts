@@ -2,7 +2,7 @@ import type Redis from 'ioredis';
 import type { HistoryPage, HistoryQuery, HistoryStore, HistoryJob } from '../contract';
 import { queued, withScripts, type ScriptCommands } from '../../queue/lua-scripts';
 import { BATCH_TTL_SECONDS } from '../../exactly-once/window';
-import { bucketsOf, PageMerge, windowEnd, type HistoryBucket } from '../shared/history-buckets';
+import { bucketsOf, PageMerge, windowEnd, withinRetention, type HistoryBucket } from '../shared/history-buckets';
 
 /*
  * The recent-history tier: the newest history buckets of each key, in Redis, for the FerretDB profile (see
@@ -99,9 +99,9 @@ export class RecentHistory {
     await pipeline.exec();
   }
 
-  /** One page of `query.key`'s records newest first, if the tier holds all it could contain; `cutoff` hides older ones. */
-  async page(query: HistoryQuery & { key: string }, cutoff: number | undefined): Promise<RecentAnswer> {
-    const merge = new PageMerge({ ...query, from: Math.max(query.from ?? -Infinity, cutoff ?? -Infinity) });
+  /** One page of `query.key`'s records newest first, if the tier holds all it could contain. */
+  async page(query: HistoryQuery & { key: string }): Promise<RecentAnswer> {
+    const merge = new PageMerge(query);
     if (merge.empty) return null;
     const highest = merge.upper === Infinity ? '+inf' : `(${windowEnd(merge.upper)}`;
     const lower = merge.lower === -Infinity ? NO_LOWER : String(merge.lower);
@@ -122,8 +122,8 @@ export class RecentHistory {
    * One page of a batch's records newest first (narrowed to `query.key` if set), if the tier holds all of them: its
    * index lists `batchPoints` points and each listed bucket is still in its key's tier.
    */
-  async batchPage(query: HistoryQuery & { batchId: string }, cutoff: number | undefined, batchPoints: number): Promise<HistoryPage | null> {
-    const merge = new PageMerge({ ...query, from: Math.max(query.from ?? -Infinity, cutoff ?? -Infinity) });
+  async batchPage(query: HistoryQuery & { batchId: string }, batchPoints: number): Promise<HistoryPage | null> {
+    const merge = new PageMerge(query);
     const index = await this.redis.hgetall(this.batchKeyOf(query.batchId));
     const byKey = new Map<string, string[]>();
     let points = 0;
@@ -217,16 +217,18 @@ export class TieredHistory implements HistoryStore {
   }
 
   async page(query: HistoryQuery): Promise<HistoryPage> {
-    const cutoff = this.retentionMs === null ? undefined : this.clock() - this.retentionMs;
+    // The store leaves out points past retention itself.
+    const recent = withinRetention(query, this.retentionMs, this.clock());
     // Redis unavailable: the store answers, as it would without the tier.
-    if (query.batchId !== undefined) {
-      const batchId = query.batchId;
+    if (recent.batchId !== undefined) {
+      const batchId = recent.batchId;
       const points = await this.batchPoints(batchId).catch(() => null);
-      const page = points === null ? null : await this.recent.batchPage({ ...query, batchId }, cutoff, points).catch(() => null);
+      const page = points === null ? null : await this.recent.batchPage({ ...recent, batchId }, points).catch(() => null);
       if (page) return page;
-    } else if (query.key !== undefined) {
-      const answer = await this.recent.page({ ...query, key: query.key }, cutoff).catch(() => null);
-      if (answer && answer.seen === ((await this.countOf(query.key)) ?? 0)) return answer.page;
+    } else if (recent.key !== undefined) {
+      const key = recent.key;
+      const answer = await this.recent.page({ ...recent, key }).catch(() => null);
+      if (answer && answer.seen === ((await this.countOf(key)) ?? 0)) return answer.page;
     }
     return this.store.page(query);
   }

@@ -41,6 +41,12 @@ export function historyId(batchId: string, index: number): string {
   return `${batchId}:${index}`;
 }
 
+/** The query without points past HISTORY_RETENTION (`retentionMs`, null when history is kept): `from` raised to it. */
+export function withinRetention<Q extends HistoryQuery>(query: Q, retentionMs: number | null, now: number): Q {
+  if (retentionMs === null) return query;
+  return { ...query, from: Math.max(query.from ?? -Infinity, now - retentionMs) };
+}
+
 /** The first window end after `t`: a bucket holding a point at or before `t` has its `max` below it. */
 export function windowEnd(t: number): number {
   return (Math.floor(t / HISTORY_BUCKET_SPAN_MS) + 1) * HISTORY_BUCKET_SPAN_MS;

@@ -2,7 +2,7 @@ import { MongoServerError, type Collection, type Filter } from 'mongodb';
 import { AppError } from '../../domain/errors';
 import { MAX_EPOCH_MS } from '../../domain/point-schema';
 import type { HistoryJob, HistoryPage, HistoryQuery, HistoryStore } from '../contract';
-import { bucketsOf, PageMerge, windowEnd, type HistoryBucket } from './history-buckets';
+import { bucketsOf, PageMerge, windowEnd, withinRetention, type HistoryBucket } from './history-buckets';
 import { nativeCollection } from './models';
 import type { HistoryBucketDocument, HistoryBucketModel } from './models/history-bucket-model';
 import { insertNew } from './mongo-errors';
@@ -102,8 +102,7 @@ export class HistoryRepository implements HistoryStore {
    * below that bound; `min` (in the index) leaves out those of that window holding only newer points.
    */
   async page(query: HistoryQuery): Promise<HistoryPage> {
-    const cutoff = this.retentionMs === null ? -Infinity : this.clock() - this.retentionMs;
-    const merge = new PageMerge({ ...query, from: Math.max(query.from ?? -Infinity, cutoff) });
+    const merge = new PageMerge(withinRetention(query, this.retentionMs, this.clock()));
     if (merge.empty) return { items: [], next: null };
     const filter: Filter<HistoryBucketDocument> = {};
     if (query.key !== undefined) filter.key = query.key;
