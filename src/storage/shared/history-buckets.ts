@@ -58,13 +58,17 @@ export function windowEnd(t: number): number {
  * again (alone, in another group, after a crash) makes the same buckets.
  */
 export function bucketsOf(job: HistoryJob, processedAt: Date): HistoryBucket[] {
-  const open = new Map<string, { points: Point[]; metas: number }>();
+  // By key, then by window as a number: no string is built per point (the worker runs this for every point).
+  type Group = { points: Point[]; metas: number };
+  const open = new Map<string, Map<number, Group>>();
   const groups: Point[][] = [];
   for (const point of job.points) {
-    const name = `${Math.floor(point.ts / HISTORY_BUCKET_SPAN_MS)}\u0000${point.key}`;
-    let group = open.get(name);
+    const window = Math.floor(point.ts / HISTORY_BUCKET_SPAN_MS);
+    let windows = open.get(point.key);
+    if (!windows) open.set(point.key, (windows = new Map<number, Group>()));
+    let group = windows.get(window);
     if (!group || (point.meta !== undefined && group.metas === MAX_BUCKET_METAS)) {
-      open.set(name, (group = { points: [], metas: 0 }));
+      windows.set(window, (group = { points: [], metas: 0 }));
       groups.push(group.points);
     }
     group.points.push(point);
