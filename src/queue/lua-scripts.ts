@@ -22,7 +22,7 @@ const FILES = {
   batchCommit: 'batch-commit.lua',
   batchCreate: 'batch-create-1.lua',
   batchFail: 'batch-fail-1.lua',
-  recentHistoryAdd: 'recent-history-add-3.lua',
+  recentHistoryAdd: 'recent-history-add.lua',
   recentHistoryRead: 'recent-history-read-3.lua',
   seriesApply: 'series-apply-0.lua',
   packedVersionsPublish: 'packed-versions-publish-1.lua',

@@ -201,6 +201,22 @@ describe('history pages with the recent tier (FerretDB profile) and without it',
     }
   });
 
+  it('when one job holds points of hundreds of keys, one of them late below its floor, then that key alone is left to the store', async () => {
+    const setup = await open();
+    await twelvePoints(setup, 'rh/many-late');
+    // 300 keys: more than one call of the tier's add script carries; the late point first, in the same call as others.
+    const points = Array.from({ length: 300 }, (_, i): [string, number, number] => [`rh/many${i}`, i, T0 + i]);
+    await setup.combiner.write(job([['rh/many-late', 55, T0 - 1000], ...points]));
+    const tiered = setup.repos.profile.recentHistory === 'redis-tier';
+    const tier = tierOf(setup);
+    for (const key of ['rh/many0', 'rh/many150', 'rh/many299']) {
+      if (tiered) expect((await tier.page({ key, limit: 10 }))?.page.items.map((item) => item.key)).toEqual([key]);
+      await expectSameAsStore(setup, { key, limit: 10 });
+    }
+    if (tiered) expect(await tier.page({ key: 'rh/many-late', limit: 100 })).toBeNull();
+    for (const query of queries('rh/many-late')) await expectSameAsStore(setup, query);
+  });
+
   it('when a key has no points, then its page is empty', async () => {
     const setup = await open();
     await twelvePoints(setup, 'rh/f');

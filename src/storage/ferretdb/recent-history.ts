@@ -26,7 +26,7 @@ import { bucketsOf, PageMerge, windowEnd, withinRetention, type HistoryBucket } 
  * is answered only when its index lists all of the batch's points and every listed bucket is still in its key's tier.
  */
 
-// Separators of the buckets sent to recent-history-add-3.lua: JSON escapes both inside strings, and ids and numbers hold neither.
+// Separators of the buckets sent to recent-history-add.lua: JSON escapes both inside strings, and ids and numbers hold neither.
 const SEP = '\u0001';
 const END = '\u0002';
 
@@ -35,6 +35,9 @@ type BucketJson = [number[], number[], number[], HistoryBucket['y'] | null, Hist
 
 /** What the tier holds for one query, or why it cannot answer. */
 export type RecentAnswer = { page: HistoryPage; seen: number } | null;
+
+// Keys per call of the add script: ~3 KEYS each; one call runs alone in Redis, so it stays a few ms at most.
+const ADD_KEYS_PER_CALL = 128;
 
 // Bounds for the read script, which compares them as numbers too.
 const NO_LOWER = '-1e300';
@@ -78,16 +81,23 @@ export class RecentHistory {
       const batchKey = this.batchKeyOf(job.batchId);
       pipeline.hset(batchKey, ...index).expire(batchKey, BATCH_TTL_SECONDS);
     }
-    // One script call per key (recent-history-add-3.lua): each bucket once, then the tier trimmed to its cap.
-    for (const [key, entries] of byKey) pipeline.recentHistoryAdd(...this.keysOf(key), this.cap, entries.join(''));
+    // One script call per ADD_KEYS_PER_CALL keys (recent-history-add.lua): each bucket once, then each key's tier
+    // trimmed to its cap. With one point per key, a call per key cost more than the buckets it carried.
+    const keys = [...byKey];
+    let calls = 0;
+    for (let start = 0; start < keys.length; start += ADD_KEYS_PER_CALL) {
+      const slice = keys.slice(start, start + ADD_KEYS_PER_CALL);
+      const redisKeys = slice.flatMap(([key]) => this.keysOf(key));
+      pipeline.recentHistoryAdd(redisKeys.length, ...redisKeys, this.cap, ...slice.map(([, entries]) => entries.join('')));
+      calls += 1;
+    }
     const replies = (await pipeline.exec()) ?? [];
     const failed = replies.find(([error]) => error !== null);
     if (failed?.[0]) throw failed[0];
     // A batch with a bucket trimmed from its key's tier can no longer be read from the tier: its index goes too.
     const trimmed = new Set<string>();
-    for (const [, reply] of replies.slice(replies.length - byKey.size)) {
-      for (const id of (reply as (number | string)[]).slice(1))
-        trimmed.add(this.batchKeyOf(String(id).slice(0, String(id).lastIndexOf(':'))));
+    for (const [, reply] of replies.slice(replies.length - calls)) {
+      for (const id of reply as string[]) trimmed.add(this.batchKeyOf(id.slice(0, id.lastIndexOf(':'))));
     }
     if (trimmed.size > 0) await this.redis.del(...trimmed);
   }
