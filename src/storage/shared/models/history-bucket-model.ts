@@ -20,10 +20,14 @@ export interface HistoryBucketDocument {
   /** Types and meta, present only when a point has one (null for the others). */
   y?: (string | null)[];
   m?: (Record<string, unknown> | null)[];
-  /** The same columns packed in one string, instead of the arrays (the FerretDB profile: StorageProfile.historyColumns). */
+  /**
+   * The same columns packed in one string with the two times below, instead of the arrays and those fields (the
+   * FerretDB profile: StorageProfile.historyColumns).
+   */
   p?: string;
-  receivedAt: Date;
-  processedAt: Date;
+  /** When its batch was received and when it was stored: fields beside the arrays, inside `p` when packed. */
+  receivedAt?: Date;
+  processedAt?: Date;
 }
 
 const historyBucketSchema = new Schema<HistoryBucketDocument>(
@@ -40,8 +44,8 @@ const historyBucketSchema = new Schema<HistoryBucketDocument>(
     y: { type: [Schema.Types.Mixed], default: undefined },
     m: { type: [Schema.Types.Mixed], default: undefined },
     p: String,
-    receivedAt: { type: Date, required: true },
-    processedAt: { type: Date, required: true },
+    receivedAt: Date,
+    processedAt: Date,
   },
   { collection: 'history', versionKey: false, autoIndex: false },
 );
