@@ -217,6 +217,22 @@ describe('history pages with the recent tier (FerretDB profile) and without it',
     for (const query of queries('rh/many-late')) await expectSameAsStore(setup, query);
   });
 
+  it('when a key in a later call of the add script trims a batch’s bucket, then that batch’s index is deleted and the other kept', async () => {
+    const setup = await open();
+    const keys = Array.from({ length: 300 }, (_, i) => `rh/trim${i}`);
+    const first = job(keys.map((key, i): [string, number, number] => [key, i, T0 + i]));
+    await setup.combiner.write(first);
+    // Ten newer points of the 300th key (the third call of 128 keys) trim its bucket of the first batch; one each of the others trims nothing.
+    const newer = keys.slice(0, 299).map((key, i): [string, number, number] => [key, i, T0 + 60_000 + i]);
+    const second = job([...newer, ...Array.from({ length: 10 }, (_, i): [string, number, number] => ['rh/trim299', i, T0 + 120_000 + i])]);
+    await setup.combiner.write(second);
+    await expectSameAsStore(setup, { key: 'rh/trim299', limit: 20 });
+    if (setup.repos.profile.recentHistory !== 'redis-tier') return;
+    const indexOf = (batchId: string): string => `${setup.config.QUEUE_NAME}:recent:batch:${batchId}`;
+    expect(await own.redis().exists(indexOf(first.batchId))).toBe(0);
+    expect(await own.redis().exists(indexOf(second.batchId))).toBe(1);
+  });
+
   it('when a key has no points, then its page is empty', async () => {
     const setup = await open();
     await twelvePoints(setup, 'rh/f');

@@ -171,7 +171,8 @@ export class RecentHistory {
   }
 
   private keysOf(key: string): [string, string, string] {
-    // One hash tag per key keeps its three keys in one slot (Redis Cluster).
+    // A hash tag per key keeps its three keys together; the add script takes many keys a call, so the tier needs one
+    // Redis server (as the rollups' script does), not a Cluster.
     const base = `${this.prefix}:recent:{${key}}`;
     return [`${base}:z`, `${base}:d`, `${base}:m`];
   }

@@ -35,31 +35,33 @@ function toDocument(bucket: HistoryBucket, columns: HistoryColumns): HistoryBuck
   return doc;
 }
 
-/** A stored bucket, either way its columns are stored. */
+/** A stored bucket, either way its columns are stored (one layout per profile: no other is read). */
 export function fromDocument(doc: HistoryBucketDocument): HistoryBucket {
-  const bucket: HistoryBucket = {
-    id: doc._id,
-    key: doc.key,
-    batchId: doc.batchId,
-    min: doc.min.getTime(),
-    max: doc.max.getTime(),
-    n: doc.n,
-    i: doc.i ?? [],
-    t: doc.t?.map((date) => date.getTime()) ?? [],
-    v: doc.v ?? [],
-    receivedAt: doc.receivedAt?.getTime() ?? 0,
-    processedAt: doc.processedAt?.getTime() ?? 0,
-  };
+  const { _id: id, key, batchId, n } = doc;
+  const base = { id, key, batchId, min: doc.min.getTime(), max: doc.max.getTime(), n };
+  let bucket: HistoryBucket;
+  let y: HistoryBucket['y'] | null | undefined;
+  let m: HistoryBucket['m'] | null | undefined;
   if (doc.p !== undefined) {
-    const [i, t, v, y, m, receivedAt, processedAt] = JSON.parse(doc.p) as PackedColumns;
-    Object.assign(bucket, { i, t, v, receivedAt, processedAt });
-    if (y) bucket.y = y;
-    if (m) bucket.m = m;
-    return bucket;
+    const [i, t, v, types, metas, receivedAt, processedAt] = JSON.parse(doc.p) as PackedColumns;
+    bucket = { ...base, i, t, v, receivedAt, processedAt };
+    [y, m] = [types, metas];
+  } else {
+    const i = doc.i ?? [];
+    const t = doc.t?.map((date) => date.getTime()) ?? [];
+    bucket = { ...base, i, t, v: doc.v ?? [], receivedAt: timeOf(doc, 'receivedAt'), processedAt: timeOf(doc, 'processedAt') };
+    [y, m] = [doc.y, doc.m];
   }
-  if (doc.y) bucket.y = doc.y;
-  if (doc.m) bucket.m = doc.m;
+  if (y) bucket.y = y;
+  if (m) bucket.m = m;
   return bucket;
+}
+
+/** A time field of a bucket stored with arrays; every such bucket is written with both. */
+function timeOf(doc: HistoryBucketDocument, field: 'receivedAt' | 'processedAt'): number {
+  const date = doc[field];
+  if (!date) throw new Error(`history bucket ${doc._id} has no ${field}`);
+  return date.getTime();
 }
 
 const NAMESPACE_NOT_FOUND = 26;
