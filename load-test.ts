@@ -11,9 +11,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { escapeMeasurement } from './src/domain/line-protocol';
+import { commandOptions, parseCommandLine, UsageError } from './scripts/cli';
 
 const HELP = `Usage: npm run load-test -- [options]
 
@@ -55,11 +55,6 @@ export interface Options {
   json: boolean;
   /** Sent as `Authorization: Bearer` when the service has API keys (an ingest key reads too). */
   apiKey: string | undefined;
-}
-
-/** A problem with the command line: exit code 2, with the help hint. */
-class UsageError extends Error {
-  override name = 'UsageError';
 }
 
 /** The run cannot go on (a request was refused, the API is unreachable). */
@@ -129,29 +124,19 @@ function parsePrefix(text: string | undefined): string {
 }
 
 function readArgs(argv: string[]) {
-  try {
-    return parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        url: { type: 'string' },
-        points: { type: 'string' },
-        batch: { type: 'string' },
-        concurrency: { type: 'string' },
-        keys: { type: 'string' },
-        format: { type: 'string' },
-        timeout: { type: 'string' },
-        prefix: { type: 'string' },
-        'api-key': { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }).values;
-  } catch (error) {
-    // parseArgs throws a TypeError for an unknown option or a missing value.
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
+  return parseCommandLine(argv, {
+    url: { type: 'string' },
+    points: { type: 'string' },
+    batch: { type: 'string' },
+    concurrency: { type: 'string' },
+    keys: { type: 'string' },
+    format: { type: 'string' },
+    timeout: { type: 'string' },
+    prefix: { type: 'string' },
+    'api-key': { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
 }
 
 /** The options, or null when `--help` was asked for. */
@@ -878,18 +863,8 @@ export async function run(options: Options, baseTs = Date.now()): Promise<Summar
 }
 
 async function main(): Promise<number> {
-  let options: Options | null;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`load-test: ${error.message}\nRun with --help for the options.\n`);
-    return 2;
-  }
-  if (!options) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const options = commandOptions('load-test', HELP, parseOptions);
+  if (typeof options === 'number') return options;
   try {
     const summary = await run(options);
     printSummary(summary, options.json ? process.stderr : process.stdout);

@@ -16,7 +16,8 @@ import { describe, secondsSince } from '../load-test';
 import { log, newRunId, withoutDatabase, type BenchContext } from './common';
 import { writeDocs } from './docs';
 import { runNaive } from './naive-run';
-import { HELP, parseBenchOptions, UsageError, type BenchOptions } from './options';
+import { commandOptions } from '../scripts/cli';
+import { HELP, parseBenchOptions, type BenchOptions } from './options';
 import { ROOT } from './processes';
 import { redisVersion } from './redis-usage';
 import { formatPhases, formatTable, formatTargets } from './report';
@@ -300,18 +301,8 @@ function printReport(results: BenchResults): void {
 const EXIT_CODES = { EXACT: 0, INVALID: 1, TIMEOUT: 3, INEXACT: 0 } as const;
 
 async function main(): Promise<number> {
-  let options: BenchOptions | null;
-  try {
-    options = parseBenchOptions(process.argv.slice(2));
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`bench: ${error.message}\nRun with --help for the options.\n`);
-    return 2;
-  }
-  if (!options) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const options = commandOptions('bench', HELP, parseBenchOptions);
+  if (typeof options === 'number') return options;
   if (options.report) {
     const file = path.resolve(options.report);
     const results = JSON.parse(fs.readFileSync(file, 'utf8')) as BenchResults;

@@ -9,7 +9,6 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
 import { MongoClient } from 'mongodb';
 import type { Connection } from 'mongoose';
@@ -29,7 +28,7 @@ import { WriteCombiner, type StoreWrite } from '../src/services/write-combiner';
 import { createRepositories } from '../src/storage';
 import { connectMongo } from '../src/storage/connect';
 import { databaseUri, dropDatabase, log, newRunId, percentile, withoutDatabase } from './common';
-import { UsageError } from './options';
+import { commandOptions, parseCommandLine, UsageError } from '../scripts/cli';
 import { BenchProcess, freePort, ROOT, waitForHttp } from './processes';
 import { serviceEnv } from './service-run';
 import { deleteRunKeys, readRedisUsage, redisVersion, type RedisUsage } from './redis-usage';
@@ -94,24 +93,14 @@ function count(name: string, text: string, min: number): number {
 
 /** The options, or null when `--help` was asked for. */
 function parseOptions(argv: string[]): Options | null {
-  let values;
-  try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        points: { type: 'string', default: '1e7' },
-        keys: { type: 'string', default: '100' },
-        requests: { type: 'string', default: '200' },
-        'no-build': { type: 'boolean', default: false },
-        out: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }).values;
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
+  const values = parseCommandLine(argv, {
+    points: { type: 'string', default: '1e7' },
+    keys: { type: 'string', default: '100' },
+    requests: { type: 'string', default: '200' },
+    'no-build': { type: 'boolean', default: false },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) return null;
   const points = count('points', values.points, 1);
   // One millisecond apart at least: every point of a key has its own timestamp, so a page's order is known.
@@ -634,18 +623,8 @@ function resultsPath(options: Options, startedAt: Date): string {
 }
 
 async function main(): Promise<number> {
-  let options: Options | null;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`bench:history: ${error.message}\nRun with --help for the options.\n`);
-    return 2;
-  }
-  if (!options) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const options = commandOptions('bench:history', HELP, parseOptions);
+  if (typeof options === 'number') return options;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
       if (stop.signal.aborted) process.exit(130);

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseCommandLine, UsageError } from '../scripts/cli';
 
 export const HELP = `Usage: npm run bench -- [options]
 
@@ -69,11 +69,6 @@ export interface BenchOptions {
   argv: string[];
 }
 
-/** A problem with the command line: exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
-
 /** Whole numbers, in plain or exponent form (1e5); at least `min`. */
 function count(name: string, text: string, min: number): number {
   const value = Number(text);
@@ -111,37 +106,27 @@ const FULL = {
 
 /** The options, or null when `--help` was asked for. */
 export function parseBenchOptions(argv: string[]): BenchOptions | null {
-  let values;
-  try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        sizes: { type: 'string' },
-        keys: { type: 'string' },
-        'key-counts': { type: 'string' },
-        'key-points': { type: 'string' },
-        workers: { type: 'string' },
-        'naive-sample': { type: 'string' },
-        'ceiling-jobs': { type: 'string' },
-        batch: { type: 'string' },
-        concurrency: { type: 'string' },
-        'latency-seconds': { type: 'string' },
-        reads: { type: 'string' },
-        'phase-timeout': { type: 'string' },
-        budget: { type: 'string' },
-        smoke: { type: 'boolean', default: false },
-        'no-build': { type: 'boolean', default: false },
-        'no-docs': { type: 'boolean', default: false },
-        out: { type: 'string' },
-        report: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }).values;
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
+  const values = parseCommandLine(argv, {
+    sizes: { type: 'string' },
+    keys: { type: 'string' },
+    'key-counts': { type: 'string' },
+    'key-points': { type: 'string' },
+    workers: { type: 'string' },
+    'naive-sample': { type: 'string' },
+    'ceiling-jobs': { type: 'string' },
+    batch: { type: 'string' },
+    concurrency: { type: 'string' },
+    'latency-seconds': { type: 'string' },
+    reads: { type: 'string' },
+    'phase-timeout': { type: 'string' },
+    budget: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
+    'no-build': { type: 'boolean', default: false },
+    'no-docs': { type: 'boolean', default: false },
+    out: { type: 'string' },
+    report: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) return null;
   const defaults = values.smoke ? SMOKE : FULL;
   const option = <T>(text: string | undefined, parse: (text: string) => T, fallback: T): T => (text === undefined ? fallback : parse(text));

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { compareCore, percentile } from '../../bench/common';
 import { FINDINGS_END, FINDINGS_START, readFindings, renderMarkdown, renderSvg } from '../../bench/docs';
-import { parseBenchOptions, UsageError } from '../../bench/options';
+import { parseBenchOptions } from '../../bench/options';
+import { UsageError } from '../../scripts/cli';
 import { evaluateTargets, type TargetRow } from '../../bench/report';
 import {
   naiveStatusOf,
