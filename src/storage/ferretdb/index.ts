@@ -22,7 +22,8 @@ import type { Config } from '../../config/config';
 import type { SeriesRetention } from '../../domain/series';
 import { BatchStore } from '../../exactly-once/batch-store';
 import { GUARD_RETENTION } from '../../exactly-once/guard';
-import type { AggregateStore, HistoryStore } from '../contract';
+import type { AggregateStore } from '../contract';
+import type { HistoryRepository } from '../shared/history-repository';
 import type { ProfileStores } from '../profile';
 import { KeyLocks } from './key-locks';
 import { PackedAggregateRepository } from './packed-aggregate-repository';
@@ -38,7 +39,7 @@ export interface FerretdbStoreSettings {
   logger: Logger;
   seriesRetention: SeriesRetention;
   /** The database's history, which the recent tier stands in front of. */
-  history: HistoryStore;
+  history: HistoryRepository;
 }
 
 export async function createFerretdbStores(settings: FerretdbStoreSettings): Promise<ProfileStores> {

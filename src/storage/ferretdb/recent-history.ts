@@ -3,6 +3,7 @@ import type { HistoryPage, HistoryQuery, HistoryStore, HistoryJob } from '../con
 import { queued, withScripts, type ScriptCommands } from '../../queue/lua-scripts';
 import { BATCH_TTL_SECONDS } from '../../exactly-once/window';
 import { bucketsOf, PageMerge, windowEnd, withinRetention, type HistoryBucket } from '../shared/history-buckets';
+import type { HistoryRepository } from '../shared/history-repository';
 
 /*
  * The recent-history tier: the newest history buckets of each key, in Redis, for the FerretDB profile (see
@@ -55,30 +56,32 @@ export class RecentHistory {
     this.redis = withScripts(redis);
   }
 
-  /** Adds the jobs' buckets (already in the store, their points already counted); buckets already here stay. */
-  async add(jobs: readonly HistoryJob[], processedAt: Date): Promise<void> {
+  /** Adds buckets (already in the store, their points already counted); buckets already here stay. */
+  async add(buckets: readonly HistoryBucket[]): Promise<void> {
     const byKey = new Map<string, string[]>();
+    const byBatch = new Map<string, string[]>();
+    for (const bucket of buckets) {
+      const json: BucketJson = [
+        bucket.i,
+        bucket.t,
+        bucket.v,
+        bucket.y ?? null,
+        bucket.m ?? null,
+        bucket.batchId,
+        bucket.receivedAt,
+        bucket.processedAt,
+      ];
+      let entries = byKey.get(bucket.key);
+      if (!entries) byKey.set(bucket.key, (entries = []));
+      entries.push(`${bucket.id}${SEP}${bucket.max}${SEP}${bucket.n}${SEP}${bucket.min}${SEP}${JSON.stringify(json)}${END}`);
+      let index = byBatch.get(bucket.batchId);
+      if (!index) byBatch.set(bucket.batchId, (index = []));
+      index.push(bucket.id, `${bucket.key}${SEP}${bucket.n}`);
+    }
     const pipeline = queued(this.redis.pipeline());
-    for (const job of jobs) {
-      const index: string[] = [];
-      for (const bucket of bucketsOf(job, processedAt)) {
-        const json: BucketJson = [
-          bucket.i,
-          bucket.t,
-          bucket.v,
-          bucket.y ?? null,
-          bucket.m ?? null,
-          bucket.batchId,
-          bucket.receivedAt,
-          bucket.processedAt,
-        ];
-        let entries = byKey.get(bucket.key);
-        if (!entries) byKey.set(bucket.key, (entries = []));
-        entries.push(`${bucket.id}${SEP}${bucket.max}${SEP}${bucket.n}${SEP}${bucket.min}${SEP}${JSON.stringify(json)}${END}`);
-        index.push(bucket.id, `${bucket.key}${SEP}${bucket.n}`);
-      }
+    for (const [batchId, index] of byBatch) {
       // A job run again writes the same fields.
-      const batchKey = this.batchKeyOf(job.batchId);
+      const batchKey = this.batchKeyOf(batchId);
       pipeline.hset(batchKey, ...index).expire(batchKey, BATCH_TTL_SECONDS);
     }
     // One script call per ADD_KEYS_PER_CALL keys (recent-history-add.lua): each bucket once, then each key's tier
@@ -205,7 +208,7 @@ function decode(key: string, json: string): HistoryBucket {
  */
 export class TieredHistory implements HistoryStore {
   constructor(
-    private readonly store: HistoryStore,
+    private readonly store: HistoryRepository,
     private readonly recent: RecentHistory,
     /** The key's count of points in its statistics, null when it has none. */
     private readonly countOf: (key: string) => Promise<number | null>,
@@ -219,11 +222,12 @@ export class TieredHistory implements HistoryStore {
     if (options.counted === false) {
       // Before the store: a failure in between must not leave the tier answering without these records.
       await this.recent.invalidate(jobs.flatMap((job) => job.points.map((point) => point.key)));
-      return this.store.insertJobs(jobs, processedAt, options);
+      return this.store.insertJobs(jobs, processedAt);
     }
-    // After the store: the tier never lists a record the store lacks.
-    const inserted = await this.store.insertJobs(jobs, processedAt);
-    await this.recent.add(jobs, processedAt);
+    // After the store: the tier never lists a record the store lacks. The same buckets for both, made once.
+    const buckets = jobs.flatMap((job) => bucketsOf(job, processedAt));
+    const inserted = await this.store.insertBuckets(buckets);
+    await this.recent.add(buckets);
     return inserted;
   }
 

@@ -94,7 +94,12 @@ export class HistoryRepository implements HistoryStore {
 
   /** Several jobs' buckets in one unordered insert; buckets already there (a job run again) stay as they are. */
   insertJobs(jobs: readonly HistoryJob[], processedAt: Date): Promise<number> {
-    const documents = jobs.flatMap((job) => bucketsOf(job, processedAt).map((bucket) => toDocument(bucket, this.columns)));
+    return this.insertBuckets(jobs.flatMap((job) => bucketsOf(job, processedAt)));
+  }
+
+  /** Inserts buckets made by `bucketsOf` (the tiered history makes them once for the store and the tier). */
+  insertBuckets(buckets: readonly HistoryBucket[]): Promise<number> {
+    const documents = buckets.map((bucket) => toDocument(bucket, this.columns));
     return insertNew(this.collection, documents, (document) => document.n);
   }
 
